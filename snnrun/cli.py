@@ -1,0 +1,142 @@
+"""The ``snnrun`` command: picks the subcommand, hands the rest of the arguments to Hydra.
+
+    snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
+    snnrun eval run_dir=DIR [key=value ...]          re-evaluate a finished run
+    snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Callable
+
+from omegaconf.errors import OmegaConfBaseException
+
+from snnrun.errors import ConfigError
+from snnrun.logging import console
+
+USAGE = __doc__
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Print user errors as one clear block without a traceback, exit code 2."""
+    try:
+        yield
+    except ConfigError as e:
+        where = f"[bold]{e.key}[/]: " if e.key else ""
+        console.print(f"[bold red]error:[/] {where}{e.message}", soft_wrap=True)
+        sys.exit(2)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        msg = str(e).splitlines()[0]
+        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{msg}", soft_wrap=True)
+        sys.exit(2)
+
+
+def _hydra_app(task: Callable, args: list[str]) -> None:
+    import hydra
+
+    from snnrun.config import PACKAGE_DIR, config_dir
+
+    conf = config_dir()
+    config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
+    sys.argv = ["snnrun", *args]
+    hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)()
+
+
+def _train_task(cfg):
+    from hydra.core.hydra_config import HydraConfig
+
+    from snnrun.train import train
+
+    with user_errors():
+        summary = train(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+    return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
+
+
+def _eval(args: list[str]) -> None:
+    from snnrun.train import evaluate_run
+
+    with user_errors():
+        kv = dict(a.split("=", 1) for a in args if "=" in a)
+        bad = [a for a in args if "=" not in a]
+        if bad:
+            raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key="eval")
+        if "run_dir" not in kv:
+            raise ConfigError("say which run to evaluate: snnrun eval run_dir=outputs/<date>/<time>_<model>",
+                              key="run_dir")
+        run_dir = kv.pop("run_dir")
+        out = evaluate_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+        console.print(f"test_accuracy {out['test_accuracy']:.4f} ({out['best_decoder']}); "
+                      f"written to {run_dir}/eval.json")
+
+
+def _list(args: list[str]) -> None:
+    from rich.table import Table
+
+    from snnrun.config import config_dir, model_names
+    from snnrun.registry import did_you_mean, first_doc_line
+
+    kinds = registries()
+    kinds_all = [*kinds, "models"]
+    with user_errors():
+        wanted = args or kinds_all
+        for k in wanted:
+            if k not in kinds_all:
+                raise ConfigError(f"unknown kind '{k}'.{did_you_mean(k, kinds_all)} Allowed: "
+                                  f"{', '.join(kinds_all)}", key="list")
+    for k in wanted:
+        table = Table(title=k, title_justify="left", show_header=False, box=None, padding=(0, 2))
+        if k == "models":
+            for name in model_names():
+                first = (config_dir() / "model" / f"{name}.yaml").read_text().splitlines()[0]
+                table.add_row(f"[bold]{name}[/]", first.lstrip("# "))
+        else:
+            reg = kinds[k]
+            for name, cls in reg.items():
+                aliases = reg.aliases_of(name)
+                shown = name + (f" ({', '.join(aliases)})" if aliases else "")
+                table.add_row(f"[bold]{shown}[/]", first_doc_line(cls))
+        console.print(table)
+
+
+def registries() -> dict:
+    import snnrun.data  # noqa: F401  (registration side effects)
+    from snnrun.connections import Connection
+    from snnrun.data import DatasetSource
+    from snnrun.decoders import Decoder
+    from snnrun.encoders import Encoder
+    from snnrun.learning import LearningRule
+    from snnrun.neurons import NeuronModel
+
+    return {"neurons": NeuronModel.registry, "encoders": Encoder.registry,
+            "connections": Connection.registry, "learners": LearningRule.registry,
+            "decoders": Decoder.registry, "datasets": DatasetSource.registry}
+
+
+COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd_at = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+    if cmd_at is None:
+        if argv and argv[0] in ("-h", "--help"):
+            console.print(USAGE)
+            return
+        console.print(USAGE)
+        unknown = next((a for a in argv if not a.startswith("-")), None)
+        if unknown:
+            from snnrun.registry import did_you_mean
+
+            console.print(f"[bold red]error:[/] unknown command '{unknown}'.{did_you_mean(unknown, COMMANDS)} "
+                          f"Commands: {', '.join(COMMANDS)}")
+        sys.exit(2)
+    cmd = argv[cmd_at]
+    COMMANDS[cmd](argv[:cmd_at] + argv[cmd_at + 1:])
+
+
+if __name__ == "__main__":
+    main()

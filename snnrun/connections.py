@@ -1,0 +1,135 @@
+"""Connections turn the source group's spikes of the last step into input current for the target.
+
+Weights are plain tensors (buffers) for local learning rules; they are saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from snnrun.errors import ConfigError
+from snnrun.registry import Registry
+
+
+def init_weights(shape: tuple[int, ...], init, name: str = "init") -> torch.Tensor:
+    """Initial weights from a config node: a number (constant) or
+    ``{type: uniform, low, high}``, ``{type: normal, mean, std}``, ``{type: constant, value}``."""
+    if isinstance(init, (int, float)):
+        return torch.full(shape, float(init))
+    init = dict(init or {"type": "uniform", "low": 0.0, "high": 0.3})
+    kind = init.pop("type", "uniform")
+    try:
+        if kind == "uniform":
+            low, high = float(init.pop("low", 0.0)), float(init.pop("high", 0.3))
+            w = low + (high - low) * torch.rand(shape)
+        elif kind == "normal":
+            w = float(init.pop("mean", 0.0)) + float(init.pop("std", 0.1)) * torch.randn(shape)
+        elif kind == "constant":
+            w = torch.full(shape, float(init.pop("value")))
+        else:
+            raise ConfigError(f"unknown weight init '{kind}'. Allowed: uniform, normal, constant",
+                              key=f"{name}.type")
+    except KeyError as e:
+        raise ConfigError(f"weight init '{kind}' needs {e}", key=name)
+    if init:
+        raise ConfigError(f"unknown option(s) {sorted(init)} for weight init '{kind}'",
+                          key=name)
+    return w
+
+
+class Connection(nn.Module):
+    """Base class: ``forward(source_spikes (B, *src)) -> current (B, *tgt)``.
+
+    ``wmin``/``wmax`` bound the weights after every learning update (hard clamp, BindsNET's
+    semantics). ``norm`` rescales, after each sample, every target neuron's incoming weights so
+    that their absolute sum equals ``norm`` (Diehl & Cook's per-neuron weight normalisation).
+    """
+
+    registry: Registry = Registry("connection")
+
+    @classmethod
+    def register(cls, name: str, *aliases: str):
+        return cls.registry.register(name, *aliases)
+
+    @classmethod
+    def build(cls, node, key: str | None = None, **runtime) -> "Connection":
+        return cls.registry.build(node, key=key, **runtime)
+
+    def __init__(self, source: str, target: str, *, source_shape=(1,), target_shape=(1,),
+                 wmin: float | None = None, wmax: float | None = None, norm: float | None = None):
+        super().__init__()
+        self.source, self.target = str(source), str(target)
+        self.source_shape, self.target_shape = tuple(source_shape), tuple(target_shape)
+        self.n_source, self.n_target = math.prod(self.source_shape), math.prod(self.target_shape)
+        self.wmin = -math.inf if wmin is None else float(wmin)
+        self.wmax = math.inf if wmax is None else float(wmax)
+        if self.wmin > self.wmax:
+            raise ConfigError(f"wmin ({wmin}) is larger than wmax ({wmax})", key="wmin")
+        self.norm = None if norm is None else float(norm)
+
+    def clamp(self) -> None:
+        if math.isfinite(self.wmin) or math.isfinite(self.wmax):
+            self.w.clamp_(self.wmin, self.wmax)
+
+    def normalize(self) -> None:
+        """Rescale each target neuron's incoming |w| to sum to ``norm`` (no-op without norm)."""
+
+
+@Connection.register("dense", "all_to_all")
+class DenseConnection(Connection):
+    """All-to-all weights ``w`` of shape (n_source, n_target): ``I = s @ w``."""
+
+    def __init__(self, source: str, target: str, *, init=None, **kw):
+        super().__init__(source, target, **kw)
+        w = init_weights((self.n_source, self.n_target), init)
+        self.register_buffer("w", w.clamp(self.wmin, self.wmax))
+        self.normalize()
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return (s.reshape(s.shape[0], -1) @ self.w).view(s.shape[0], *self.target_shape)
+
+    def normalize(self) -> None:
+        if self.norm is None:
+            return
+        total = self.w.abs().sum(0, keepdim=True)
+        total = torch.where(total == 0, torch.ones_like(total), total)
+        self.w.mul_(self.norm / total)
+
+
+@Connection.register("one_to_one")
+class OneToOneConnection(Connection):
+    """Neuron i of the source drives neuron i of the target with its own weight: ``I = s * w``."""
+
+    def __init__(self, source: str, target: str, *, weight=1.0, **kw):
+        super().__init__(source, target, **kw)
+        if self.n_source != self.n_target:
+            raise ConfigError(f"one_to_one needs equal sizes, got source '{source}' with "
+                              f"{self.n_source} and target '{target}' with {self.n_target} neurons",
+                              key=None)
+        self.register_buffer("w", init_weights((self.n_target,), weight, "weight"))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return (s.reshape(s.shape[0], -1) * self.w).view(s.shape[0], *self.target_shape)
+
+
+@Connection.register("lateral", "all_to_all_but_self")
+class LateralConnection(Connection):
+    """Every neuron drives every other neuron of the same size group (no self-connection),
+    with one shared ``weight``: ``I_j = weight * sum_{i != j} s_i``.
+
+    Equal to a dense matrix ``weight * (1 - I)`` (BindsNET's D&C inhibition) in O(n) per step.
+    """
+
+    def __init__(self, source: str, target: str, *, weight: float = -17.5, **kw):
+        super().__init__(source, target, **kw)
+        if self.n_source != self.n_target:
+            raise ConfigError(f"lateral needs equal sizes, got {self.n_source} and {self.n_target}",
+                              key=None)
+        self.register_buffer("w", torch.tensor(float(weight)))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        flat = s.reshape(s.shape[0], -1)
+        return (self.w * (flat.sum(1, keepdim=True) - flat)).view(s.shape[0], *self.target_shape)

@@ -1,0 +1,246 @@
+"""Datasets, registered by name. Each returns float images in [0, 1] and integer labels.
+
+``digits`` (scikit-learn's bundled 8x8 handwritten digits) is the embedded default so the main
+command works offline; ``mnist``/``fashion_mnist`` go through torchvision; ``synthetic`` makes
+noisy class prototypes for tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snnrun.errors import ConfigError
+from snnrun.registry import Registry
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, *shape) float in [0, 1]
+    y: torch.Tensor  # (N,) long
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def limit(self, n: int | None) -> "Split":
+        return self if n is None else Split(self.x[: int(n)], self.y[: int(n)])
+
+
+@dataclass
+class Dataset:
+    train: Split
+    test: Split
+    shape: tuple[int, ...]
+    n_classes: int
+    name: str
+
+
+class DatasetSource:
+    """Base class: ``load() -> Dataset``. ``limit_train``/``limit_test`` cap the sample counts."""
+
+    registry: Registry = Registry("dataset")
+
+    @classmethod
+    def register(cls, name: str, *aliases: str):
+        return cls.registry.register(name, *aliases)
+
+    def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
+                 limit_test: int | None = None, n_inputs: int | None = None):
+        # shape / n_classes / n_inputs are declared in the data config so that model configs
+        # can interpolate them (${data.n_inputs}); the loader checks them against the files.
+        self.shape = tuple(shape) if shape is not None else None
+        self.n_classes = int(n_classes)
+        for k, v in (("limit_train", limit_train), ("limit_test", limit_test)):
+            if v is not None and int(v) <= 0:
+                raise ConfigError(f"must be a positive number of samples or null, got {v}", key=k)
+        self.limit_train, self.limit_test = limit_train, limit_test
+
+    def load(self) -> Dataset:
+        train, test, shape = self.load_splits()
+        if self.shape is not None and tuple(self.shape) != tuple(shape):
+            raise ConfigError(f"data.shape says {list(self.shape)} but the data are {list(shape)}",
+                              key="shape")
+        return Dataset(train.limit(self.limit_train), test.limit(self.limit_test), tuple(shape),
+                       self.n_classes, getattr(self, "registered_name", type(self).__name__))
+
+    def load_splits(self) -> tuple[Split, Split, tuple[int, ...]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def build_dataset(node) -> Dataset:
+    source = DatasetSource.registry.build(node, key="data")
+    try:
+        return source.load()
+    except ConfigError as e:
+        if e.key and not e.key.startswith("data"):
+            e.key = f"data.{e.key}"
+            e.args = (f"{e.key}: {e.message}",)
+        raise
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class shuffled split with a fixed seed: the same split on every machine."""
+    rng = np.random.default_rng(seed)
+    train_idx, test_idx = [], []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * test_fraction))
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    train_idx, test_idx = np.concatenate(train_idx), np.concatenate(test_idx)
+    rng.shuffle(train_idx)
+    rng.shuffle(test_idx)
+    return train_idx, test_idx
+
+
+@DatasetSource.register("digits")
+class DigitsSource(DatasetSource):
+    """scikit-learn's 1,797 8x8 handwritten digits (pixel values 0..16 scaled to [0, 1]),
+    split per class into train/test with a fixed seed (``split_seed``, ``test_fraction``)."""
+
+    def __init__(self, *, test_fraction: float = 0.2, split_seed: int = 0, **kw):
+        super().__init__(**kw)
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise ConfigError(f"must be in (0, 1), got {test_fraction}", key="test_fraction")
+        self.test_fraction, self.split_seed = float(test_fraction), int(split_seed)
+
+    def load_splits(self):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
+        y = torch.from_numpy(d.target.astype(np.int64))
+        tr, te = stratified_split(d.target, self.test_fraction, self.split_seed)
+        return Split(x[tr], y[tr]), Split(x[te], y[te]), (1, 8, 8)
+
+
+@DatasetSource.register("synthetic")
+class SyntheticSource(DatasetSource):
+    """Random binary class prototypes plus pixel noise: a fast, learnable task for tests."""
+
+    def __init__(self, *, n_train: int = 200, n_test: int = 100, noise: float = 0.1, seed: int = 0,
+                 shape=(1, 8, 8), **kw):
+        super().__init__(shape=shape, **kw)
+        self.n_train, self.n_test, self.noise, self.seed = int(n_train), int(n_test), float(noise), int(seed)
+
+    def load_splits(self):
+        g = torch.Generator().manual_seed(self.seed)
+        protos = (torch.rand((self.n_classes, *self.shape), generator=g) < 0.3).float()
+
+        def make(n):
+            y = torch.arange(n) % self.n_classes
+            y = y[torch.randperm(n, generator=g)]
+            x = protos[y] + self.noise * torch.randn((n, *self.shape), generator=g)
+            return Split(x.clamp(0, 1), y)
+
+        return make(self.n_train), make(self.n_test), self.shape
+
+
+# -- MNIST-style IDX files -------------------------------------------------------------------
+IDX_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (``.gz`` or extracted): magic 0x00 0x00 dtype ndim, then big-endian dims."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ConfigError(f"{path} is not an unsigned-byte IDX file", key="root")
+    ndim = data[3]
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ConfigError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {arr.size}",
+                          key="root")
+    return arr.reshape(tuple(dims))
+
+
+class IDXSource(DatasetSource):
+    """MNIST-format datasets through torchvision.
+
+    ``root`` may hold the four standard IDX files (``.gz`` or extracted) directly, or in
+    torchvision's layout ``root/<Folder>/raw/``. If they are missing and ``download`` is true,
+    torchvision downloads them into ``root`` (needs internet).
+    """
+
+    folder = "MNIST"
+    torchvision_class = "MNIST"
+
+    def __init__(self, *, root: str = "~/.cache/snnrun/data", download: bool = True, **kw):
+        super().__init__(**kw)
+        self.root = Path(os.path.expanduser(str(root)))
+        self.download = bool(download)
+
+    def find(self, stem: str) -> Path | None:
+        for d in (self.root, self.root / self.folder / "raw", self.root / "raw"):
+            for name in (stem, stem + ".gz"):
+                if (d / name).is_file():
+                    return d / name
+        return None
+
+    def missing(self) -> list[str]:
+        return [s for split in (True, False) for s in IDX_FILES[split] if self.find(s) is None]
+
+    def fetch(self) -> None:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, self.torchvision_class)
+        for train in (True, False):
+            cls(str(self.root), train=train, download=True)
+
+    def load_splits(self):
+        missing = self.missing()
+        if missing and self.download:
+            try:
+                self.fetch()
+            except Exception as e:  # no internet, proxy, disk: say what to do instead
+                reason = f" (download failed: {type(e).__name__}: {str(e).splitlines()[0][:120]})"
+            else:
+                reason = ""
+            missing = self.missing()
+        else:
+            reason = " (download: false)" if missing else ""
+        if missing:
+            raise ConfigError(
+                f"{self.folder} files not found in {self.root}{reason}. Missing: "
+                f"{', '.join(missing)} (each may be .gz). Put the four IDX files "
+                f"{', '.join(IDX_FILES[True] + IDX_FILES[False])} in {self.root} or in "
+                f"{self.root / self.folder / 'raw'}, or set data.root=DIR to where they are.",
+                key="root",
+            )
+
+        def split(train: bool) -> Split:
+            img_stem, lbl_stem = IDX_FILES[train]
+            x = read_idx(self.find(img_stem))
+            y = read_idx(self.find(lbl_stem))
+            if len(x) != len(y):
+                raise ConfigError(f"{img_stem} has {len(x)} images but {lbl_stem} {len(y)} labels",
+                                  key="root")
+            return Split(torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1),
+                         torch.from_numpy(y.astype(np.int64)))
+
+        train, test = split(True), split(False)
+        return train, test, tuple(train.x.shape[1:])
+
+
+@DatasetSource.register("mnist")
+class MNISTSource(IDXSource):
+    """MNIST handwritten digits (28x28, 60,000 train / 10,000 test) via torchvision."""
+
+
+@DatasetSource.register("fashion_mnist")
+class FashionMNISTSource(IDXSource):
+    """Fashion-MNIST clothing images (28x28, 10 classes) via torchvision."""
+
+    folder = "FashionMNIST"
+    torchvision_class = "FashionMNIST"

@@ -1,0 +1,62 @@
+"""Local learning rules: called once per time step, after the neuron groups have updated."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from snnrun.errors import ConfigError
+from snnrun.registry import Registry
+
+REDUCTIONS = ("sum", "mean")
+
+
+class LearningRule:
+    """Base class of local rules acting on one connection.
+
+    ``connection`` is the name of the connection in ``network.connections``; the builder
+    hands in the connection object and its source and target groups. ``nu`` holds the
+    learning rates ``[pre, post]``. ``reduction`` says how the per-sample updates of a batch
+    combine into the one shared weight matrix: ``sum`` (BindsNET's default for batches) or
+    ``mean``. ``weight_decay`` shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
+    After every update the connection's ``wmin``/``wmax`` clamp is applied.
+    """
+
+    registry: Registry = Registry("learning rule")
+
+    @classmethod
+    def register(cls, name: str, *aliases: str):
+        return cls.registry.register(name, *aliases)
+
+    @classmethod
+    def build(cls, node, key: str | None = None, **runtime) -> "LearningRule":
+        return cls.registry.build(node, key=key, **runtime)
+
+    def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
+                 nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
+                 weight_decay: float = 0.0):
+        self.connection = connection
+        self.source, self.target = source, target
+        self.dt = float(dt)
+        nu = [float(nu), float(nu)] if isinstance(nu, (int, float)) else [float(v) for v in nu]
+        if len(nu) != 2:
+            raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
+        self.nu = nu
+        if reduction not in REDUCTIONS:
+            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
+                              key="reduction")
+        self.reduction = reduction
+        self.weight_decay = float(weight_decay)
+
+    def reduce(self, dw_batch: torch.Tensor) -> torch.Tensor:
+        return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)
+
+    def step(self) -> None:
+        self.update()
+        if self.weight_decay:
+            self.connection.w.mul_(1.0 - self.weight_decay * self.dt)
+        self.connection.clamp()
+
+    def update(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,7 @@
+"""Neuron models, registered by name: ``NeuronModel.registry.names()``."""
+
+from snnrun.neurons.base import Input, NeuronModel
+from snnrun.neurons.lif import LIFNodes
+from snnrun.neurons.adaptive import AdaptiveLIFNodes, DiehlCookNodes
+
+__all__ = ["NeuronModel", "Input", "LIFNodes", "AdaptiveLIFNodes", "DiehlCookNodes"]

@@ -1,0 +1,163 @@
+"""One generic registry for every kind of component (neurons, encoders, connections ...).
+
+Components register under a short name::
+
+    @NeuronModel.register("lif")
+    class LIFNodes(NeuronModel): ...
+
+and are built from a config node that names them by ``type`` (a registered name) or by
+``_target_`` (a dotted import path, Hydra's idiom, for users' own classes)::
+
+    NeuronModel.build({"type": "lif", "thresh": -52.0}, key="model.network.groups.Ae", n=100)
+
+Unknown names and unknown keyword arguments raise :class:`ConfigError` naming the config key,
+what is allowed, and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any, Callable, Generic, TypeVar
+
+from snnrun.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _to_plain(node: Any) -> dict:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover - omegaconf is a hard dependency
+        pass
+    if not isinstance(node, Mapping):
+        raise TypeError(f"expected a mapping, got {type(node).__name__}")
+    return dict(node)
+
+
+def did_you_mean(name: str, options) -> str:
+    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def first_doc_line(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def check_kwargs(fn: Callable, kwargs: Mapping[str, Any], key: str | None, what: str) -> None:
+    """Raise ConfigError for keyword arguments ``fn`` does not accept (never ignore them)."""
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if n != "self" and p.kind in
+               (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for k in kwargs:
+        if k not in allowed:
+            where = f"{key}.{k}" if key else k
+            raise ConfigError(
+                f"unknown option '{k}' for {what}.{did_you_mean(k, allowed)} "
+                f"Allowed: {', '.join(sorted(allowed))}",
+                key=where,
+            )
+
+
+class Registry(Generic[T]):
+    """Name -> class table for one kind of component."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, type] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, name: str, *aliases: str) -> Callable[[type], type]:
+        def deco(cls: type) -> type:
+            for n in (name, *aliases):
+                if n in self._entries or n in self._aliases:
+                    raise ValueError(f"{self.kind} '{n}' is already registered")
+            self._entries[name] = cls
+            for a in aliases:
+                self._aliases[a] = name
+            cls.registered_name = name  # type: ignore[attr-defined]
+            return cls
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, type]]:
+        return [(n, self._entries[n]) for n in self.names()]
+
+    def aliases_of(self, name: str) -> list[str]:
+        return sorted(a for a, n in self._aliases.items() if n == name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries or name in self._aliases
+
+    def get(self, name: str, key: str | None = None) -> type:
+        if name in self._aliases:
+            name = self._aliases[name]
+        if name not in self._entries:
+            options = self.names() + sorted(self._aliases)
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'.{did_you_mean(name, options)} "
+                f"Registered {self.kind}s: {', '.join(self.names())}",
+                key=key,
+            )
+        return self._entries[name]
+
+    def resolve(self, node: Mapping[str, Any], key: str | None = None) -> tuple[type | Callable, dict]:
+        """Return (class, keyword arguments) for a config node with ``type`` or ``_target_``."""
+        kwargs = _to_plain(node)
+        if "_target_" in kwargs:
+            target = kwargs.pop("_target_")
+            kwargs.pop("type", None)
+            cls = import_target(target, key=f"{key}._target_" if key else "_target_")
+        elif "type" in kwargs:
+            cls = self.get(kwargs.pop("type"), key=f"{key}.type" if key else "type")
+        else:
+            raise ConfigError(
+                f"missing 'type' (a registered {self.kind}: {', '.join(self.names())}) "
+                "or '_target_' (an import path)",
+                key=key,
+            )
+        return cls, kwargs
+
+    def build(self, node: Mapping[str, Any], key: str | None = None, **runtime: Any) -> T:
+        """Build a component from its config node; ``runtime`` holds arguments not in YAML
+        (sizes, source/target objects)."""
+        cls, kwargs = self.resolve(node, key)
+        clash = set(kwargs) & set(runtime)
+        if clash:
+            k = sorted(clash)[0]
+            raise ConfigError(f"'{k}' is set by snnrun for a {self.kind}; remove it from the config",
+                              key=f"{key}.{k}" if key else k)
+        what = f"{self.kind} '{getattr(cls, 'registered_name', getattr(cls, '__name__', cls))}'"
+        check_kwargs(cls, {**kwargs, **runtime}, key, what)
+        try:
+            return cls(**kwargs, **runtime)
+        except ConfigError as e:
+            # components raise with a key relative to their own node; make it absolute
+            if key is not None and not (e.key or "").startswith(key):
+                e.key = f"{key}.{e.key}" if e.key else key
+                e.args = (f"{e.key}: {e.message}",)
+            raise
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"cannot build {what}: {e}", key=key) from e
+
+
+def import_target(path: str, key: str | None = None) -> Any:
+    module, _, attr = str(path).rpartition(".")
+    if not module:
+        raise ConfigError(f"'{path}' is not a dotted import path like 'mypkg.module.Class'", key=key)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"cannot import '{path}': {e}", key=key) from e
