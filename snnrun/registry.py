@@ -50,14 +50,25 @@ def first_doc_line(obj: Any) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+def accepted_kwargs(fn: Callable) -> set[str] | None:
+    """Keyword names a class (following ``**kw`` up its base classes) or function accepts;
+    None if it takes arbitrary keywords."""
+    targets = [c.__init__ for c in inspect.getmro(fn) if "__init__" in vars(c)] if inspect.isclass(fn) else [fn]
+    allowed: set[str] = set()
+    for f in targets:
+        params = inspect.signature(f).parameters.values()
+        allowed |= {p.name for p in params if p.name != "self" and p.kind in
+                    (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return allowed
+    return None
+
+
 def check_kwargs(fn: Callable, kwargs: Mapping[str, Any], key: str | None, what: str) -> None:
     """Raise ConfigError for keyword arguments ``fn`` does not accept (never ignore them)."""
-    sig = inspect.signature(fn)
-    params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    allowed = accepted_kwargs(fn)
+    if allowed is None:
         return
-    allowed = [n for n, p in params.items() if n != "self" and p.kind in
-               (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
     for k in kwargs:
         if k not in allowed:
             where = f"{key}.{k}" if key else k

@@ -1,0 +1,91 @@
+"""The installed `snnrun` command in a subprocess, on tiny settings."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import TINY, snnrun_exe
+
+
+def run(args, env, cwd, timeout=300):
+    return subprocess.run(snnrun_exe() + args, capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+def test_bare_train_asks_for_a_model(cli_env, tmp_path):
+    r = run(["train", f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
+    assert r.returncode == 2
+    assert "choose a model: +model=<one of" in r.stdout and "diehl_cook" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_train_then_eval(cli_env, tmp_path):
+    rd = tmp_path / "run"
+    r = run(["train", "+model=diehl_cook", *TINY, f"hydra.run.dir={rd}"], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "test_accuracy" in r.stdout
+    summary = json.loads((rd / "summary.json").read_text())
+    assert (rd / ".hydra" / "config.yaml").exists()
+    e = run(["eval", f"run_dir={rd}"], cli_env, tmp_path)
+    assert e.returncode == 0, e.stdout + e.stderr
+    assert json.loads((rd / "eval.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_unknown_type_is_one_clear_error(cli_env, tmp_path):
+    r = run(["train", "+model=diehl_cook", *TINY, "model.network.groups.Ae.type=diehl_cok",
+             f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
+    assert r.returncode == 2
+    assert "model.network.groups.Ae.type" in r.stdout and "Did you mean 'diehl_cook'" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_unknown_option_is_one_clear_error(cli_env, tmp_path):
+    r = run(["train", "+model=diehl_cook", *TINY, "+model.network.groups.Ai.tresh=3",
+             f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
+    assert r.returncode == 2
+    assert "model.network.groups.Ai.tresh" in r.stdout and "Did you mean 'thresh'" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_bad_data_root_is_one_clear_error(cli_env, tmp_path):
+    r = run(["train", "+model=diehl_cook", "data=mnist", f"data.root={tmp_path}", "data.download=false",
+             f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
+    assert r.returncode == 2
+    assert "data.root" in r.stdout and "train-images-idx3-ubyte" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_eval_without_run_dir(cli_env, tmp_path):
+    r = run(["eval"], cli_env, tmp_path)
+    assert r.returncode == 2 and "run_dir" in r.stdout
+
+
+def test_list_shows_every_registry(cli_env, tmp_path):
+    r = run(["list"], cli_env, tmp_path)
+    assert r.returncode == 0
+    for word in ("neurons", "diehl_cook", "poisson", "lateral", "post_pre", "proportion_weighting",
+                 "digits", "models"):
+        assert word in r.stdout
+    r = run(["list", "neurns"], cli_env, tmp_path)
+    assert r.returncode == 2 and "Did you mean 'neurons'" in r.stdout
+
+
+def test_cfg_job_prints_config(cli_env, tmp_path):
+    r = run(["train", "+model=diehl_cook", "model.n_neurons=400", "--cfg", "job"], cli_env, tmp_path)
+    assert r.returncode == 0 and "n_neurons: 400" in r.stdout
+
+
+def test_multirun_sweep(cli_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = run(["-m", "train", "+model=diehl_cook", *TINY, "model.n_neurons=5,10", "seed=0",
+             f"hydra.sweep.dir={sweep}"], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 2
+    assert {json.loads(p.read_text())["seed"] for p in summaries} == {0}
+
+
+def test_unknown_command(cli_env, tmp_path):
+    r = run(["trian"], cli_env, tmp_path)
+    assert r.returncode == 2 and "Did you mean 'train'" in r.stdout

@@ -1,0 +1,86 @@
+"""PostPre STDP on hand-built spike pairs: sign, magnitude, bounds, batch reduction."""
+
+import math
+
+import pytest
+import torch
+
+from snnrun.connections import Connection
+from snnrun.errors import ConfigError
+from snnrun.learning import LearningRule
+from snnrun.neurons import Input, LIFNodes
+
+
+def make(w0=0.5, nu=(1e-2, 1e-1), wmin=None, wmax=None, reduction="sum", batch=1, tc=20.0):
+    pre, post = Input(1, traces=True, tc_trace=tc), Input(1, traces=True, tc_trace=tc)
+    conn = Connection.build({"type": "dense", "source": "pre", "target": "post", "init": w0,
+                             "wmin": wmin, "wmax": wmax}, source_shape=(1,), target_shape=(1,))
+    rule = LearningRule.build({"type": "post_pre", "nu": list(nu), "reduction": reduction},
+                              connection=conn, source=pre, target=post)
+    pre.reset_state(batch)
+    post.reset_state(batch)
+    return pre, post, conn, rule
+
+
+def play(pre, post, rule, pre_times, post_times, steps, batch=1):
+    for t in range(steps):
+        pre(torch.full((batch, 1), float(t in pre_times)))
+        post(torch.full((batch, 1), float(t in post_times)))
+        rule.step()
+
+
+@pytest.mark.parametrize("delta", [1, 5, 20])
+def test_pre_then_post_potentiates_by_nu_post_times_trace(delta):
+    pre, post, conn, rule = make()
+    play(pre, post, rule, {0}, {delta}, delta + 1)
+    assert conn.w.item() == pytest.approx(0.5 + 1e-1 * math.exp(-delta / 20.0), rel=1e-6)
+
+
+@pytest.mark.parametrize("delta", [1, 5, 20])
+def test_post_then_pre_depresses_by_nu_pre_times_trace(delta):
+    pre, post, conn, rule = make()
+    play(pre, post, rule, {delta}, {0}, delta + 1)
+    assert conn.w.item() == pytest.approx(0.5 - 1e-2 * math.exp(-delta / 20.0), rel=1e-6)
+
+
+def test_simultaneous_spikes_apply_both_terms():
+    pre, post, conn, rule = make()
+    play(pre, post, rule, {0}, {0}, 1)
+    assert conn.w.item() == pytest.approx(0.5 - 1e-2 + 1e-1)
+
+
+def test_hard_bounds_clamp_after_update():
+    pre, post, conn, rule = make(w0=0.95, nu=(0.0, 1.0), wmax=1.0)
+    play(pre, post, rule, {0}, {1}, 2)
+    assert conn.w.item() == 1.0
+    pre, post, conn, rule = make(w0=0.01, nu=(1.0, 0.0), wmin=0.0)
+    play(pre, post, rule, {1}, {0}, 2)
+    assert conn.w.item() == 0.0
+
+
+@pytest.mark.parametrize("reduction,factor", [("sum", 3.0), ("mean", 1.0)])
+def test_batch_reduction(reduction, factor):
+    pre, post, conn, rule = make(reduction=reduction, batch=3)
+    play(pre, post, rule, {0}, {2}, 3, batch=3)
+    assert conn.w.item() == pytest.approx(0.5 + factor * 1e-1 * math.exp(-2 / 20.0), rel=1e-6)
+
+
+def test_post_pre_needs_traces():
+    pre, post = Input(1, traces=False), LIFNodes(1)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b"}, source_shape=(1,),
+                            target_shape=(1,))
+    with pytest.raises(ConfigError, match="traces: true"):
+        LearningRule.build({"type": "post_pre"}, key="model.network.learners.s", connection=conn,
+                           source=pre, target=post)
+
+
+def test_bad_nu_and_reduction():
+    pre, post, conn, _ = make()
+    with pytest.raises(ConfigError) as e:
+        LearningRule.build({"type": "post_pre", "reduction": "max"}, key="L", connection=conn,
+                           source=pre, target=post)
+    assert e.value.key == "L.reduction" and "sum, mean" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        LearningRule.build({"type": "post_pre", "nu": [1, 2, 3]}, key="L", connection=conn,
+                           source=pre, target=post)
+    assert e.value.key == "L.nu"

@@ -1,0 +1,110 @@
+"""train(cfg, output_dir) end to end on tiny settings: outputs, reproducibility, re-evaluation."""
+
+import json
+
+import pytest
+import torch
+
+from snnrun.errors import ConfigError
+from snnrun.train import evaluate_run, train
+from tests.conftest import TINY
+
+SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",
+                "seed", "versions", "n_train", "n_test"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+
+    from snnrun.config import config_dir
+
+    out = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["+model=diehl_cook", *TINY])
+    # `snnrun eval` reads the saved config from .hydra/, as the CLI writes it
+    (out / ".hydra").mkdir()
+    from omegaconf import OmegaConf
+
+    (out / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return cfg, out, train(cfg, out)
+
+
+def test_outputs_written(tiny_run):
+    _, out, summary = tiny_run
+    for name in ("metrics.jsonl", "summary.json", "checkpoint.pt", "weights.png", "confusion.png",
+                 "resolved_config.yaml"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(saved)
+    assert set(saved["decoders"]) == {"all_activity", "proportion_weighting"}
+    assert saved["test_accuracy"] == max(d["test_accuracy"] for d in saved["decoders"].values())
+    phases = [json.loads(l)["phase"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert phases[0] == "train" and phases[-2:] == ["assign", "test"]
+
+
+def test_learns_above_chance(tiny_run):
+    # 4 synthetic classes: chance is 0.25
+    assert tiny_run[2]["test_accuracy"] >= 0.6
+
+
+def test_checkpoint_holds_label_assignment(tiny_run):
+    _, out, _ = tiny_run
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["assignment"]["assignments"].shape == (10,)
+    assert "groups.Ae.theta" in state["network"] and "connections.X_Ae.w" in state["network"]
+    assert state["network"]["groups.Ae.theta"].sum() > 0  # thresholds adapted during learning
+
+
+def test_same_seed_same_metrics(tiny_run, tmp_path):
+    cfg, _, summary = tiny_run
+    again = train(cfg, tmp_path)
+    for k in ("test_accuracy", "decoders", "silent_test_samples", "train_samples"):
+        assert again[k] == summary[k]
+
+
+def test_eval_reproduces_test_accuracy(tiny_run):
+    _, out, summary = tiny_run
+    result = evaluate_run(out)
+    assert result["test_accuracy"] == summary["test_accuracy"]
+    assert result["decoders"] == summary["decoders"]
+    saved = json.loads((out / "eval.json").read_text())
+    assert set(json.loads((out / "summary.json").read_text())) <= set(saved)
+
+
+def test_eval_of_corrupt_checkpoint_is_clear(tiny_run, tmp_path):
+    _, out, _ = tiny_run
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    (bad / "checkpoint.pt").write_bytes((bad / "checkpoint.pt").read_bytes()[:100])
+    with pytest.raises(ConfigError, match="corrupt or truncated"):
+        evaluate_run(bad)
+    with pytest.raises(ConfigError, match="not a snnrun run directory"):
+        evaluate_run(tmp_path)
+
+
+def test_no_model_lists_models(compose_cfg, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        train(compose_cfg(), tmp_path)
+    assert "+model=" in str(e.value) and "diehl_cook" in str(e.value)
+
+
+def test_mismatched_one_to_one_is_a_config_error(compose_cfg, tmp_path):
+    cfg = compose_cfg("+model=diehl_cook", *TINY, "model.network.groups.Ai.n=7")
+    with pytest.raises(ConfigError) as e:
+        train(cfg, tmp_path)
+    assert e.value.key == "model.network.connections.Ae_Ai" and "10" in str(e.value) and "7" in str(e.value)
+
+
+def test_unknown_group_in_connection(compose_cfg, tmp_path):
+    cfg = compose_cfg("+model=diehl_cook", *TINY, "model.network.connections.Ai_Ae.source=Aj")
+    with pytest.raises(ConfigError) as e:
+        train(cfg, tmp_path)
+    assert e.value.key == "model.network.connections.Ai_Ae.source" and "Ai" in str(e.value)
+
+
+def test_batched_training_runs(compose_cfg, tmp_path):
+    summary = train(compose_cfg("+model=diehl_cook", *TINY, "trainer.batch_size=8"), tmp_path)
+    assert summary["train_samples"] == 40
