@@ -11,7 +11,7 @@ from snnrun.config import config_dir
 torch.set_num_threads(1)
 
 # tiny settings shared by the train/CLI tests: few samples, short presentations
-TINY = ["data=synthetic", "data.n_train=40", "data.n_test=20", "model.n_neurons=10", "model.time=20",
+TINY = ["data=synthetic", "data.n_train=40", "data.n_test=20", "model.n_neurons=10", "model.time=50", "model.intensity=512",
         "trainer.assign_every=20", "trainer.eval_batch_size=64", "logger=plain"]
 
 
