@@ -49,7 +49,8 @@ class PoissonEncoder(Encoder):
         self.intensity = float(intensity)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if (x < 0).any():
+        # the check syncs with the device, which a CUDA-graph capture forbids (data are in [0, 1])
+        if not (x.is_cuda and torch.cuda.is_current_stream_capturing()) and (x < 0).any():
             raise ConfigError("poisson encoder needs non-negative inputs (pixel values in [0, 1])")
         p = (x * (self.intensity * self.dt / 1000.0)).clamp_(max=1.0)
         return torch.rand((self.steps, *x.shape), device=x.device) < p
