@@ -50,9 +50,11 @@ class DatasetSource:
         return cls.registry.register(name, *aliases)
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
-                 limit_test: int | None = None, n_inputs: int | None = None):
-        # shape / n_classes / n_inputs are declared in the data config so that model configs
-        # can interpolate them (${data.n_inputs}); the loader checks them against the files.
+                 limit_test: int | None = None, n_inputs: int | None = None,
+                 intensity: float | None = None):
+        # shape / n_classes / n_inputs / intensity (the input rate, Hz of a white pixel, that
+        # rate encoders should use on this dataset) are declared in the data config so that model
+        # configs can interpolate them (${data.n_inputs}); the loader checks the shape.
         self.shape = tuple(shape) if shape is not None else None
         self.n_classes = int(n_classes)
         for k, v in (("limit_train", limit_train), ("limit_test", limit_test)):

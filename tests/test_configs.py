@@ -54,6 +54,6 @@ def test_diehl_cook_defaults_match_bindsnet(compose_cfg):
     assert (g["Ae"]["tc_decay"], g["Ae"]["theta_plus"], g["Ae"]["tc_theta_decay"]) == (100, 0.05, 1e7)
     assert (g["Ai"]["rest"], g["Ai"]["reset"], g["Ai"]["thresh"], g["Ai"]["tc_decay"], g["Ai"]["refrac"]) \
         == (-60, -45, -40, 10, 2)
-    assert c["Ae_Ai"]["weight"] == 22.5 and c["Ai_Ae"]["weight"] == -17.5
+    assert c["Ae_Ai"]["weight"] == 22.5 and c["Ai_Ae"]["weight"] == -120.0
     assert m["network"]["learners"]["X_Ae_stdp"]["nu"] == [1e-4, 1e-2]
     assert m["time"] == 250 and m["dt"] == 1.0

@@ -1,0 +1,1 @@
+"""Fused multi-step neuron kernels (Triton on CUDA) with bit-compatible PyTorch fallbacks."""
