@@ -16,6 +16,7 @@ from snnrun.data import Dataset, Split, build_dataset
 from snnrun.decoders import Decoder, LabelAssignment
 from snnrun.encoders import Encoder
 from snnrun.errors import ConfigError
+from snnrun.graph import GraphRunner
 from snnrun.network import Network, build_network
 from snnrun.neurons import Input
 
@@ -63,10 +64,17 @@ class Experiment:
     input_group: str
     readout: str
 
-    @torch.no_grad()
+    def __post_init__(self):
+        enabled = bool(self.cfg.get("trainer", {}).get("cuda_graphs", True))
+        self.runner = GraphRunner(self._simulate, self.network, enabled=enabled)
+
     def simulate(self, x: torch.Tensor) -> torch.Tensor:
-        """Present a batch of samples; return the readout group's spike counts (B, n)."""
-        x = x.to(self.device, non_blocking=True)
+        """Present a batch of samples; return the readout group's spike counts (B, n).
+        On CUDA each batch shape runs as one captured graph (see snnrun/graph.py)."""
+        return self.runner(x.to(self.device, non_blocking=True))
+
+    @torch.no_grad()
+    def _simulate(self, x: torch.Tensor) -> torch.Tensor:
         spikes = self.encoder(x)
         spikes = spikes.reshape(spikes.shape[0], x.shape[0], *self.network.groups[self.input_group].shape)
         out = self.network.run({self.input_group: spikes}, count=(self.readout,))
