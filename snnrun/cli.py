@@ -110,10 +110,12 @@ def registries() -> dict:
     from snnrun.encoders import Encoder
     from snnrun.learning import LearningRule
     from snnrun.neurons import NeuronModel
+    from snnrun.surrogates import Surrogate
 
     return {"neurons": NeuronModel.registry, "encoders": Encoder.registry,
             "connections": Connection.registry, "learners": LearningRule.registry,
-            "decoders": Decoder.registry, "datasets": DatasetSource.registry}
+            "decoders": Decoder.registry, "datasets": DatasetSource.registry,
+            "surrogates": Surrogate.registry}
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list}
