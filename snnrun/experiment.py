@@ -65,7 +65,10 @@ class Experiment:
     readout: str
 
     def __post_init__(self):
-        enabled = bool(self.cfg.get("trainer", {}).get("cuda_graphs", True))
+        trainer = self.cfg.get("trainer", {})
+        if trainer.get("compile", False):
+            self.network.compile_step()
+        enabled = bool(trainer.get("cuda_graphs", True))
         self.runner = GraphRunner(self._simulate, self.network, enabled=enabled)
 
     def simulate(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,244 @@
+"""`snnrun bench`: named workloads timed on this machine, printed as a table and JSON lines.
+
+Every result carries the hardware, versions, the workload's parameters, throughput
+(images/s or ms per call), peak device memory and, where it means something, effective
+memory bandwidth. Timing: warm-up first, device synchronised around each repeat, the median
+of the repeats reported. Nothing here asserts a speed: the numbers are for reading.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from snnrun.config import config_dir
+from snnrun.errors import ConfigError
+from snnrun.experiment import resolve_device
+from snnrun.registry import Registry
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": str(device), "torch": torch.__version__,
+                            "python": platform.python_version(), "cpu_threads": torch.get_num_threads()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["cpu_cores"] = os.cpu_count()
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda)
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds per call for each repeat, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def peak_mib(device: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
+
+
+class Workload:
+    """A named benchmark: ``run(device, warmup, repeats) -> result dict``."""
+
+    registry: Registry = Registry("workload")
+
+    @classmethod
+    def register(cls, name: str):
+        return cls.registry.register(name)
+
+
+def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str):
+    from hydra import compose, initialize_config_dir
+
+    from snnrun.experiment import build_experiment
+
+    engines = ("graph", "compiled", "eager")
+    if engine not in engines:
+        raise ConfigError(f"engine must be one of {', '.join(engines)}, got {engine!r}", key="workload.engine")
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
+            f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
+            f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
+            f"trainer.cuda_graphs={engine != 'eager'}", f"+trainer.compile={engine == 'compiled'}"])
+    exp = build_experiment(cfg)
+    x = exp.data.train.x[:batch].to(exp.device)
+    return exp, x
+
+
+@Workload.register("dc_train")
+class DiehlCookTrain(Workload):
+    """Diehl & Cook training (STDP on) images/s at MNIST size, BindsNET's eth_mnist settings."""
+
+    learning = True
+
+    def __init__(self, n: int = 400, batch: int = 256, time: float = 250.0, dt: float = 1.0,
+                 engine: str = "graph"):
+        self.n, self.batch, self.time, self.dt, self.engine = int(n), int(batch), float(time), float(dt), engine
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        exp, x = _dc_experiment(self.n, self.batch, self.time, self.dt, self.engine, str(device))
+        exp.network.train(self.learning)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        secs = timed(lambda: exp.simulate(x), device, warmup, repeats)
+        med = statistics.median(secs)
+        return {"images_per_s": round(self.batch / med, 2), "ms_per_batch": round(med * 1e3, 3),
+                "repeat_ms": [round(s * 1e3, 3) for s in secs], "steps_per_sample": exp.encoder.steps,
+                "peak_mem_mib": peak_mib(device),
+                "engine_used": ("compiled+" if self.engine == "compiled" else "") +
+                ("graph" if exp.runner.enabled and device.type == "cuda" else "eager")}
+
+
+@Workload.register("dc_eval")
+class DiehlCookEval(DiehlCookTrain):
+    """Diehl & Cook inference (learning off, thresholds frozen) images/s."""
+
+    learning = False
+
+
+@Workload.register("lif_fwd_bwd")
+class LIFForwardBackward(Workload):
+    """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call."""
+
+    def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused"):
+        if model not in ("lif", "if"):
+            raise ConfigError(f"model must be lif or if, got {model!r}", key="workload.model")
+        if backend not in ("fused", "loop"):
+            raise ConfigError(f"backend must be fused or loop, got {backend!r}", key="workload.backend")
+        self.T, self.B, self.N, self.model, self.backend = int(T), int(B), int(N), model, backend
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        from snnrun.kernels.lif_multistep import lif_multistep, lif_multistep_loop
+
+        g = torch.Generator(device=device).manual_seed(0)
+        x = (1.5 * torch.rand(self.T, self.B, self.N, device=device, generator=g)).requires_grad_(True)
+        tau = 2.0 if self.model == "lif" else None
+        layer = lif_multistep if self.backend == "fused" else lif_multistep_loop
+
+        def fwd_bwd():
+            s, _ = layer(x, tau=tau)
+            (gx,) = torch.autograd.grad(s.sum(), x)
+            return gx
+
+        def fwd():
+            with torch.no_grad():
+                return layer(x, tau=tau)
+
+        inner = 10 if device.type == "cuda" else 1
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        ms_fb = statistics.median(timed(lambda: [fwd_bwd() for _ in range(inner)], device, warmup, repeats)) / inner
+        ms_f = statistics.median(timed(lambda: [fwd() for _ in range(inner)], device, warmup, repeats)) / inner
+        tensor_bytes = self.T * self.B * self.N * 4
+        peak = peak_mib(device)
+        return {"fwd_bwd_ms": round(ms_fb * 1e3, 4), "fwd_ms": round(ms_f * 1e3, 4),
+                # x read, spikes written (forward); grad read, grad_x written (backward)
+                "fwd_bwd_gb_s": round(4 * tensor_bytes / ms_fb / 1e9, 1),
+                "fwd_gb_s": round(2 * tensor_bytes / ms_f / 1e9, 1),
+                "peak_extra_mib": None if peak is None else round(peak - base / 2**20, 1),
+                "backend_used": ("eager autograd loop" if self.backend == "loop" else
+                                 "triton" if device.type == "cuda" else "fused-torch (CPU)")}
+
+
+def parse_overrides(args: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """bench.yaml + `key=value` args; comma lists in workload.* values sweep (a product)."""
+    base = OmegaConf.load(config_dir() / "bench.yaml")
+    kv = {}
+    for a in args:
+        if "=" not in a:
+            raise ConfigError(f"arguments are key=value, got {a!r}", key="bench")
+        k, v = a.split("=", 1)
+        kv[k] = v
+    name = kv.pop("workload", str(base.workload))
+    path = config_dir() / "workload" / f"{name}.yaml"
+    if not path.is_file():
+        Workload.registry.get(name, key="workload")  # unknown name: did-you-mean error
+    wl = OmegaConf.to_container(OmegaConf.load(path))
+    top = OmegaConf.to_container(base)
+    sweeps: dict[str, list[Any]] = {}
+    for k, v in kv.items():
+        if k.startswith("workload."):
+            field = k.split(".", 1)[1]
+            if field not in wl:
+                from snnrun.registry import did_you_mean
+
+                raise ConfigError(f"unknown workload option '{field}'.{did_you_mean(field, wl)} "
+                                  f"Allowed: {', '.join(sorted(wl))}", key=k)
+            sweeps[field] = [yaml.safe_load(x) for x in v.split(",")]
+        elif k in top:
+            top[k] = yaml.safe_load(v)
+        else:
+            raise ConfigError(f"unknown bench option. Allowed: workload, workload.<option>, "
+                              f"{', '.join(sorted(top))}", key=k)
+    configs = []
+    for combo in itertools.product(*sweeps.values()):
+        configs.append({**wl, **dict(zip(sweeps, combo))})
+    return top, configs
+
+
+def run_bench(args: list[str]) -> list[dict[str, Any]]:
+    from rich.table import Table
+
+    from snnrun.logging import console
+
+    top, configs = parse_overrides(args)
+    device = resolve_device(top["device"])
+    hw = hardware(device)
+    console.print(f"[bold]snnrun bench[/] on {hw.get('gpu', hw.get('cpu', '?'))} ({device}), torch {hw['torch']}")
+    results = []
+    for wcfg in configs:
+        workload = Workload.registry.build(wcfg, key="workload")
+        res = workload.run(device, int(top["warmup"]), int(top["repeats"]))
+        record = {"workload": wcfg["type"], "params": {k: v for k, v in wcfg.items() if k != "type"},
+                  **res, "hardware": hw}
+        results.append(record)
+        line = json.dumps(record)
+        print(line, flush=True)
+        if top.get("out"):
+            with open(top["out"], "a") as f:
+                f.write(line + "\n")
+    table = Table(title=f"snnrun bench: {hw.get('gpu', hw.get('cpu', ''))}")
+    table.add_column("workload")
+    table.add_column("params")
+    table.add_column("result", justify="right")
+    table.add_column("peak MiB", justify="right")
+    for r in results:
+        main = (f"{r['images_per_s']:,.1f} images/s" if "images_per_s" in r else
+                f"{r['fwd_bwd_ms']:.3f} ms fwd+bwd ({r['fwd_bwd_gb_s']} GB/s), {r['fwd_ms']:.3f} ms fwd")
+        peak = r.get("peak_mem_mib", r.get("peak_extra_mib"))
+        table.add_row(r["workload"], " ".join(f"{k}={v}" for k, v in r["params"].items()), main,
+                      "-" if peak is None else f"{peak:,.0f}")
+    console.print(table)
+    return results

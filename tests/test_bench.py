@@ -1,0 +1,48 @@
+"""`snnrun bench` on the CPU: parses its overrides, runs tiny workloads, prints JSON lines."""
+
+import json
+import subprocess
+
+import pytest
+
+from snnrun.bench import parse_overrides, run_bench
+from snnrun.errors import ConfigError
+from tests.conftest import snnrun_exe
+
+
+def test_overrides_sweep_as_a_product():
+    top, configs = parse_overrides(["workload=dc_train", "workload.n=100,400", "workload.batch=1,256",
+                                    "repeats=3"])
+    assert top["repeats"] == 3
+    assert [(c["n"], c["batch"]) for c in configs] == [(100, 1), (100, 256), (400, 1), (400, 256)]
+    assert all(c["type"] == "dc_train" and c["time"] == 250.0 for c in configs)
+
+
+def test_bad_overrides_are_clear():
+    with pytest.raises(ConfigError) as e:
+        parse_overrides(["workload=dc_trian"])
+    assert e.value.key == "workload" and "Did you mean 'dc_train'" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_overrides(["workload=dc_train", "workload.neurons=3"])
+    assert e.value.key == "workload.neurons" and "batch" in str(e.value)
+
+
+def test_dc_and_lif_workloads_run_on_cpu():
+    out = run_bench(["workload=dc_train", "workload.n=20", "workload.batch=2", "workload.time=10",
+                     "repeats=1", "warmup=1", "device=cpu"])
+    assert out[0]["images_per_s"] > 0 and out[0]["steps_per_sample"] == 10
+    assert out[0]["hardware"]["device"] == "cpu" and out[0]["engine_used"] == "eager"
+    out = run_bench(["workload=lif_fwd_bwd", "workload.T=4", "workload.B=2", "workload.N=16",
+                     "workload.backend=fused,loop", "repeats=1", "warmup=1", "device=cpu"])
+    assert [r["params"]["backend"] for r in out] == ["fused", "loop"]
+    assert all(r["fwd_bwd_ms"] > 0 and r["fwd_bwd_gb_s"] > 0 for r in out)
+
+
+def test_cli_prints_json_lines(cli_env, tmp_path):
+    r = subprocess.run(snnrun_exe() + ["bench", "workload=dc_eval", "workload.n=10", "workload.batch=1",
+                                       "workload.time=5", "repeats=1", "warmup=0", f"out={tmp_path}/b.jsonl"],
+                       capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert lines[0]["workload"] == "dc_eval" and "hardware" in lines[0]
+    assert json.loads((tmp_path / "b.jsonl").read_text())["images_per_s"] == lines[0]["images_per_s"]
