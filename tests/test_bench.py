@@ -35,7 +35,9 @@ def test_dc_and_lif_workloads_run_on_cpu():
     out = run_bench(["workload=lif_fwd_bwd", "workload.T=4", "workload.B=2", "workload.N=16",
                      "workload.backend=fused,loop", "repeats=1", "warmup=1", "device=cpu"])
     assert [r["params"]["backend"] for r in out] == ["fused", "loop"]
-    assert all(r["fwd_bwd_ms"] > 0 and r["fwd_bwd_gb_s"] > 0 for r in out)
+    # 4 tensors of T*B*N float32 move per forward+backward
+    assert all(r["fwd_bwd_gb_s"] == pytest.approx(4 * 4 * 2 * 16 * 4 / (r["fwd_bwd_ms"] * 1e6), abs=0.06)
+               for r in out)
 
 
 def test_cli_prints_json_lines(cli_env, tmp_path):
