@@ -211,3 +211,39 @@ def lif_multistep(x_seq: torch.Tensor, v0: torch.Tensor | float | None = None, *
     if not torch.is_tensor(v0):
         v0 = torch.full_like(x_seq[0], float(v0))
     return LIFMultiStep.apply(x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha, backend)
+
+
+# -- eager reference: the plain per-step PyTorch loop (what snnTorch/Norse/SpikingJelly's torch
+#    backend do), kept for tests and as the `loop` baseline of `snnrun bench` ----------------------
+class _HeavisideSG(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, kind, alpha):
+        ctx.save_for_backward(u)
+        ctx.kind, ctx.alpha = kind, alpha
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        return g * surrogate_grad(u, ctx.kind, ctx.alpha), None, None
+
+
+def lif_multistep_loop(x_seq: torch.Tensor, *, tau: float | None = 2.0, v_th: float = 1.0,
+                       v_reset: float | None = 0.0, decay_input: bool = True, detach_reset: bool = False,
+                       surrogate: str = "sigmoid", alpha: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same equations as :func:`lif_multistep`, one autograd step at a time."""
+    vr = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], vr)
+    out = []
+    for t in range(x_seq.shape[0]):
+        if tau is None:
+            h = v + x_seq[t]
+        elif decay_input:
+            h = v + (x_seq[t] - (v - vr)) / tau
+        else:
+            h = v - (v - vr) / tau + x_seq[t]
+        s = _HeavisideSG.apply(h - v_th, surrogate, alpha)
+        sr = s.detach() if detach_reset else s
+        v = h - v_th * sr if v_reset is None else h * (1 - sr) + v_reset * sr
+        out.append(s)
+    return torch.stack(out), v
