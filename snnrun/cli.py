@@ -3,6 +3,9 @@
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
     snnrun eval run_dir=DIR [key=value ...]          re-evaluate a finished run
     snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
+    snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
+    snnrun report run_dir=DIR                         summary, config diff, figures of a run
+    snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Callable
 
 from omegaconf.errors import OmegaConfBaseException
 
-from snnrun.errors import ConfigError
+from snnrun.errors import ConfigError, TrainingInterrupted
 from snnrun.logging import console
 
 USAGE = __doc__
@@ -33,6 +36,9 @@ def user_errors():
         msg = str(e).splitlines()[0]
         console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{msg}", soft_wrap=True)
         sys.exit(2)
+    except TrainingInterrupted as e:
+        console.print(f"[yellow]{e}[/]; continue with: snnrun resume run_dir={e.run_dir}", soft_wrap=True)
+        sys.exit(e.exit_code)
 
 
 def _hydra_app(task: Callable, args: list[str]) -> None:
@@ -102,6 +108,56 @@ def _list(args: list[str]) -> None:
         console.print(table)
 
 
+def _key_values(args: list[str], cmd: str, required: tuple[str, ...] = ()) -> dict[str, str]:
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key=cmd)
+    kv = dict(a.split("=", 1) for a in args)
+    for k in required:
+        if k not in kv:
+            raise ConfigError(f"say which run: snnrun {cmd} {k}=outputs/<date>/<time>_<model>", key=k)
+    return kv
+
+
+def _resume(args: list[str]) -> None:
+    from snnrun.train import resume_run
+
+    with user_errors():
+        kv = _key_values(args, "resume", ("run_dir",))
+        run_dir = kv.pop("run_dir")
+        resume_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+
+
+def _report(args: list[str]) -> None:
+    from snnrun.report import report_run
+
+    with user_errors():
+        report_run(_key_values(args, "report", ("run_dir",))["run_dir"])
+
+
+def _compare(args: list[str]) -> None:
+    from snnrun.sweep import compare
+
+    with user_errors():
+        dirs = [a for a in args if not a.startswith("csv=")]
+        if not dirs:
+            raise ConfigError("name the runs or sweep directories: snnrun compare DIR... [csv=FILE]",
+                              key="compare")
+        compare(dirs, csv_path=next((a[4:] for a in args if a.startswith("csv=")), None))
+
+
+def _shell_completion(args: list[str]) -> None:
+    """``snnrun train -sc install=bash`` installs a completer that calls ``snnrun -sc query=bash``
+    with the whole line; Hydra must not see the subcommand word as an override."""
+    import os
+
+    line = os.environ.get("COMP_LINE")
+    if line is not None:
+        words = line.split(" ")
+        os.environ["COMP_LINE"] = " ".join(w for i, w in enumerate(words) if not (i and w in COMMANDS))
+    _hydra_app(_train_task, args)
+
+
 def registries() -> dict:
     import snnrun.data  # noqa: F401  (registration side effects)
     from snnrun.connections import Connection
@@ -118,12 +174,15 @@ def registries() -> dict:
             "surrogates": Surrogate.registry}
 
 
-COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list}
+COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list,
+            "resume": _resume, "report": _report, "compare": _compare}
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     cmd_at = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+    if cmd_at is None and ("-sc" in argv or "--shell-completion" in argv):
+        return _shell_completion(argv)
     if cmd_at is None:
         if argv and argv[0] in ("-h", "--help"):
             console.print(USAGE)

@@ -35,3 +35,8 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+# conf/config.yaml lists the structured config `run_schema`: register it wherever configs are composed
+from snnrun.schema import register as _register_schemas  # noqa: E402
+
+_register_schemas()

@@ -14,3 +14,19 @@ class ConfigError(Exception):
         self.key = key
         self.message = message
         super().__init__(f"{key}: {message}" if key else message)
+
+
+class TrainingInterrupted(Exception):
+    """A training loop stopped on SIGINT/SIGTERM after writing a checkpoint.
+
+    The CLI prints how to resume and exits with ``exit_code`` (128 + signal number, the shell's
+    convention, so schedulers see the job was stopped rather than finished).
+    """
+
+    def __init__(self, signum: int, run_dir):
+        import signal
+        from pathlib import Path
+
+        self.signum, self.run_dir = signum, Path(run_dir)
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written in {self.run_dir}")

@@ -24,19 +24,64 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class MetricsLog:
-    """Appends one JSON object per logged step to ``metrics.jsonl`` (flushed at once)."""
+    """The one metrics stream of a run: every record gets a ``step`` number and goes to
+    ``metrics.jsonl`` (flushed at once) and to every extra sink (``snnrun.loggers``: csv,
+    tensorboard).
 
-    def __init__(self, output_dir: Path):
+    ``position()`` is what a checkpoint stores; ``MetricsLog(dir, resume_from=position)``
+    cuts ``metrics.jsonl`` back to that point (dropping records written after the checkpoint,
+    which the resumed run writes again) so every step appears exactly once.
+    """
+
+    def __init__(self, output_dir: Path, sinks: list | None = None, resume_from: dict | None = None):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.sinks = list(sinks or [])
+        self.step = 0
+        if resume_from is not None:
+            with open(self.path, "a+b") as f:
+                f.truncate(int(resume_from["offset"]))
+            self.step = int(resume_from["step"])
+        elif self.path.exists() and self.path.stat().st_size:
+            # a fresh run in a used directory continues the numbering instead of repeating it
+            self.step = len(self.records())
+        for sink in self.sinks:
+            sink.start(self.records(), self.step)
         self._f = open(self.path, "a", buffering=1)
 
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
     def log(self, **record: Any) -> None:
+        record = {"step": self.step, **record}
         record.setdefault("time", round(time.time(), 3))
         self._f.write(json.dumps(record) + "\n")
+        for sink in self.sinks:
+            sink.log(record)
+        self.step += 1
+
+    def position(self) -> dict[str, int]:
+        self._f.flush()
+        return {"step": self.step, "offset": self.path.stat().st_size}
 
     def close(self) -> None:
-        self._f.close()
+        if not self._f.closed:
+            self._f.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``: one column / one scalar tag per leaf."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 class PhaseProgress:

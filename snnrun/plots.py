@@ -60,3 +60,68 @@ def save_confusion_png(cm: torch.Tensor, path: Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -> bool:
+    """Running training accuracy per decoder and images/s against samples seen (metrics.jsonl).
+
+    Records of other phases are skipped; returns False (no file) when there is nothing to draw.
+    """
+    train = [r for r in records if r.get("phase") == "train"]
+    if not train:
+        return False
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
+    decoders = sorted({k for r in train for k in (r.get("running_accuracy") or {})})
+    for d in decoders:
+        pts = [(r["samples"], r["running_accuracy"][d]) for r in train if d in (r.get("running_accuracy") or {})]
+        ax.plot(*zip(*pts), marker=".", label=d)
+    for r in records:
+        if r.get("phase") == "test":
+            ax.axhline(r["test_accuracy"], color="k", ls="--", lw=1, label=f"test ({r['test_accuracy']:.3f})")
+    ax.set_ylabel("running accuracy")
+    ax.set_ylim(0, 1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "learning curves")
+    rates = [(r["samples"], r["images_per_s"]) for r in train if r.get("images_per_s") is not None]
+    if rates:
+        ax2.plot(*zip(*rates), color="tab:gray")
+    ax2.set_ylabel("images/s")
+    ax2.set_xlabel("training samples seen")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def save_raster_png(trains: dict[str, torch.Tensor], dt: float, path: Path, title: str = "") -> None:
+    """Spike raster of one sample: ``trains`` maps group names to (T, n) spike tensors."""
+    fig, axes = plt.subplots(len(trains), 1, figsize=(8, 1.2 + 1.6 * len(trains)), sharex=True, squeeze=False)
+    for ax, (name, s) in zip(axes[:, 0], trains.items()):
+        t_idx, n_idx = torch.nonzero(s.float().cpu() > 0, as_tuple=True)
+        ax.scatter(t_idx.numpy() * dt, n_idx.numpy(), s=2, marker="|", color="k")
+        ax.set_ylabel(f"{name}\nneuron")
+        ax.set_ylim(-0.5, s.shape[1] - 0.5)
+    axes[-1, 0].set_xlabel("time (ms)")
+    axes[0, 0].set_title(title or "spike raster")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_membrane_png(v: torch.Tensor, neurons: list[int], dt: float, path: Path, title: str = "",
+                      threshold: torch.Tensor | None = None) -> None:
+    """Membrane potential traces ``v`` (T, n) of the chosen neurons of one sample."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    t = torch.arange(v.shape[0]).float().numpy() * dt
+    for k, n in enumerate(neurons):
+        line, = ax.plot(t, v[:, n].cpu().numpy(), lw=1, label=f"neuron {n}")
+        if threshold is not None:
+            ax.axhline(float(threshold[n]), color=line.get_color(), ls=":", lw=0.8)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("v (mV)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title or "membrane potential (dotted: threshold)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
