@@ -179,7 +179,7 @@ class SoftResetIFNodes(NeuronModel):
         return s
 
 
-@NeuronModel.register("constant_current_lif")
+@NeuronModel.register("constant_current_lif", "constantcurrentlif")
 class ConstantCurrentLIFNodes(NeuronModel):
     """LIF driven by a (held) input current, forward-Euler, unitless (SPAIC's ``ConstantCurrentLIF``).
 
@@ -209,7 +209,7 @@ class ConstantCurrentLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("nonspiking_lif")
+@NeuronModel.register("nonspiking_lif", "nonspikinglif")
 class NonSpikingLIFNodes(NeuronModel):
     """Leaky integrator of a two-exponential PSP that never spikes (SPAIC's ``NonSpikingLIF``).
 

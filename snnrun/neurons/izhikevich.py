@@ -19,7 +19,7 @@ CELL_TYPES = {
 }
 
 
-@NeuronModel.register("izhikevich")
+@NeuronModel.register("izhikevich", "izh")
 class IzhikevichNodes(NeuronModel):
     """Izhikevich neurons: v' = 0.04 v^2 + 5 v + 140 - u + I,  u' = a (b v - u).
 
