@@ -66,7 +66,8 @@ class Experiment:
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
-        if trainer.get("compile", False):
+        compile_ = trainer.get("compile", "auto")
+        if compile_ is True or (compile_ == "auto" and self.device.type == "cuda"):
             self.network.compile_step()
         enabled = bool(trainer.get("cuda_graphs", True))
         self.runner = GraphRunner(self._simulate, self.network, enabled=enabled)

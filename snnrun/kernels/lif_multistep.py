@@ -17,7 +17,7 @@ Backward through time with a surrogate derivative sg'(h - v_th) for dH::
     g_x_t     = g_h_t * c_x,        g_v_{t-1} = g_h_t * c_v
 with c_x = 1/tau (decay_input) or 1, c_v = 1 - 1/tau (LIF) or 1 (IF).
 
-Only the spikes and h are kept for the backward pass (v is recomputed from them), and the
+Only h is kept for the backward pass (spikes and v are recomputed from it), and the
 CUDA path runs each direction as one Triton kernel: one thread per (batch, neuron) element
 walking over T, so x is read once, s and h written once, and the backward reads g_s and h
 once and writes g_x once — the memory traffic floor for this layer, instead of ~10 kernels
@@ -95,7 +95,7 @@ if triton is not None:
 
     @triton.jit
     def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, h_ptr, vT_ptr, T, N, c_v, c_x, c_r, v_th, v_reset,
-                        SOFT: tl.constexpr, BLOCK: tl.constexpr):
+                        SOFT: tl.constexpr, STORE_H: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
@@ -111,21 +111,25 @@ if triton is not None:
             else:
                 v = h * (1.0 - s) + v_reset * s
             tl.store(s_ptr + t * N + offs, s, mask=mask)
-            tl.store(h_ptr + t * N + offs, h, mask=mask)
+            if STORE_H:  # only when a backward pass will need it
+                tl.store(h_ptr + t * N + offs, h, mask=mask)
         tl.store(vT_ptr + offs, v, mask=mask)
 
     @triton.jit
-    def _lif_bwd_kernel(gs_ptr, gvT_ptr, s_ptr, h_ptr, gx_ptr, gv0_ptr, T, N, c_v, c_x, v_th, v_reset,
+    def _lif_bwd_kernel(gs_ptr, gvT_ptr, h_ptr, gx_ptr, gv0_ptr, T, N, c_v, c_x, v_th, v_reset,
                         alpha, SOFT: tl.constexpr, DETACH: tl.constexpr, ATAN: tl.constexpr,
-                        BLOCK: tl.constexpr):
+                        GS_SCALAR: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         g_v = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
         for i in range(T):
             t = T - 1 - i
             h = tl.load(h_ptr + t * N + offs, mask=mask, other=0.0)
-            s = tl.load(s_ptr + t * N + offs, mask=mask, other=0.0)
-            g_s = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0)
+            s = (h >= v_th).to(tl.float32)  # recomputed: cheaper than storing and reloading spikes
+            if GS_SCALAR:  # e.g. the gradient of a sum: one value broadcast over [T, B, ...]
+                g_s = tl.load(gs_ptr)
+            else:
+                g_s = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0)
             u = h - v_th
             if ATAN:
                 z = 1.5707963267948966 * alpha * u
@@ -167,30 +171,44 @@ class LIFMultiStep(torch.autograd.Function):
         x = x_seq.contiguous()
         v0 = v0.expand_as(x[0]).contiguous()
         use_triton = backend != "torch" and triton_available(x)
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         if use_triton:
             T, N = x.shape[0], x[0].numel()
-            s_seq, h_seq, vT = torch.empty_like(x), torch.empty_like(x), torch.empty_like(v0)
+            s_seq, vT = torch.empty_like(x), torch.empty_like(v0)
+            h_seq = torch.empty_like(x) if need_grad else s_seq  # (not written without grad)
             _lif_fwd_kernel[(triton.cdiv(N, BLOCK),)](x, v0, s_seq, h_seq, vT, T, N, c_v, c_x, c_r,
-                                                      float(v_th), vr, SOFT=soft, BLOCK=BLOCK)
+                                                      float(v_th), vr, SOFT=soft, STORE_H=need_grad,
+                                                      BLOCK=BLOCK)
         else:
             s_seq, h_seq, vT = _forward_torch(x, v0, c_v, c_x, c_r, float(v_th), vr, soft)
-        ctx.save_for_backward(s_seq, h_seq)
+        # spikes are not saved: the backward pass recomputes them as h >= v_th
+        ctx.save_for_backward(h_seq if need_grad else None)
         ctx.cfg = (c_v, c_x, float(v_th), vr, soft, bool(detach_reset), surrogate, float(alpha), use_triton)
         return s_seq, vT
 
     @staticmethod
     def backward(ctx, g_s, g_vT):
-        s_seq, h_seq = ctx.saved_tensors
+        (h_seq,) = ctx.saved_tensors
         c_v, c_x, v_th, vr, soft, detach, kind, alpha, use_triton = ctx.cfg
-        g_s = torch.zeros_like(s_seq) if g_s is None else g_s.contiguous()
-        g_vT = torch.zeros_like(s_seq[0]) if g_vT is None else g_vT.contiguous()
+        g_vT = torch.zeros_like(h_seq[0]) if g_vT is None else g_vT.contiguous()
         if use_triton:
-            T, N = g_s.shape[0], g_s[0].numel()
-            g_x, g_v0 = torch.empty_like(g_s), torch.empty_like(g_vT)
-            _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](g_s, g_vT, s_seq, h_seq, g_x, g_v0, T, N, c_v, c_x,
+            T, N = h_seq.shape[0], h_seq[0].numel()
+            # a broadcast gradient (all strides 0, as from loss = s.sum()) is read as one scalar
+            # instead of being materialised as a [T, B, ...] tensor
+            scalar = g_s is not None and all(st == 0 for st in g_s.stride())
+            if g_s is None:
+                g_s, scalar = torch.zeros(1, device=h_seq.device), True
+            elif scalar:
+                g_s = g_s.reshape(-1)[:1].contiguous()
+            else:
+                g_s = g_s.contiguous()
+            g_x, g_v0 = torch.empty_like(h_seq), torch.empty_like(g_vT)
+            _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](g_s, g_vT, h_seq, g_x, g_v0, T, N, c_v, c_x,
                                                       v_th, vr, alpha, SOFT=soft, DETACH=detach,
-                                                      ATAN=(kind == "atan"), BLOCK=BLOCK)
+                                                      ATAN=(kind == "atan"), GS_SCALAR=scalar, BLOCK=BLOCK)
         else:
+            g_s = torch.zeros_like(h_seq) if g_s is None else g_s
+            s_seq = (h_seq >= v_th).to(h_seq.dtype)
             g_x, g_v0 = _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, vr, soft, detach, kind, alpha)
         return g_x, g_v0, None, None, None, None, None, None, None, None
 
