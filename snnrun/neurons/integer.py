@@ -23,6 +23,7 @@ class IntegerLIFNodes(NeuronModel):
         V <- V - ((V - REST) >> decay_shift)      leak: floor division by 2^decay_shift
         V <- V + X            unless refractory
         s  = V >= THRESH;  V <- RESET, refractory for ``refrac`` ms where s
+        V <- max(V, LBOUND)   if lbound is set
 
     The leak multiplies v - rest by about 1 - 2^-decay_shift per step, i.e. an effective time
     constant -dt / ln(1 - 2^-decay_shift); without ``decay_shift`` it is the nearest power of
@@ -31,7 +32,7 @@ class IntegerLIFNodes(NeuronModel):
 
     def __init__(self, n=1, *, rest: float = -65.0, reset: float = -65.0, thresh: float = -52.0,
                  refrac: float = 5.0, tc_decay: float = 100.0, decay_shift: int | None = None,
-                 scale: int = 1000, **kw):
+                 scale: int = 1000, lbound: float | None = None, **kw):
         super().__init__(n, **kw)
         if int(scale) < 1:
             raise ConfigError(f"scale must be a positive integer, got {scale}", key="scale")
@@ -45,6 +46,7 @@ class IntegerLIFNodes(NeuronModel):
         self.decay_shift, self.tc_decay = int(decay_shift), float(tc_decay)
         self.rest, self.reset, self.thresh = (_fixed(v, self.scale) for v in (rest, reset, thresh))
         self.refrac = float(refrac)
+        self.lbound = None if lbound is None else _fixed(lbound, self.scale)
 
     @property
     def effective_tc(self) -> float:
@@ -67,6 +69,8 @@ class IntegerLIFNodes(NeuronModel):
         fired = self.V >= self.threshold_int()
         self.refrac_count = self.refrac_count.masked_fill(fired, self.refrac)
         self.V = self.V.masked_fill(fired, self.reset)
+        if self.lbound is not None:
+            self.V = self.V.clamp_min(self.lbound)
         self.v = self.V.to(self.dtype) / self.scale
         return fired
 
@@ -79,13 +83,19 @@ class IntegerDiehlCookNodes(IntegerLIFNodes):
     """Diehl & Cook neurons in integer arithmetic: lif_int plus an integer adaptive threshold.
 
     THETA (int32, units of 1/``scale`` mV, one per neuron shared by the batch) rises by
-    round(theta_plus * scale) per crossing while learning; s = V >= THRESH + THETA; with
-    ``one_spike`` one crossing neuron per sample spikes, as ``diehl_cook``. BindsNET's theta
-    decay (tc_theta_decay = 1e7 ms) is below one count per sample, so it is left out.
+    round(theta_plus * scale) per crossing while learning and decays as the voltage does,
+    THETA <- THETA - (THETA >> theta_shift) with theta_shift = round(log2(tc_theta_decay / dt))
+    (BindsNET's 1e7 ms gives a shift of 23: no decay for thetas below 2^23 counts);
+    s = V >= THRESH + THETA; with ``one_spike`` one crossing neuron per sample spikes, as
+    ``diehl_cook``.
     """
 
-    def __init__(self, n=1, *, tc_decay: float = 100.0, theta_plus: float = 0.05, one_spike: bool = True, **kw):
+    def __init__(self, n=1, *, tc_decay: float = 100.0, theta_plus: float = 0.05, tc_theta_decay: float = 1e7,
+                 one_spike: bool = True, **kw):
         super().__init__(n, tc_decay=tc_decay, **kw)
+        if not tc_theta_decay > 0:
+            raise ConfigError(f"tc_theta_decay must be > 0 ms, got {tc_theta_decay}", key="tc_theta_decay")
+        self.theta_shift = min(30, max(0, round(math.log2(tc_theta_decay / self.dt))))
         self.theta_plus = _fixed(theta_plus, self.scale)
         self.one_spike = bool(one_spike)
         self.register_buffer("theta", torch.zeros(self.shape, dtype=torch.int32))
@@ -94,6 +104,8 @@ class IntegerDiehlCookNodes(IntegerLIFNodes):
         return self.thresh + self.theta
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.theta.sub_(torch.bitwise_right_shift(self.theta, self.theta_shift))
         fired = self.integrate_and_fire(x)
         if self.training:
             self.theta.add_(self.theta_plus * fired.sum(0, dtype=torch.int32))
