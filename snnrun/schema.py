@@ -33,6 +33,7 @@ class TrainerConfig:
     label_pass: bool = True
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
     cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/graph.py)
+    compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
 
 
 @dataclass

@@ -111,7 +111,7 @@ def table(title: str, key_columns: list[str], rows: list[dict[str, Any]]) -> Tab
     for m in METRICS:
         t.add_column(m, justify="right", no_wrap=True)
     for r in rows:
-        cells = [str(r.get(k, "-")) for k in key_columns] + [r["finished"]]
+        cells = [_short(r.get(k, "-")) for k in key_columns] + [r["finished"]]
         for m in METRICS:
             cell = fmt(r.get(m))
             if with_std and r.get(f"{m}_std") is not None:
@@ -119,6 +119,14 @@ def table(title: str, key_columns: list[str], rows: list[dict[str, Any]]) -> Tab
             cells.append(cell)
         t.add_row(*cells)
     return t
+
+
+def _short(value: Any) -> str:
+    """Swept floats as 4 significant digits in the table (the CSV keeps them whole)."""
+    try:
+        return f"{float(value):.4g}" if "." in str(value) else str(value)
+    except ValueError:
+        return str(value)
 
 
 def write_csv(path: Path, key_columns: list[str], rows: list[dict[str, Any]]) -> None:
