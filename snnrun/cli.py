@@ -3,6 +3,7 @@
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
     snnrun eval run_dir=DIR [key=value ...]          re-evaluate a finished run
     snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
+    snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi]   plot one neuron model
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
     snnrun report run_dir=DIR                         summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
@@ -158,12 +159,21 @@ def _shell_completion(args: list[str]) -> None:
     _hydra_app(_train_task, args)
 
 
+def _probe(args: list[str]) -> None:
+    from snnrun.probe import run_probe
+
+    with user_errors():
+        path = run_probe(args)
+    console.print(f"written {path}")
+
+
 def registries() -> dict:
     import snnrun.data  # noqa: F401  (registration side effects)
     from snnrun.connections import Connection
     from snnrun.data import DatasetSource
     from snnrun.decoders import Decoder
     from snnrun.encoders import Encoder
+    from snnrun.generators import Generator
     from snnrun.learning import LearningRule
     from snnrun.neurons import NeuronModel
     from snnrun.surrogates import Surrogate
@@ -171,10 +181,10 @@ def registries() -> dict:
     return {"neurons": NeuronModel.registry, "encoders": Encoder.registry,
             "connections": Connection.registry, "learners": LearningRule.registry,
             "decoders": Decoder.registry, "datasets": DatasetSource.registry,
-            "surrogates": Surrogate.registry}
+            "surrogates": Surrogate.registry, "generators": Generator.registry}
 
 
-COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list,
+COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,
             "resume": _resume, "report": _report, "compare": _compare}
 
 
