@@ -116,9 +116,10 @@ class Registry(Generic[T]):
         if name in self._aliases:
             name = self._aliases[name]
         if name not in self._entries:
-            options = self.names() + sorted(self._aliases)
+            # suggest a registered name first; an alias only when no name is close
+            hint = did_you_mean(name, self.names()) or did_you_mean(name, sorted(self._aliases))
             raise ConfigError(
-                f"unknown {self.kind} '{name}'.{did_you_mean(name, options)} "
+                f"unknown {self.kind} '{name}'.{hint} "
                 f"Registered {self.kind}s: {', '.join(self.names())}",
                 key=key,
             )
