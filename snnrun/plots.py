@@ -63,30 +63,46 @@ def save_confusion_png(cm: torch.Tensor, path: Path, title: str = "") -> None:
 
 
 def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -> bool:
-    """Running training accuracy per decoder and images/s against samples seen (metrics.jsonl).
+    """Accuracies (top) and losses or images/s (bottom) of the records in metrics.jsonl against
+    training samples seen (or the step number), one line per metric and phase.
 
-    Records of other phases are skipped; returns False (no file) when there is nothing to draw.
+    Works for any loop's records: every numeric leaf whose name contains "accuracy" or "loss" is
+    drawn (``running_accuracy/all_activity``, ``val_accuracy`` ...); the test accuracy is a dashed
+    line. Returns False (no file) when there is nothing to draw.
     """
-    train = [r for r in records if r.get("phase") == "train"]
-    if not train:
-        return False
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
-    decoders = sorted({k for r in train for k in (r.get("running_accuracy") or {})})
-    for d in decoders:
-        pts = [(r["samples"], r["running_accuracy"][d]) for r in train if d in (r.get("running_accuracy") or {})]
-        ax.plot(*zip(*pts), marker=".", label=d)
+    from snnrun.logging import flatten
+
+    series: dict[str, list] = {}
+    tests = []
     for r in records:
         if r.get("phase") == "test":
-            ax.axhline(r["test_accuracy"], color="k", ls="--", lw=1, label=f"test ({r['test_accuracy']:.3f})")
-    ax.set_ylabel("running accuracy")
-    ax.set_ylim(0, 1)
+            if r.get("test_accuracy") is not None:
+                tests.append(r["test_accuracy"])
+            continue
+        x = r.get("samples", r.get("step"))
+        for k, v in flatten(r).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and ("accuracy" in k or "loss" in k
+                                                                            or k == "images_per_s"):
+                series.setdefault(f"{r.get('phase', '')}: {k}" if k != "images_per_s" else k, []).append((x, v))
+    acc = {k: v for k, v in series.items() if "accuracy" in k}
+    low = {k: v for k, v in series.items() if "loss" in k} or {k: v for k, v in series.items() if k == "images_per_s"}
+    if not acc and not low:
+        return False
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
+    for k, pts in acc.items():
+        ax.plot(*zip(*pts), marker=".", label=k)
+    for t in tests:
+        ax.axhline(t, color="k", ls="--", lw=1, label=f"test accuracy ({t:.3f})")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title or "learning curves")
-    rates = [(r["samples"], r["images_per_s"]) for r in train if r.get("images_per_s") is not None]
-    if rates:
-        ax2.plot(*zip(*rates), color="tab:gray")
-    ax2.set_ylabel("images/s")
+    for k, pts in low.items():
+        ax2.plot(*zip(*pts), label=k)
+    ax2.set_ylabel("loss" if any("loss" in k for k in low) else "images/s")
+    if len(low) > 1:
+        ax2.legend(fontsize=8)
     ax2.set_xlabel("training samples seen")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

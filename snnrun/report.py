@@ -27,7 +27,11 @@ SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_sa
 
 
 def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
-    """Keys where the run's config differs from ``+model=<its model>`` with today's defaults."""
+    """What the run changed relative to ``+model=<its model>`` with today's defaults.
+
+    Group choices that differ come first (``data``: digits -> synthetic); values are then
+    compared with the defaults *of the run's choices*, so only explicit value changes show.
+    """
     from hydra import compose, initialize_config_dir
 
     from snnrun.config import config_dir
@@ -35,18 +39,29 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
 
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    model = None
+    choices = {}
     if hydra_yaml.is_file():
-        model = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices.model")
-    model = model or OmegaConf.select(run_cfg, "model.name")
-    overrides = [f"+model={model}"] if model else []
-    try:
+        choices = OmegaConf.to_container(OmegaConf.load(hydra_yaml).hydra.runtime.choices)
+    model = choices.pop("model", None) or OmegaConf.select(run_cfg, "model.name")
+    base = [f"+model={model}"] if model else []
+
+    def defaults(overrides):
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            default = compose("config", overrides=overrides)
-    except Exception as e:  # the model may no longer exist in this install
+            return compose("config", overrides=overrides, return_hydra_config=True)
+
+    try:
+        default = defaults(base)
+        default_choices = OmegaConf.to_container(default.hydra.runtime.choices)
+        changed = {k: (default_choices.get(k), v) for k, v in choices.items()
+                   if not k.startswith("hydra/") and default_choices.get(k) != v}
+        reference = defaults(base + [f"{k}={v}" for k, (_, v) in changed.items()
+                                     if v is not None and k in default_choices]) if changed else default
+    except Exception as e:  # the model or a preset may no longer exist in this install
         raise ConfigError(f"cannot compose the defaults of model '{model}' to compare with: "
                           f"{str(e).splitlines()[0]}", key="model") from e
-    return config_diff(OmegaConf.to_container(default), OmegaConf.to_container(run_cfg))
+    ref = OmegaConf.to_container(reference)
+    ref.pop("hydra", None)
+    return {**{f"({k})": v for k, v in changed.items()}, **config_diff(ref, OmegaConf.to_container(run_cfg))}
 
 
 def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> list[Path]:
@@ -85,6 +100,14 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
         save_membrane_png(v, top, net.dt, written[-1], f"{readout}: most active neurons, test sample 0 "
                           f"(label {label})", threshold=th)
     return written
+
+
+def _is_gradient(cfg) -> bool:
+    try:
+        from snnrun.train_gradient import is_gradient_config
+    except ImportError:
+        return False
+    return bool(is_gradient_config(cfg))
 
 
 def report_run(run_dir: str | Path) -> dict[str, Any]:
@@ -127,6 +150,9 @@ def report_run(run_dir: str | Path) -> dict[str, Any]:
         save_confusion_png(torch.tensor(summary["confusion"]), written[-1],
                            f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
 
+    if _is_gradient(cfg):  # its loop owns model building; its figures come from its own run
+        console.print("figures: " + ", ".join(p.name for p in written))
+        return {"summary": summary, "diff": diff, "figures": written}
     exp = build_experiment(cfg)
     exp.load_state_dict(load_checkpoint(run_dir, fallback=False))
     readout_in = [c for c in exp.network.connections.values()
