@@ -104,14 +104,18 @@ def set_rng_state(state: dict[str, Any], **generators: torch.Generator) -> None:
 
 
 class StopOnSignal:
-    """Context manager: SIGINT/SIGTERM set ``self.signum`` instead of killing the process.
+    """Context manager: SIGINT/SIGTERM/SIGUSR2 set ``self.signum`` instead of killing the process.
 
     The loop polls ``requested`` between batches, so a stop never lands in the middle of a
     weight update. A second signal restores the default behaviour (KeyboardInterrupt / exit).
     Outside the main thread (signal handlers cannot be set there) it does nothing.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # SIGUSR2: what Slurm jobs launched by submitit (hydra/launcher=submitit_slurm) get
+    # `signal_delay_s` before their time limit; SIGTERM comes at the limit itself
+    SIGNALS = tuple(getattr(signal, name) for name in
+                    ("SIGINT", "SIGTERM", "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+                    if hasattr(signal, name))
 
     def __init__(self):
         self.signum: int | None = None
