@@ -103,10 +103,22 @@ class DiehlCookTrain(Workload):
     learning = True
 
     def __init__(self, n: int = 400, batch: int = 256, time: float = 250.0, dt: float = 1.0,
-                 engine: str = "graph"):
+                 engine: str = "graph", precision: str = "highest"):
         self.n, self.batch, self.time, self.dt, self.engine = int(n), int(batch), float(time), float(dt), engine
+        if precision not in ("highest", "high"):
+            raise ConfigError(f"precision must be highest (float32 matmuls) or high (TF32), got {precision!r}",
+                              key="workload.precision")
+        self.precision = precision
 
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(self.precision)
+        try:
+            return self._run(device, warmup, repeats)
+        finally:
+            torch.set_float32_matmul_precision(before)
+
+    def _run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
         exp, x = _dc_experiment(self.n, self.batch, self.time, self.dt, self.engine, str(device))
         exp.network.train(self.learning)
         if device.type == "cuda":

@@ -95,12 +95,17 @@ if triton is not None:
 
     @triton.jit
     def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, h_ptr, vT_ptr, T, N, c_v, c_x, c_r, v_th, v_reset,
-                        SOFT: tl.constexpr, STORE_H: tl.constexpr, BLOCK: tl.constexpr):
+                        SOFT: tl.constexpr, STORE_H: tl.constexpr, BLOCK: tl.constexpr,
+                        STAGES: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
-        for t in range(T):
-            x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0)
+        # the next step's input is requested before this step is computed, so a load is always
+        # in flight: the loop is bound by memory latency otherwise (T dependent iterations)
+        x_next = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        for t in tl.range(0, T, num_stages=STAGES):
+            x = x_next
+            x_next = tl.load(x_ptr + (t + 1) * N + offs, mask=mask & (t + 1 < T), other=0.0)
             if SOFT:
                 h = c_v * v + c_x * x
             else:
@@ -118,16 +123,20 @@ if triton is not None:
     @triton.jit
     def _lif_bwd_kernel(gs_ptr, gvT_ptr, h_ptr, gx_ptr, gv0_ptr, T, N, c_v, c_x, v_th, v_reset,
                         alpha, SOFT: tl.constexpr, DETACH: tl.constexpr, ATAN: tl.constexpr,
-                        GS_SCALAR: tl.constexpr, BLOCK: tl.constexpr):
+                        GS_SCALAR: tl.constexpr, BLOCK: tl.constexpr, STAGES: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         g_v = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
-        for i in range(T):
+        h_next = tl.load(h_ptr + (T - 1) * N + offs, mask=mask, other=0.0)
+        if GS_SCALAR:
+            g_scalar = tl.load(gs_ptr)
+        for i in tl.range(0, T, num_stages=STAGES):
             t = T - 1 - i
-            h = tl.load(h_ptr + t * N + offs, mask=mask, other=0.0)
+            h = h_next
+            h_next = tl.load(h_ptr + (t - 1) * N + offs, mask=mask & (t > 0), other=0.0)
             s = (h >= v_th).to(tl.float32)  # recomputed: cheaper than storing and reloading spikes
             if GS_SCALAR:  # e.g. the gradient of a sum: one value broadcast over [T, B, ...]
-                g_s = tl.load(gs_ptr)
+                g_s = g_scalar
             else:
                 g_s = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0)
             u = h - v_th
@@ -154,10 +163,12 @@ if triton is not None:
 
 
 def triton_available(t: torch.Tensor) -> bool:
-    return triton is not None and t.is_cuda and t.dtype == torch.float32
+    # the kernels index with 32-bit offsets
+    return triton is not None and t.is_cuda and t.dtype == torch.float32 and t.numel() < 2**31
 
 
-BLOCK = 512
+# launch configuration (tuned on an H200 with tools/tune_lif_kernel.py)
+LAUNCH = {"BLOCK": 512, "num_warps": 2, "STAGES": 1}
 
 
 class LIFMultiStep(torch.autograd.Function):
@@ -176,9 +187,9 @@ class LIFMultiStep(torch.autograd.Function):
             T, N = x.shape[0], x[0].numel()
             s_seq, vT = torch.empty_like(x), torch.empty_like(v0)
             h_seq = torch.empty_like(x) if need_grad else s_seq  # (not written without grad)
-            _lif_fwd_kernel[(triton.cdiv(N, BLOCK),)](x, v0, s_seq, h_seq, vT, T, N, c_v, c_x, c_r,
-                                                      float(v_th), vr, SOFT=soft, STORE_H=need_grad,
-                                                      BLOCK=BLOCK)
+            _lif_fwd_kernel[(triton.cdiv(N, LAUNCH["BLOCK"]),)](
+                x, v0, s_seq, h_seq, vT, T, N, c_v, c_x, c_r, float(v_th), vr, SOFT=soft,
+                STORE_H=need_grad, **LAUNCH)
         else:
             s_seq, h_seq, vT = _forward_torch(x, v0, c_v, c_x, c_r, float(v_th), vr, soft)
         # spikes are not saved: the backward pass recomputes them as h >= v_th
@@ -203,9 +214,9 @@ class LIFMultiStep(torch.autograd.Function):
             else:
                 g_s = g_s.contiguous()
             g_x, g_v0 = torch.empty_like(h_seq), torch.empty_like(g_vT)
-            _lif_bwd_kernel[(triton.cdiv(N, BLOCK),)](g_s, g_vT, h_seq, g_x, g_v0, T, N, c_v, c_x,
-                                                      v_th, vr, alpha, SOFT=soft, DETACH=detach,
-                                                      ATAN=(kind == "atan"), GS_SCALAR=scalar, BLOCK=BLOCK)
+            _lif_bwd_kernel[(triton.cdiv(N, LAUNCH["BLOCK"]),)](
+                g_s, g_vT, h_seq, g_x, g_v0, T, N, c_v, c_x, v_th, vr, alpha, SOFT=soft, DETACH=detach,
+                ATAN=(kind == "atan"), GS_SCALAR=scalar, **LAUNCH)
         else:
             g_s = torch.zeros_like(h_seq) if g_s is None else g_s
             s_seq = (h_seq >= v_th).to(h_seq.dtype)

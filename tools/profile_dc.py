@@ -1,0 +1,30 @@
+"""Kernel-time breakdown of Diehl & Cook training steps on the GPU (torch.profiler).
+
+    python tools/profile_dc.py [n] [batch] [engine]      # defaults 400 256 compiled
+"""
+
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from snnrun.bench import _dc_experiment
+
+
+def main():
+    n, batch = int(sys.argv[1]) if len(sys.argv) > 1 else 400, int(sys.argv[2]) if len(sys.argv) > 2 else 256
+    engine = sys.argv[3] if len(sys.argv) > 3 else "compiled"
+    exp, x = _dc_experiment(n, batch, 20.0, 1.0, engine, "cuda")
+    exp.network.train()
+    for _ in range(3):
+        exp.simulate(x)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            exp.simulate(x)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+
+
+if __name__ == "__main__":
+    main()
