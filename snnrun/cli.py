@@ -109,6 +109,13 @@ def _list(args: list[str]) -> None:
         console.print(table)
 
 
+def _bench(args: list[str]) -> None:
+    from snnrun.bench import run_bench
+
+    with user_errors():
+        run_bench(args)
+
+
 def _key_values(args: list[str], cmd: str, required: tuple[str, ...] = ()) -> dict[str, str]:
     bad = [a for a in args if "=" not in a]
     if bad:
@@ -185,7 +192,7 @@ def registries() -> dict:
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": lambda a: _bench(a)}
 
 
 def main(argv: list[str] | None = None) -> None:
