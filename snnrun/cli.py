@@ -181,14 +181,17 @@ def registries() -> dict:
     from snnrun.decoders import Decoder
     from snnrun.encoders import Encoder
     from snnrun.generators import Generator
+    from snnrun.layers import Layer
     from snnrun.learning import LearningRule
+    from snnrun.losses import Loss
     from snnrun.neurons import NeuronModel
     from snnrun.surrogates import Surrogate
 
     return {"neurons": NeuronModel.registry, "encoders": Encoder.registry,
             "connections": Connection.registry, "learners": LearningRule.registry,
             "decoders": Decoder.registry, "datasets": DatasetSource.registry,
-            "surrogates": Surrogate.registry, "generators": Generator.registry}
+            "surrogates": Surrogate.registry, "generators": Generator.registry,
+            "layers": Layer.registry, "losses": Loss.registry}
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,

@@ -128,6 +128,10 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     stream, metrics appended without duplicates). SIGINT/SIGTERM write a checkpoint and raise
     :class:`~snnrun.checkpoint.TrainingInterrupted`.
     """
+    from snnrun.train_gradient import is_gradient_config, train_gradient
+
+    if is_gradient_config(cfg):  # model.layers + a gradient model.learner: snnrun/train_gradient.py
+        return train_gradient(cfg, output_dir)
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -328,6 +332,10 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
+    from snnrun.train_gradient import evaluate_gradient_run, is_gradient_config
+
+    if is_gradient_config(cfg):
+        return evaluate_gradient_run(run_dir, cfg)
     state = load_checkpoint(run_dir, fallback=False)
     exp = build_experiment(cfg)
     exp.load_state_dict(state)

@@ -6,17 +6,22 @@ from omegaconf import OmegaConf
 from snnrun.cli import registries
 from snnrun.config import config_dir, model_names
 from snnrun.experiment import build_experiment
+from snnrun.train_gradient import build_gradient_experiment, is_gradient_config
 
 DATA = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml"))
 PRESET_REGISTRY = {"neuron": "neurons", "connection": "connections", "encoder": "encoders",
-                   "learner": "learners", "data": "datasets"}
+                   "learner": "learners", "data": "datasets", "loss": "losses"}
 
 
 @pytest.mark.parametrize("model", model_names())
 def test_model_composes_and_builds(compose_cfg, model):
     cfg = compose_cfg(f"+model={model}", "data=synthetic")
-    exp = build_experiment(cfg)
-    assert exp.network.groups[exp.input_group].n == 64
+    if is_gradient_config(cfg):  # feed-forward gradient models (model.layers + model.learner)
+        exp = build_gradient_experiment(cfg)
+        assert exp.model(exp.data.test.x[:2], steps=2)["out"].shape == (2, 2, 4)  # synthetic: 4 classes
+    else:
+        exp = build_experiment(cfg)
+        assert exp.network.groups[exp.input_group].n == 64
 
 
 @pytest.mark.parametrize("data", DATA)

@@ -2,5 +2,6 @@
 
 from snnrun.learning.base import LearningRule
 from snnrun.learning.stdp import PostPreSTDP
+from snnrun.learning import gradient  # noqa: F401  (surrogate_bptt, stbp, sbp, stca)
 
 __all__ = ["LearningRule", "PostPreSTDP"]

@@ -1,0 +1,315 @@
+"""The training loop for gradient (surrogate BPTT) models: ``model.layers`` + ``model.learner``.
+
+Per epoch: shuffled mini-batches of the training split (minus a held-out validation split,
+``learner.val_fraction``), one optimiser step each; then validation loss/accuracy, the scheduler
+step, a metrics line, and a checkpoint. The best epoch by validation accuracy (ties: lower
+validation loss) is the model that is tested and kept. Outputs and summary keys are those of the
+local-learning loop (:mod:`snnrun.train`): metrics.jsonl, summary.json, checkpoint.pt,
+confusion.png, resolved_config.yaml; runs resume (``resume=true``) at epoch boundaries, and
+SIGINT/SIGTERM stop after writing a checkpoint.
+
+Model config keys: ``layers`` (see :mod:`snnrun.layers`), ``loss`` (see :mod:`snnrun.losses`),
+``learner`` (see :mod:`snnrun.learning.gradient`), ``T`` (steps per sample with direct input),
+``encoder`` (null: direct input — the image is the input current at every step — or an encoder
+node, which then sets T), ``step_mode`` (multi/single), ``dt``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from snnrun.checkpoint import StopOnSignal, TrainingInterrupted, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from snnrun.data import Dataset, Split, build_dataset, stratified_split
+from snnrun.encoders import Encoder
+from snnrun.errors import ConfigError
+from snnrun.experiment import resolve_device, resolved, seed_everything
+from snnrun.layers import FeedForward, build_feedforward
+from snnrun.learning.gradient import SurrogateBPTT, is_gradient_learner
+from snnrun.learning.base import LearningRule
+from snnrun.loggers import open_metrics
+from snnrun.logging import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.losses import Loss
+from snnrun.plots import confusion_matrix, save_confusion_png, save_weights_png
+
+REQUIRED = ("layers", "loss", "learner")
+
+
+def is_gradient_config(cfg: Any) -> bool:
+    """Whether ``cfg.model`` is a gradient-trained model (its ``learner`` is a gradient learner)."""
+    model = cfg.get("model") if hasattr(cfg, "get") else None
+    if model is None or not hasattr(model, "get"):
+        return False
+    return is_gradient_learner(model.get("learner"))
+
+
+@dataclass
+class GradientExperiment:
+    cfg: dict[str, Any]
+    device: torch.device
+    data: Dataset
+    train: Split
+    val: Split
+    model: FeedForward
+    encoder: Encoder | None
+    steps: int
+    loss: Loss
+    learner: SurrogateBPTT
+
+    def present(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Encode a batch ``(B, *shape)`` and run the model over all steps."""
+        x = x.to(self.device, non_blocking=True)
+        if self.encoder is None:
+            return self.model(x, steps=self.steps)
+        return self.model(self.encoder(x).to(x.dtype))
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, batch_size: int, bar=None) -> tuple[float, torch.Tensor]:
+        """Mean loss and predictions over a split, learning off."""
+        self.model.eval()
+        total, preds = 0.0, []
+        for start in range(0, len(split), batch_size):
+            xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size].to(self.device)
+            with self.learner.autocast(self.device):
+                out = self.present(xb)
+                total += float(self.loss.loss(out, yb)) * len(yb)
+            preds.append(self.loss.predict(out).cpu())
+            if bar is not None:
+                bar.advance(len(yb))
+        n = max(len(split), 1)
+        return total / n, torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+
+
+def build_gradient_experiment(cfg: DictConfig) -> GradientExperiment:
+    plain = resolved(cfg)
+    model_cfg = plain["model"]
+    missing = [k for k in REQUIRED if k not in model_cfg]
+    if missing:
+        raise ConfigError(f"a gradient model config needs {', '.join(missing)}", key="model")
+    device = resolve_device(plain.get("device", "auto"))
+    seed = int(plain.get("seed", 0))
+    seed_everything(seed)
+    data = build_dataset(plain["data"])
+    learner = LearningRule.registry.build(model_cfg["learner"], key="model.learner")
+    loss = Loss.build(model_cfg["loss"], key="model.loss")
+    encoder = None
+    if model_cfg.get("encoder") is not None:
+        encoder = Encoder.build(model_cfg["encoder"], key="model.encoder")
+        steps = encoder.steps
+    else:
+        steps = model_cfg.get("T")
+        if not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"T (time steps per sample) must be a positive integer, got {steps!r}", key="model.T")
+    model = build_feedforward(model_cfg["layers"], data.shape, dt=float(model_cfg.get("dt", 1.0)),
+                              step_mode=str(model_cfg.get("step_mode", "multi")))
+    model.record_v = loss.needs_v
+    out_shape = _output_size(model, data.shape)
+    if out_shape != data.n_classes:
+        raise ConfigError(f"the last layer has {out_shape} outputs but {data.name} has {data.n_classes} classes",
+                          key=f"model.layers.{list(model.layers)[-1]}")
+    model.to(device)
+    train, val = split_validation(data.train, learner.val_fraction, seed)
+    return GradientExperiment(plain, device, data, train, val, model, encoder, steps, loss, learner)
+
+
+@torch.no_grad()
+def _output_size(model: FeedForward, in_shape) -> int:
+    was = model.training
+    model.eval()
+    try:
+        out = model(torch.zeros(2, *in_shape), steps=1)["out"]
+    finally:
+        model.train(was)
+    return int(np.prod(out.shape[2:]))
+
+
+def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out a stratified ``fraction`` of the training split (fixed by ``seed``)."""
+    if fraction <= 0 or len(train) < 2:
+        return train, Split(train.x[:0], train.y[:0])
+    tr, va = stratified_split(train.y.numpy(), fraction, seed)
+    tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+    return Split(train.x[tr], train.y[tr]), Split(train.x[va], train.y[va])
+
+
+def _progress_state(epoch: int, samples: int, train_time: float, best: dict[str, Any], stage: str) -> dict:
+    return {"epoch": epoch, "samples": samples, "train_time": train_time, "best": best, "stage": stage}
+
+
+def train_gradient(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
+    """Train a gradient model, select the best epoch on validation, test it, write the outputs."""
+    from snnrun.train import EVAL_SEED_OFFSET, git_commit, resume_point, versions
+
+    t_start = time.perf_counter()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    exp = build_gradient_experiment(cfg)
+    saved = resume_point(output_dir, exp.cfg)
+    if saved is not None and saved["progress"]["stage"] == "done" and (output_dir / "summary.json").is_file():
+        console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
+        return json.loads((output_dir / "summary.json").read_text())
+    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+    tr = exp.cfg["trainer"]
+    epochs, bs, ebs = int(tr["epochs"]), int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
+    if epochs < 0 or bs < 1 or ebs < 1:
+        raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {epochs}, {bs}, {ebs}", key="trainer")
+    show = bool((exp.cfg.get("logger") or {}).get("progress", True))
+    n_train = len(exp.train)
+    steps_per_epoch = (n_train + bs - 1) // bs
+    exp.learner.configure(exp.model, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    order_gen = torch.Generator().manual_seed(int(exp.cfg["seed"]))
+    epoch, samples, train_time = 1, 0, 0.0
+    best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf"), "model": None}
+    if saved is not None:
+        exp.model.load_state_dict(saved["model"])
+        exp.learner.load_state_dict(saved["learner"])
+        set_rng_state(saved["rng"], order=order_gen)
+        p = saved["progress"]
+        epoch, samples, train_time, best = p["epoch"], p["samples"], p["train_time"], p["best"]
+    metrics = open_metrics(exp.cfg.get("logger"), output_dir, resume_from=saved and saved["metrics"])
+    console.print(f"[bold]snnrun[/] {exp.cfg['model'].get('name', 'model')} on {exp.data.name} "
+                  f"({n_train} train / {len(exp.val)} val / {len(exp.data.test)} test, T={exp.steps}), "
+                  f"{exp.learner.registered_name}, device {exp.device}, seed {exp.cfg['seed']}"
+                  + (f"; [yellow]resuming at epoch {epoch}[/]" if saved is not None else ""))
+
+    def checkpoint(stage: str) -> None:
+        save_checkpoint(output_dir, {
+            "model": exp.model.state_dict(), "learner": exp.learner.state_dict(),
+            "progress": _progress_state(epoch, samples, train_time, best, stage),
+            "rng": rng_state(order=order_gen), "metrics": metrics.position(),
+            "config": exp.cfg, "versions": versions(), "epoch": epoch - 1, "samples": samples})
+
+    try:
+        with StopOnSignal() as stop:
+            while epoch <= epochs:
+                exp.model.train()
+                order = torch.randperm(n_train, generator=order_gen)
+                total_loss, correct = 0.0, 0
+                with PhaseProgress(f"epoch {epoch}/{epochs}", n_train, show) as bar:
+                    for start in range(0, n_train, bs):
+                        idx = order[start:start + bs]
+                        xb, yb = exp.train.x[idx], exp.train.y[idx].to(exp.device)
+                        loss, out = exp.learner.train_step(lambda: exp.present(xb), exp.loss, yb, exp.device)
+                        total_loss += float(loss) * len(idx)
+                        correct += int((exp.loss.predict(out).detach() == yb).sum())
+                        samples += len(idx)
+                        bar.advance(len(idx), f"loss {total_loss / (start + len(idx)):.4f}")
+                    epoch_time = bar.elapsed
+                train_time += epoch_time
+                record = {"phase": "train", "epoch": epoch, "samples": samples,
+                          "loss": total_loss / max(n_train, 1), "train_accuracy": correct / max(n_train, 1),
+                          "lr": exp.learner.lr, "images_per_s": round(n_train / max(epoch_time, 1e-9), 2)}
+                val_loss = None
+                if len(exp.val):
+                    val_loss, preds = exp.evaluate(exp.val, ebs)
+                    val_acc = float((preds == exp.val.y).float().mean())
+                    record.update(val_loss=val_loss, val_accuracy=val_acc)
+                    better = (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"])
+                else:  # no validation split: the last epoch is the one kept
+                    val_acc, better = float("nan"), True
+                exp.learner.end_epoch(val_loss)
+                if better:
+                    best = {"epoch": epoch, "val_accuracy": val_acc,
+                            "val_loss": val_loss if val_loss is not None else float("nan"),
+                            "model": {k: v.detach().cpu().clone() for k, v in exp.model.state_dict().items()}}
+                record["best_epoch"] = best["epoch"]
+                metrics.log(**record)
+                console.print(f"epoch {epoch}: loss {record['loss']:.4f}, train {record['train_accuracy']:.4f}"
+                              + (f", val {val_acc:.4f}" if len(exp.val) else "") + f", lr {record['lr']:.2e}"
+                              + (" [green]best[/]" if better else ""))
+                epoch += 1
+                checkpoint("train")
+                if stop.requested:
+                    raise TrainingInterrupted(stop.signum, output_dir)
+
+            if best["model"] is not None:
+                exp.model.load_state_dict(best["model"])
+            results = test(exp, ebs, show, EVAL_SEED_OFFSET)
+            checkpoint("done")
+        metrics.log(phase="test", **{k: v for k, v in results.items() if not k.startswith("_")})
+    finally:
+        metrics.close()
+
+    results = finish(exp, output_dir, results)
+    summary = {
+        **results,
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["val_accuracy"] if len(exp.val) else None,
+        "train_images_per_s": samples / train_time if train_time > 0 else None,
+        "train_samples": samples,
+        "n_train": n_train,
+        "n_val": len(exp.val),
+        "epochs": epochs,
+        "wall_s": time.perf_counter() - t_start,
+        "device": str(exp.device),
+        "seed": int(exp.cfg["seed"]),
+        "model": exp.cfg["model"].get("name"),
+        "dataset": exp.data.name,
+        "learner": exp.learner.registered_name,
+        "resumed": saved is not None,
+        "versions": versions(),
+        "git_commit": git_commit(),
+    }
+    write_json_atomic(output_dir / "summary.json", summary)
+    console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy {summary['test_accuracy']:.4f} "
+                  f"(best epoch {best['epoch']}); outputs in {output_dir}")
+    return summary
+
+
+def test(exp: GradientExperiment, batch_size: int, show: bool, seed_offset: int) -> dict[str, Any]:
+    """Test accuracy of the current model (seeded: re-evaluation draws the same encoder noise)."""
+    torch.manual_seed(int(exp.cfg.get("seed", 0)) + seed_offset)
+    test_split = exp.data.test
+    with PhaseProgress("test", len(test_split), show) as bar:
+        loss, preds = exp.evaluate(test_split, batch_size, bar)
+    acc = float((preds == test_split.y).float().mean()) if len(test_split) else float("nan")
+    name = exp.loss.name
+    return {"test_accuracy": acc, "best_decoder": name, "decoders": {name: {"test_accuracy": acc}},
+            "test_loss": loss, "n_test": len(test_split), "test_images_per_s": bar.images_per_s, "_preds": preds}
+
+
+def finish(exp: GradientExperiment, output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Confusion matrix, first-layer receptive fields (dense models), results table."""
+    preds = results.pop("_preds")
+    cm = confusion_matrix(exp.data.test.y, preds, exp.data.n_classes)
+    save_confusion_png(cm, output_dir / "confusion.png",
+                       f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
+    first = next((m for m in exp.model.layers.values() if hasattr(m, "weight")), None)
+    if first is not None and first.weight.dim() == 2 and first.weight.shape[1] == int(np.prod(exp.data.shape)):
+        save_weights_png(first.weight.detach().t(), exp.data.shape, output_dir / "weights.png",
+                         "first dense layer: input weights per unit")
+    console.print(results_table(f"test accuracy ({results['n_test']} samples)",
+                                {k: v for k, v in results["decoders"].items()}, ["test_accuracy"]))
+    return results
+
+
+def evaluate_gradient_run(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any]:
+    """Re-evaluate a finished gradient run (its best model) on the test split; write ``eval.json``."""
+    from snnrun.train import EVAL_SEED_OFFSET, git_commit, versions
+
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir, fallback=False)
+    exp = build_gradient_experiment(cfg)
+    best = (state.get("progress") or {}).get("best") or {}
+    try:
+        exp.model.load_state_dict(best.get("model") or state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise ConfigError("the checkpoint does not fit this model (sizes or components differ): "
+                          + str(e).splitlines()[0], key="model") from e
+    show = bool((exp.cfg.get("logger") or {}).get("progress", True))
+    results = finish(exp, run_dir, test(exp, int(exp.cfg["trainer"].get("eval_batch_size", 256)), show,
+                                        EVAL_SEED_OFFSET))
+    summary_path = run_dir / "summary.json"
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
+           "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
+    write_json_atomic(run_dir / "eval.json", out)
+    return out

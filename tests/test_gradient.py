@@ -1,0 +1,372 @@
+"""Gradient training: layers, multi-step vs step-by-step, losses, the BPTT learner, the training loop."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from snnrun.errors import ConfigError
+from snnrun.layers import build_feedforward
+from snnrun.learning import LearningRule
+from snnrun.losses import Loss, first_spike_times
+from snnrun.network import build_network
+from snnrun.neurons.trainable import TrainableNode
+from snnrun.train import evaluate_run, train
+from snnrun.train_gradient import build_gradient_experiment, is_gradient_config
+
+SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",
+                "seed", "versions", "n_train", "n_test", "train_samples", "epochs", "model", "dataset",
+                "git_commit", "best_epoch", "val_accuracy"}
+TINY_GRAD = ["data=synthetic", "data.n_train=120", "data.n_test=40", "trainer.epochs=4", "trainer.batch_size=16",
+             "trainer.eval_batch_size=64", "logger=plain"]
+
+CONV = {
+    "conv": {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    "bn": {"type": "batch_norm"},
+    "lif1": {"type": "surrogate_lif", "surrogate": "atan"},
+    "pool": {"type": "avg_pool", "kernel_size": 2},
+    "drop": {"type": "dropout", "p": 0.3},
+    "flat": {"type": "flatten"},
+    "fc": {"type": "dense", "out_features": 5},
+    "plif": {"type": "plif", "v_reset": None},
+    "fc2": {"type": "dense", "out_features": 3},
+    "if": {"type": "surrogate_if"},
+    "mp_in": {"type": "dense", "out_features": 3},
+    "out": {"type": "leaky_integrator"},
+}
+
+
+def params_and_grads(model):
+    return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+# -- layers and shapes ------------------------------------------------------------------------------
+def test_shapes_are_inferred_layer_by_layer():
+    m = build_feedforward(CONV, (1, 8, 8))
+    assert m.layers["conv"].conv.in_channels == 1
+    assert m.layers["lif1"].shape == (4, 8, 8)
+    assert m.layers["fc"].linear.in_features == 4 * 4 * 4
+    assert m.layers["plif"].shape == (5,)
+    out = m(torch.rand(2, 1, 8, 8), steps=3)
+    assert out["out"].shape == (3, 2, 3) and out["v"] is None
+
+
+@pytest.mark.parametrize("data,flat", [("digits", 64 * 2 * 2), ("mnist", 64 * 7 * 7)])
+def test_csnn_follows_the_data_shape(compose_cfg, data, flat):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(compose_cfg("+model=csnn", f"data={data}"), resolve=True)
+    m = build_feedforward(cfg["model"]["layers"], cfg["data"]["shape"])
+    assert m.layers["fc1"].linear.in_features == flat
+    assert m.layers["fc2"].linear.out_features == 10
+
+
+def test_layer_errors_name_the_layer():
+    with pytest.raises(ConfigError) as e:
+        build_feedforward({"fc": {"type": "dense", "out_features": 3}}, (1, 8, 8))
+    assert e.value.key == "model.layers.fc" and "flatten" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        build_feedforward({"c": {"type": "conv2d", "out_channels": 2, "kernel_size": 9}}, (1, 8, 8))
+    assert e.value.key == "model.layers.c" and "[1, 8, 8]" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        build_feedforward({"x": {"type": "denes", "out_features": 3}}, (4,))
+    assert e.value.key == "model.layers.x.type" and "Did you mean 'dense'" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        build_feedforward({"l": {"type": "surrogate_lif", "n": 3}}, (4,))
+    assert e.value.key == "model.layers.l.n"
+    with pytest.raises(ConfigError, match="unknown option 'out'"):
+        build_feedforward({"f": {"type": "dense", "out": 3}}, (4,))
+
+
+def test_dropout_keeps_one_mask_for_all_steps():
+    m = build_feedforward({"d": {"type": "dropout", "p": 0.5}, "n": {"type": "surrogate_if", "v_threshold": 100.0}}, (200,))
+    m.record_v = True
+    out = m(torch.ones(1, 200), steps=4)
+    v = out["v"][:, 0]
+    dropped = v[0] == 0
+    assert 0.3 < dropped.float().mean() < 0.7
+    assert (v[:, dropped] == 0).all()  # a dropped input is silent at every step
+    m.eval()
+    assert (m(torch.ones(1, 200), steps=2)["v"][0] > 0).all()
+
+
+# -- multi-step == step-by-step ------------------------------------------------------------------------
+def run(model, x, steps, seed=0):
+    torch.manual_seed(seed)
+    model.zero_grad()
+    out = model(x, steps=steps)
+    loss = (out["out"] * torch.linspace(0.5, 1.5, out["out"].shape[-1])).sum()
+    if out["v"] is not None:
+        loss = loss + out["v"].pow(2).sum()
+    loss.backward()
+    return out, params_and_grads(model)
+
+
+@pytest.mark.parametrize("static", [True, False])
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_multi_step_equals_step_by_step(static, train_mode):
+    torch.manual_seed(0)
+    layers = dict(CONV)
+    if train_mode:  # time-shared batch norm normalises over T x B vs B per step in training: leave it out
+        layers.pop("bn")
+    multi = build_feedforward(layers, (1, 8, 8), step_mode="multi")
+    single = build_feedforward(layers, (1, 8, 8), step_mode="single")
+    single.load_state_dict(multi.state_dict())
+    for m in (multi, single):
+        m.record_v = True
+        m.train(train_mode)
+    x = torch.rand(3, 1, 8, 8) * 3 if static else torch.rand(5, 3, 1, 8, 8) * 3
+    steps = 5 if static else None
+    out_m, g_m = run(multi, x, steps)
+    out_s, g_s = run(single, x, steps)
+    assert out_m["v"].abs().sum() > 0 and multi.layers["lif1"].s.sum() > 0
+    assert torch.equal(out_m["out"], out_s["out"])
+    assert torch.allclose(out_m["v"], out_s["v"], atol=1e-6)
+    assert set(g_m) == set(g_s) and len(g_m) == len(list(multi.parameters()))
+    for k in g_m:
+        assert torch.allclose(g_m[k], g_s[k], rtol=1e-4, atol=1e-6), k
+
+
+def test_static_input_equals_the_repeated_sequence():
+    torch.manual_seed(0)
+    m = build_feedforward(CONV, (1, 8, 8))
+    m.record_v = True
+    x = torch.rand(3, 1, 8, 8) * 3
+    out_static, g_static = run(m, x, 4)
+    out_seq, g_seq = run(m, x.unsqueeze(0).expand(4, *x.shape), None)
+    assert torch.equal(out_static["out"], out_seq["out"])
+    for k in g_static:
+        assert torch.allclose(g_static[k], g_seq[k], rtol=1e-4, atol=1e-6), k
+
+
+# -- losses --------------------------------------------------------------------------------------------
+def test_spike_count_ce_and_rate_mse():
+    s = torch.tensor([[[1.0, 0, 0]], [[1.0, 1, 0]], [[0.0, 1, 0]], [[1.0, 0, 0]]])  # (T=4, B=1, C=3)
+    y = torch.tensor([1])
+    ce = Loss.build("spike_count_ce")
+    assert ce.loss({"out": s}, y).item() == pytest.approx(F.cross_entropy(torch.tensor([[3.0, 2, 0]]), y).item())
+    assert ce.predict({"out": s}).tolist() == [0]
+    mse = Loss.build({"type": "rate_mse", "on_rate": 0.8, "off_rate": 0.1})
+    expected = ((0.75 - 0.1) ** 2 + (0.5 - 0.8) ** 2 + (0.0 - 0.1) ** 2) / 3
+    assert mse.loss({"out": s}, y).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode,logits", [("final", [1.0, -1, 0]), ("max", [2.0, 0.5, 0]), ("mean", [1.0, -0.25, 0])])
+def test_membrane_ce_modes(mode, logits):
+    v = torch.tensor([[[0.0, 0.5, 0]], [[2.0, -0.5, 0]], [[1.0, 0.0, 0]], [[1.0, -1.0, 0]]])
+    loss = Loss.build({"type": "membrane_ce", "mode": mode})
+    y = torch.tensor([2])
+    assert loss.loss({"out": v, "v": v}, y).item() == pytest.approx(
+        F.cross_entropy(torch.tensor([logits]), y).item())
+    with pytest.raises(ConfigError, match="final, max, mean"):
+        Loss.build({"type": "membrane_ce", "mode": "last"})
+
+
+def test_first_spike_times_and_loss():
+    # neuron 0 first fires at t=2, neuron 1 at t=0, neuron 2 never (-> T=4)
+    s = torch.tensor([[0.0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]]).unsqueeze(1).requires_grad_()
+    assert first_spike_times(s).tolist() == [[2.0, 0.0, 4.0]]
+    loss = Loss.build("first_spike_ce")
+    assert loss.predict({"out": s}).tolist() == [1]
+    out = loss.loss({"out": s}, torch.tensor([0]))
+    out.backward()
+    # making neuron 0 spike at t=0 or t=1 would move its first spike earlier: negative gradient there
+    assert s.grad[0, 0, 0] < 0 and s.grad[1, 0, 0] < 0
+
+
+# -- the learner -----------------------------------------------------------------------------------------
+def learner(**kw):
+    return LearningRule.registry.build({"type": "surrogate_bptt", **kw}, key="model.learner")
+
+
+def test_optimizers_and_schedulers_by_torch_name():
+    m = build_feedforward(CONV, (1, 8, 8))
+    for name in ("Adam", "AdamW", "SGD", "RMSprop"):
+        lr = learner(optimizer={"type": name, "lr": 0.01}, weight_decay=1e-3)
+        lr.configure(m, epochs=3, steps_per_epoch=5)
+        assert type(lr.optimizer).__name__ == name
+        decayed, plain = lr.optimizer.param_groups
+        assert decayed["weight_decay"] == 1e-3 and plain["weight_decay"] == 0.0
+        assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in plain["params"])
+    lr = learner(scheduler={"type": "OneCycleLR"})
+    lr.configure(m, epochs=2, steps_per_epoch=5)
+    assert lr.interval == "step" and lr.scheduler.total_steps == 10
+    lr = learner(scheduler={"type": "CosineAnnealingLR"})
+    lr.configure(m, epochs=7, steps_per_epoch=5)
+    assert lr.scheduler.T_max == 7
+    lr = learner(scheduler={"type": "StepLR", "step_size": 1, "gamma": 0.5})
+    lr.configure(m, epochs=3, steps_per_epoch=5)
+    lr.optimizer.step()
+    lr.end_epoch(None)
+    assert lr.lr == pytest.approx(5e-4)
+    lr = learner(scheduler={"type": "ReduceLROnPlateau", "patience": 0, "factor": 0.1})
+    lr.configure(m, epochs=3, steps_per_epoch=5)
+    lr.optimizer.step()
+    lr.end_epoch(1.0)
+    lr.end_epoch(2.0)
+    assert lr.lr == pytest.approx(1e-4)
+
+
+def test_learner_config_errors():
+    with pytest.raises(ConfigError) as e:
+        learner(optimizer={"type": "Adamm", "lr": 0.1})
+    assert e.value.key == "model.learner.optimizer.type" and "Did you mean 'Adam'" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        learner(optimizer={"type": "SGD", "learning_rate": 0.1})
+    assert e.value.key == "model.learner.optimizer.learning_rate" and "Allowed: dampening" in str(e.value)
+    assert ", lr," in str(e.value) and "params" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        learner(scheduler={"type": "Cosine"})
+    assert e.value.key == "model.learner.scheduler.type" and "CosineAnnealingLR" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        learner(optimizer={"type": "Adam", "weight_decay": 0.1})
+    assert e.value.key == "model.learner.optimizer.weight_decay"
+    with pytest.raises(ConfigError, match="true/bf16"):
+        learner(amp="fp16")
+
+
+def test_surrogate_bptt_is_not_a_connection_rule():
+    node = {"groups": {"X": {"type": "input", "n": 2}, "Y": {"type": "surrogate_lif", "n": 2}},
+            "connections": {"XY": {"type": "dense", "source": "X", "target": "Y"}},
+            "learners": {"bp": {"type": "stbp", "connection": "XY"}}}
+    with pytest.raises(ConfigError) as e:
+        build_network(node, dt=1.0)
+    assert e.value.key == "model.network.learners.bp.type" and "model.learner" in str(e.value)
+
+
+def test_stca_sets_spaic_surrogate_and_grad_clip_bounds_the_step():
+    m = build_feedforward(CONV, (1, 8, 8))
+    lr = LearningRule.registry.build({"type": "stca", "grad_clip": 1e-3, "optimizer": {"type": "SGD", "lr": 1.0}})
+    lr.configure(m, epochs=1, steps_per_epoch=1)
+    nodes = [n for n in m.modules() if isinstance(n, TrainableNode)]
+    assert nodes and all(type(n.surrogate).__name__ == "STCA" and n.surrogate.alpha == 0.5 for n in nodes)
+    before = torch.cat([p.detach().flatten().clone() for p in m.parameters()])
+    loss_fn = Loss.build("membrane_ce")
+    m.record_v = True
+    lr.train_step(lambda: m(torch.rand(4, 1, 8, 8) * 3, steps=3), loss_fn, torch.tensor([0, 1, 2, 0]),
+                  torch.device("cpu"))
+    after = torch.cat([p.detach().flatten() for p in m.parameters()])
+    assert 0 < (after - before).norm() <= 1e-3 + 1e-6  # SGD lr 1: the step is the clipped gradient
+
+
+def test_amp_is_a_no_op_on_cpu():
+    import contextlib
+
+    assert isinstance(learner(amp=True).autocast(torch.device("cpu")), contextlib.nullcontext)
+
+
+# -- the training loop ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from snnrun.config import config_dir
+
+    out = tmp_path_factory.mktemp("grad")
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["+model=snn_mlp", *TINY_GRAD])
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return cfg, out, train(cfg, out)
+
+
+def test_gradient_run_writes_the_same_outputs_as_local_runs(mlp_run):
+    cfg, out, summary = mlp_run
+    assert is_gradient_config(cfg)
+    for name in ("metrics.jsonl", "summary.json", "checkpoint.pt", "confusion.png", "resolved_config.yaml",
+                 "weights.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(saved)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in records] == ["train"] * 4 + ["test"]
+    assert [r["epoch"] for r in records[:4]] == [1, 2, 3, 4]
+    for r in records[:4]:
+        assert {"loss", "train_accuracy", "val_accuracy", "val_loss", "lr", "best_epoch"} <= set(r)
+    best = max(records[:4], key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert saved["best_epoch"] == best["epoch"] and saved["val_accuracy"] == best["val_accuracy"]
+    assert saved["n_train"] + saved["n_val"] == 120 and saved["n_val"] == 12
+
+
+def test_gradient_run_learns(mlp_run):
+    assert mlp_run[2]["test_accuracy"] >= 0.9  # 4 synthetic classes, chance 0.25
+
+
+def test_gradient_run_is_reproducible_and_re_evaluates(mlp_run, tmp_path):
+    cfg, out, summary = mlp_run
+    again = train(cfg, tmp_path)
+    assert again["test_accuracy"] == summary["test_accuracy"] and again["best_epoch"] == summary["best_epoch"]
+    result = evaluate_run(out)
+    assert result["test_accuracy"] == summary["test_accuracy"]
+    assert (out / "eval.json").is_file()
+
+
+def test_gradient_run_resumes_after_a_stop(compose_cfg, tmp_path, mlp_run, monkeypatch):
+    import snnrun.train_gradient as tg
+    from snnrun.errors import TrainingInterrupted
+
+    class StopAfterEpoch2:  # a SIGTERM arriving during epoch 2
+        signum, polls = 15, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        @property
+        def requested(self):
+            StopAfterEpoch2.polls += 1
+            return StopAfterEpoch2.polls == 2
+
+    real = tg.StopOnSignal
+    monkeypatch.setattr(tg, "StopOnSignal", StopAfterEpoch2)
+    with pytest.raises(TrainingInterrupted):
+        train(compose_cfg("+model=snn_mlp", *TINY_GRAD), tmp_path)
+    assert not (tmp_path / "summary.json").exists()
+    monkeypatch.setattr(tg, "StopOnSignal", real)
+    resumed = train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "resume=true"), tmp_path)
+    summary = mlp_run[2]
+    assert resumed["resumed"] and resumed["test_accuracy"] == summary["test_accuracy"]
+    assert resumed["best_epoch"] == summary["best_epoch"] and resumed["train_samples"] == summary["train_samples"]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("epoch") for r in records] == [1, 2, 3, 4, None]
+    losses = [json.loads(line)["loss"] for line in (mlp_run[1] / "metrics.jsonl").read_text().splitlines()[:4]]
+    assert [r["loss"] for r in records[:4]] == losses  # the same run, interrupted or not
+
+
+def test_model_config_errors(compose_cfg, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.layers.fc2.out_features=7"))
+    assert e.value.key == "model.layers.lif2" and "4 classes" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.T=0"))
+    assert e.value.key == "model.T"
+    with pytest.raises(ConfigError) as e:
+        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.learner.optimizer.type=Adagrad2"))
+    assert e.value.key == "model.learner.optimizer.type"
+
+
+@pytest.mark.parametrize("model", ["csnn", "plif_csnn"])
+def test_conv_models_train_a_step(compose_cfg, tmp_path, model):
+    summary = train(compose_cfg(f"+model={model}", *TINY_GRAD, "trainer.epochs=1", "model.channels=4",
+                                "model.hidden=16"), tmp_path)
+    assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
+    if model == "plif_csnn":
+        state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+        assert "layers.lif1.w" in state and state["layers.lif1.w"].item() != 0.0  # tau was learned
+
+
+def test_poisson_encoder_and_single_step_mode(compose_cfg, tmp_path):
+    summary = train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.epochs=2", "model.step_mode=single",
+                                "+model.encoder={type:poisson,time:8,dt:1,intensity:500}"), tmp_path)
+    assert summary["test_accuracy"] > 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_step(compose_cfg, tmp_path):
+    summary = train(compose_cfg("+model=csnn", *TINY_GRAD, "trainer.epochs=1", "device=cuda",
+                                "model.learner.amp=true"), tmp_path)
+    assert summary["device"].startswith("cuda")
