@@ -79,7 +79,8 @@ class Experiment:
 
     @torch.no_grad()
     def _simulate(self, x: torch.Tensor) -> torch.Tensor:
-        spikes = self.encoder(x)
+        # one conversion of the whole train instead of one per step
+        spikes = self.encoder(x).to(self.network.groups[self.input_group].dtype)
         spikes = spikes.reshape(spikes.shape[0], x.shape[0], *self.network.groups[self.input_group].shape)
         out = self.network.run({self.input_group: spikes}, count=(self.readout,))
         return out[self.readout].reshape(x.shape[0], -1)

@@ -63,7 +63,9 @@ class DiehlCookNodes(AdaptiveLIFNodes):
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         s = super().step(x)
-        if not self.one_spike:
+        # on the CPU a check is free and most steps have no crossing at all; on CUDA it would
+        # be a host sync (and break graph capture), so the choice below always runs there
+        if not self.one_spike or (not s.is_cuda and not bool(s.any())):
             return s
         flat = s.view(s.shape[0], -1)
         # uniform choice among the crossing neurons, without a host sync: the largest random

@@ -72,6 +72,16 @@ class NeuronModel(nn.Module):
         self.x: torch.Tensor = torch.zeros(0)
 
     # -- state -----------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        # per-sample state (v, s, x, refractory counters ...) is reassigned every time step;
+        # nn.Module.__setattr__'s parameter/buffer bookkeeping cost more than the arithmetic on
+        # the CPU path. A plain tensor replacing a plain attribute goes straight to __dict__,
+        # which is where nn.Module would have put it too.
+        if type(value) is torch.Tensor and name in self.__dict__:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
     def state_tensor(self, value: float = 0.0, dtype: torch.dtype | None = None) -> torch.Tensor:
         """A fresh ``(B, *shape)`` tensor on this group's device."""
         return torch.full((self.batch_size, *self.shape), value, device=self.device,
@@ -101,6 +111,7 @@ class NeuronModel(nn.Module):
     def reset_state(self, batch_size: int) -> None:
         """Start a new sample: per-sample state back to its initial value."""
         self.batch_size = int(batch_size)
+        self.state_dtype = self.dtype
         self.s = self.state_tensor()
         self.x = self.state_tensor() if self.traces else self.x
         if self.sum_input:
@@ -121,8 +132,7 @@ class NeuronModel(nn.Module):
             if self.traces_additive:
                 self.x = self.x * self.trace_decay + self.trace_scale * s
             else:
-                self.x = torch.where(s > 0, torch.full_like(self.x, self.trace_scale),
-                                     self.x * self.trace_decay)
+                self.x = (self.x * self.trace_decay).masked_fill_(s > 0, self.trace_scale)
         if self.sum_input:
             self.summed = self.summed + x
         return s
@@ -136,4 +146,4 @@ class Input(NeuronModel):
     """Input nodes: the spikes are the input, s[t] = x[t] (a group fed by an encoder)."""
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.dtype)
+        return x.to(self.state_dtype)

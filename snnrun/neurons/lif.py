@@ -33,6 +33,7 @@ class LIFNodes(NeuronModel):
         self.refrac, self.tc_decay = float(refrac), float(tc_decay)
         self.lbound = None if lbound is None else float(lbound)
         self.decay = math.exp(-self.dt / self.tc_decay)
+        self._leak_target = self.rest * (1.0 - self.decay)  # rest + (v - rest) d = v d + rest (1 - d)
 
     def reset_dynamics(self) -> None:
         self.v = self.state_tensor(self.rest)
@@ -43,8 +44,10 @@ class LIFNodes(NeuronModel):
 
     def integrate(self, x: torch.Tensor) -> None:
         """Leak, then add the input of non-refractory neurons."""
-        self.v = self.rest + (self.v - self.rest) * self.decay
-        self.v = self.v + x.masked_fill(self.refrac_count > 0, 0.0)
+        # each line makes a new tensor (recorded voltages stay valid); the in-place ops act on
+        # those temporaries only, which saves kernel launches on the CPU's per-step path
+        v = (self.v * self.decay).add_(self._leak_target)
+        self.v = v.add_(x.masked_fill(self.refrac_count > 0, 0.0))
         self.refrac_count = self.refrac_count - self.dt
 
     def fire_and_reset(self) -> torch.Tensor:
