@@ -48,6 +48,8 @@ class Network(nn.Module):
     def reset_state(self, batch_size: int) -> None:
         for g in self.groups.values():
             g.reset_state(batch_size)
+        for rule in self.learners.values():
+            rule.reset_state(batch_size)
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> None:
         """Advance one dt. ``inputs`` maps input-group names to this step's spikes/currents."""

@@ -84,3 +84,42 @@ def test_bad_nu_and_reduction():
         LearningRule.build({"type": "post_pre", "nu": [1, 2, 3]}, key="L", connection=conn,
                            source=pre, target=post)
     assert e.value.key == "L.nu"
+
+
+def test_owner_reduction_lets_only_the_first_firing_sample_teach_a_neuron():
+    # sample 0: pre at t=0, post at t=3; sample 1: pre at t=0, post at t=1 (fires first: owner)
+    pre, post, conn, rule = make(reduction="owner", batch=2)
+    rule.reset_state(2)
+    for t in range(4):
+        pre(torch.tensor([[float(t == 0)], [float(t == 0)]]))
+        post(torch.tensor([[float(t == 3)], [float(t == 1)]]))
+        rule.step()
+    # only sample 1's pairing (delta = 1) counts; sample 0's (delta = 3) is ignored
+    assert conn.w.item() == pytest.approx(0.5 + 1e-1 * math.exp(-1 / 20.0), rel=1e-6)
+    assert rule.owner.tolist() == [1]
+
+
+def test_owner_equals_sum_for_a_single_sample():
+    torch.manual_seed(0)
+    results = []
+    for reduction in ("sum", "owner"):
+        g = torch.Generator().manual_seed(1)
+        pre, post = Input(5, traces=True), Input(3, traces=True)
+        conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5},
+                                source_shape=(5,), target_shape=(3,))
+        rule = LearningRule.build({"type": "post_pre", "reduction": reduction}, connection=conn,
+                                  source=pre, target=post)
+        for grp in (pre, post, rule):
+            grp.reset_state(1)
+        for _ in range(30):
+            pre((torch.rand(1, 5, generator=g) < 0.3).float())
+            post((torch.rand(1, 3, generator=g) < 0.2).float())
+            rule.step()
+        results.append(conn.w.clone())
+    assert torch.equal(results[0], results[1])
+
+
+def test_owner_is_refused_by_rules_without_it():
+    from snnrun.learning.base import LearningRule as Base
+
+    assert not Base.supports_owner

@@ -9,7 +9,7 @@ import torch
 from snnrun.errors import ConfigError
 from snnrun.registry import Registry
 
-REDUCTIONS = ("sum", "mean")
+REDUCTIONS = ("sum", "mean", "owner")
 
 
 class LearningRule:
@@ -18,12 +18,15 @@ class LearningRule:
     ``connection`` is the name of the connection in ``network.connections``; the builder
     hands in the connection object and its source and target groups. ``nu`` holds the
     learning rates ``[pre, post]``. ``reduction`` says how the per-sample updates of a batch
-    combine into the one shared weight matrix: ``sum`` (BindsNET's default for batches) or
-    ``mean``. ``weight_decay`` shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
+    combine into the one shared weight matrix: ``sum`` (BindsNET's default for batches),
+    ``mean``, or ``owner`` (each postsynaptic neuron learns from at most one sample of the
+    batch, the first that made it fire; rules that support it say so). ``weight_decay``
+    shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
     After every update the connection's ``wmin``/``wmax`` clamp is applied.
     """
 
     registry: Registry = Registry("learning rule")
+    supports_owner = False  # whether the rule implements the ``owner`` batch reduction
 
     @classmethod
     def register(cls, name: str, *aliases: str):
@@ -43,11 +46,14 @@ class LearningRule:
         if len(nu) != 2:
             raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
         self.nu = nu
-        if reduction not in REDUCTIONS:
+        if reduction not in REDUCTIONS or (reduction == "owner" and not self.supports_owner):
             raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
                               key="reduction")
         self.reduction = reduction
         self.weight_decay = float(weight_decay)
+
+    def reset_state(self, batch_size: int) -> None:
+        """Called by the network at the start of every presentation (per-sample rule state)."""
 
     def reduce(self, dw_batch: torch.Tensor) -> torch.Tensor:
         return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)

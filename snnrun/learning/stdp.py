@@ -19,7 +19,17 @@ class PostPreSTDP(LearningRule):
 
     summed (or averaged, ``reduction``) over the batch, then clamped to [wmin, wmax].
     Both groups need ``traces: true``.
+
+    ``reduction: owner`` is for large batches of competitive networks (Diehl & Cook): summed
+    over a batch, every sample that drives the same strong neuron pushes its weights towards
+    a different digit, and the batch learns blurred, shared features instead of the distinct
+    ones that sequential presentation gives. With ``owner``, postsynaptic neuron j learns
+    only from the first sample of the batch that made it fire during this presentation
+    (ties: the lowest sample index); other samples leave its weights alone, as if j had
+    already been taken by that sample. Both terms of j's column are masked.
     """
+
+    supports_owner = True
 
     def __init__(self, connection, **kw):
         super().__init__(connection, **kw)
@@ -32,11 +42,28 @@ class PostPreSTDP(LearningRule):
             raise ConfigError("post_pre learns dense connections (a 2-D weight matrix)",
                               key="connection")
 
+    def reset_state(self, batch_size: int) -> None:
+        self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
+
+    def owner_mask(self, s_post: torch.Tensor) -> torch.Tensor:
+        """(B, n_post) 1 where sample b owns neuron j; claims the neurons that fired first now."""
+        b = s_post.shape[0]
+        if getattr(self, "owner", None) is None:
+            self.owner = torch.full((s_post.shape[1],), -1, dtype=torch.long, device=s_post.device)
+        fired = s_post.amax(0) > 0
+        first = s_post.argmax(0)  # the first sample index among the maxima
+        self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
+        samples = torch.arange(b, device=s_post.device)[:, None]
+        return (samples == self.owner[None, :]).to(s_post.dtype)
+
     def update(self) -> None:
         b = self.source.s.shape[0]
         s_pre, x_pre = self.source.s.reshape(b, -1), self.source.x.reshape(b, -1)
         s_post, x_post = self.target.s.reshape(b, -1), self.target.x.reshape(b, -1)
-        scale = 1.0 if self.reduction == "sum" else 1.0 / b
+        if self.reduction == "owner":
+            mask = self.owner_mask(s_post)
+            s_post, x_post = s_post * mask, x_post * mask
+        scale = 1.0 / b if self.reduction == "mean" else 1.0
         w = self.connection.w
         # sum over the batch of outer products = one matmul (no per-sample matrices)
         if self.nu[0]:
