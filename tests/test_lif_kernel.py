@@ -68,3 +68,31 @@ def test_triton_equals_torch_backend_on_gpu():
     lif_multistep(x)[0].sum().backward()
     lif_multistep(y, backend="torch")[0].sum().backward()
     assert (x.grad - y.grad).norm() / y.grad.norm() < 1e-6
+
+
+@pytest.mark.parametrize("node", [
+    {"type": "surrogate_lif", "tau": 2.0},
+    {"type": "surrogate_lif", "tau": 3.0, "decay_input": False, "v_reset": None, "surrogate": "atan"},
+    {"type": "surrogate_if", "detach_reset": True},
+])
+def test_trainable_nodes_take_the_fused_path_with_identical_results(node, monkeypatch):
+    from snnrun.kernels import lif_multistep as K
+    from snnrun.neurons import NeuronModel
+
+    calls = []
+    real = K.LIFMultiStep.apply
+    monkeypatch.setattr(K.LIFMultiStep, "apply", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    x = (torch.randn(12, 3, 20) + 0.7).requires_grad_()
+    fused = NeuronModel.build({**node, "n": 20})
+    stepped = NeuronModel.build({**node, "n": 20})
+    fused.reset_state(3)
+    stepped.reset_state(3)
+    s_f = fused.forward_multi(x)
+    assert calls, "the fused kernel was not used"
+    s_s = torch.stack([stepped(x[t]) for t in range(12)])
+    assert torch.equal(s_f, s_s) and torch.equal(fused.v, stepped.v)
+    g = torch.randn_like(s_f)
+    (gf,) = torch.autograd.grad((s_f * g).sum(), x)
+    (gs,) = torch.autograd.grad((s_s * g).sum(), x)
+    assert torch.allclose(gf, gs, rtol=1e-5, atol=1e-6)

@@ -2,12 +2,15 @@
 
 Dimensionless trainable LIF (SpikingJelly's LIFNode conventions), per element and step::
 
-    h_t = v_{t-1} + (x_t - (v_{t-1} - v_reset)) / tau      decay_input=True
-    h_t = v_{t-1} - (v_{t-1} - v_reset) / tau + x_t         decay_input=False
-    h_t = v_{t-1} + x_t                                     IF (tau = inf)
+    h_t = v_{t-1} + k (x_t - (v_{t-1} - v_rest))           decay_input=True,  k = 1 / tau
+    h_t = v_{t-1} - k (v_{t-1} - v_rest) + x_t              decay_input=False
+    h_t = v_{t-1} + x_t                                     IF (tau = None)
     s_t = H(h_t - v_th)                                     forward: Heaviside
-    v_t = h_t (1 - s_t) + v_reset s_t                       hard reset
-    v_t = h_t - v_th s_t                                    soft reset (v_reset = None)
+    v_t = h_t - s_t (h_t - v_reset)                         hard reset (v_rest = v_reset)
+    v_t = h_t - s_t v_th                                    soft reset (v_reset = None, v_rest = 0)
+
+(written in the same operation order as snnrun.neurons.trainable's step-by-step nodes, so the
+CPU path gives bit-identical results to them)
 
 Backward through time with a surrogate derivative sg'(h - v_th) for dH::
 
@@ -50,25 +53,35 @@ def surrogate_grad(u: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
     raise ValueError(f"surrogate must be one of {SURROGATES}, got {kind!r}")
 
 
-def _coefficients(tau: float | None, decay_input: bool) -> tuple[float, float, float]:
-    """(c_v, c_x, c_r): h = c_v v + c_x x + c_r v_reset."""
+IF_MODE, LIF_DECAY_INPUT, LIF_NO_DECAY_INPUT = 0, 1, 2
+
+
+def _mode(tau: float | None, decay_input: bool, k: float | None = None) -> tuple[int, float, float, float]:
+    """(mode, k, c_v, c_x): the charge equation, and dh/dv, dh/dx for the backward pass."""
     if tau is None or math.isinf(tau):
-        return 1.0, 1.0, 0.0
-    k = 1.0 / tau
-    return 1.0 - k, (k if decay_input else 1.0), k
+        return IF_MODE, 0.0, 1.0, 1.0
+    k = 1.0 / tau if k is None else float(k)
+    if decay_input:
+        return LIF_DECAY_INPUT, k, 1.0 - k, k
+    return LIF_NO_DECAY_INPUT, k, 1.0 - k, 1.0
 
 
 # -- PyTorch reference path (CPU, and CUDA without Triton) ---------------------------------------
-def _forward_torch(x, v0, c_v, c_x, c_r, v_th, v_reset, soft):
+def _forward_torch(x, v0, mode, k, v_th, v_reset, soft):
     T = x.shape[0]
     s_seq = torch.empty_like(x)
     h_seq = torch.empty_like(x)
     v = v0
-    vr = 0.0 if soft else v_reset
+    v_rest = 0.0 if soft else v_reset
     for t in range(T):
-        h = c_v * v + c_x * x[t] + c_r * vr
-        s = (h >= v_th).to(x.dtype)
-        v = h - v_th * s if soft else h * (1.0 - s) + v_reset * s
+        if mode == IF_MODE:
+            h = v + x[t]
+        elif mode == LIF_DECAY_INPUT:
+            h = v + k * (x[t] - (v - v_rest))
+        else:
+            h = v - k * (v - v_rest) + x[t]
+        s = ((h - v_th) >= 0).to(x.dtype)
+        v = h - s * v_th if soft else h - s * (h - v_reset)
         s_seq[t], h_seq[t] = s, h
     return s_seq, h_seq, v
 
@@ -94,9 +107,9 @@ def _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, v_reset, soft, deta
 if triton is not None:
 
     @triton.jit
-    def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, h_ptr, vT_ptr, T, N, c_v, c_x, c_r, v_th, v_reset,
-                        SOFT: tl.constexpr, STORE_H: tl.constexpr, BLOCK: tl.constexpr,
-                        STAGES: tl.constexpr):
+    def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, h_ptr, vT_ptr, T, N, k, v_th, v_reset,
+                        MODE: tl.constexpr, SOFT: tl.constexpr, STORE_H: tl.constexpr,
+                        BLOCK: tl.constexpr, STAGES: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
@@ -107,14 +120,20 @@ if triton is not None:
             x = x_next
             x_next = tl.load(x_ptr + (t + 1) * N + offs, mask=mask & (t + 1 < T), other=0.0)
             if SOFT:
-                h = c_v * v + c_x * x
+                v_rest = 0.0
             else:
-                h = c_v * v + c_x * x + c_r * v_reset
-            s = (h >= v_th).to(tl.float32)
+                v_rest = v_reset
+            if MODE == 0:
+                h = v + x
+            elif MODE == 1:
+                h = v + k * (x - (v - v_rest))
+            else:
+                h = v - k * (v - v_rest) + x
+            s = ((h - v_th) >= 0).to(tl.float32)
             if SOFT:
-                v = h - v_th * s
+                v = h - s * v_th
             else:
-                v = h * (1.0 - s) + v_reset * s
+                v = h - s * (h - v_reset)
             tl.store(s_ptr + t * N + offs, s, mask=mask)
             if STORE_H:  # only when a backward pass will need it
                 tl.store(h_ptr + t * N + offs, h, mask=mask)
@@ -134,7 +153,7 @@ if triton is not None:
             t = T - 1 - i
             h = h_next
             h_next = tl.load(h_ptr + (t - 1) * N + offs, mask=mask & (t > 0), other=0.0)
-            s = (h >= v_th).to(tl.float32)  # recomputed: cheaper than storing and reloading spikes
+            s = ((h - v_th) >= 0).to(tl.float32)  # recomputed: cheaper than storing and reloading spikes
             if GS_SCALAR:  # e.g. the gradient of a sum: one value broadcast over [T, B, ...]
                 g_s = g_scalar
             else:
@@ -175,9 +194,9 @@ class LIFMultiStep(torch.autograd.Function):
     """Autograd function over a whole spike train; see the module docstring."""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha, backend):
+    def forward(ctx, x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha, backend, k):
         soft = v_reset is None
-        c_v, c_x, c_r = _coefficients(tau, decay_input)
+        mode, k, c_v, c_x = _mode(tau, decay_input, k)
         vr = 0.0 if soft else float(v_reset)
         x = x_seq.contiguous()
         v0 = v0.expand_as(x[0]).contiguous()
@@ -188,10 +207,10 @@ class LIFMultiStep(torch.autograd.Function):
             s_seq, vT = torch.empty_like(x), torch.empty_like(v0)
             h_seq = torch.empty_like(x) if need_grad else s_seq  # (not written without grad)
             _lif_fwd_kernel[(triton.cdiv(N, LAUNCH["BLOCK"]),)](
-                x, v0, s_seq, h_seq, vT, T, N, c_v, c_x, c_r, float(v_th), vr, SOFT=soft,
+                x, v0, s_seq, h_seq, vT, T, N, k, float(v_th), vr, MODE=mode, SOFT=soft,
                 STORE_H=need_grad, **LAUNCH)
         else:
-            s_seq, h_seq, vT = _forward_torch(x, v0, c_v, c_x, c_r, float(v_th), vr, soft)
+            s_seq, h_seq, vT = _forward_torch(x, v0, mode, k, float(v_th), vr, soft)
         # spikes are not saved: the backward pass recomputes them as h >= v_th
         ctx.save_for_backward(h_seq if need_grad else None)
         ctx.cfg = (c_v, c_x, float(v_th), vr, soft, bool(detach_reset), surrogate, float(alpha), use_triton)
@@ -219,19 +238,20 @@ class LIFMultiStep(torch.autograd.Function):
                 ATAN=(kind == "atan"), GS_SCALAR=scalar, **LAUNCH)
         else:
             g_s = torch.zeros_like(h_seq) if g_s is None else g_s
-            s_seq = (h_seq >= v_th).to(h_seq.dtype)
+            s_seq = ((h_seq - v_th) >= 0).to(h_seq.dtype)
             g_x, g_v0 = _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, vr, soft, detach, kind, alpha)
-        return g_x, g_v0, None, None, None, None, None, None, None, None
+        return g_x, g_v0, None, None, None, None, None, None, None, None, None
 
 
 def lif_multistep(x_seq: torch.Tensor, v0: torch.Tensor | float | None = None, *, tau: float | None = 2.0,
                   v_th: float = 1.0, v_reset: float | None = 0.0, decay_input: bool = True,
                   detach_reset: bool = False, surrogate: str = "sigmoid", alpha: float = 4.0,
-                  backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+                  backend: str = "auto", k: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a LIF (``tau``) or IF (``tau=None``) layer over ``x_seq`` [T, B, ...].
 
     Returns (spikes [T, B, ...], final membrane potential [B, ...]). ``backend``: ``auto``
-    (Triton on CUDA float32, PyTorch otherwise) or ``torch``.
+    (Triton on CUDA float32, PyTorch otherwise) or ``torch``. ``k`` overrides the leak factor
+    1/tau (e.g. dt/tau computed by the caller, for bit-identical results with its own steps).
     """
     if surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
@@ -239,7 +259,8 @@ def lif_multistep(x_seq: torch.Tensor, v0: torch.Tensor | float | None = None, *
         v0 = 0.0 if v_reset is None else v_reset
     if not torch.is_tensor(v0):
         v0 = torch.full_like(x_seq[0], float(v0))
-    return LIFMultiStep.apply(x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha, backend)
+    return LIFMultiStep.apply(x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha,
+                              backend, k)
 
 
 # -- eager reference: the plain per-step PyTorch loop (what snnTorch/Norse/SpikingJelly's torch
@@ -268,11 +289,11 @@ def lif_multistep_loop(x_seq: torch.Tensor, *, tau: float | None = 2.0, v_th: fl
         if tau is None:
             h = v + x_seq[t]
         elif decay_input:
-            h = v + (x_seq[t] - (v - vr)) / tau
+            h = v + (1.0 / tau) * (x_seq[t] - (v - vr))
         else:
-            h = v - (v - vr) / tau + x_seq[t]
+            h = v - (1.0 / tau) * (v - vr) + x_seq[t]
         s = _HeavisideSG.apply(h - v_th, surrogate, alpha)
         sr = s.detach() if detach_reset else s
-        v = h - v_th * sr if v_reset is None else h * (1 - sr) + v_reset * sr
+        v = h - sr * v_th if v_reset is None else h - sr * (h - v_reset)
         out.append(s)
     return torch.stack(out), v

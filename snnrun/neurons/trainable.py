@@ -126,6 +126,25 @@ class TrainableNode(NeuronModel):
             self.v_seq = torch.stack(vs)
         return torch.stack(spikes)
 
+    def fused_forward_multi(self, x_seq: torch.Tensor, *, tau: float | None, k: float = 0.0,
+                            decay_input: bool = True) -> torch.Tensor | None:
+        """T steps through the fused kernel (:mod:`snnrun.kernels.lif_multistep`: one Triton pass
+        per direction on CUDA, a graph-free loop on the CPU) where it computes exactly this node's
+        equations — a sigmoid/atan surrogate, no v recording, no traces; None otherwise."""
+        kind = getattr(self.surrogate, "registered_name", None)
+        if kind not in ("sigmoid", "atan") or len(self.surrogate.params()) != 1 or self.store_v_seq \
+                or self.traces or self.sum_input:
+            return None
+        from snnrun.kernels.lif_multistep import lif_multistep
+
+        self.ensure_state(x_seq[0])
+        spikes, self.v = lif_multistep(x_seq, self.v, tau=tau, k=k, v_th=self.v_threshold,
+                                       v_reset=self.v_reset, decay_input=decay_input,
+                                       detach_reset=self.detach_reset, surrogate=kind,
+                                       alpha=self.surrogate.alpha)
+        self.s = spikes[-1]
+        return spikes
+
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, v_threshold={self.v_threshold}, v_reset={self.v_reset}, "
                 f"detach_reset={self.detach_reset}")
@@ -141,6 +160,10 @@ class IFNode(TrainableNode):
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
         self.v = self.v + x
+
+    def forward_multi(self, x_seq: torch.Tensor) -> torch.Tensor:
+        fused = self.fused_forward_multi(x_seq, tau=None) if type(self) is IFNode else None
+        return super().forward_multi(x_seq) if fused is None else fused
 
 
 @NeuronModel.register("surrogate_lif", "lif_node")
@@ -174,6 +197,13 @@ class LIFNode(TrainableNode):
             self.v = self.v + k * (x - (self.v - v_rest))
         else:
             self.v = self.v - k * (self.v - v_rest) + x
+
+    def forward_multi(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # subclasses (PLIF's learned tau, ALIF's threshold ...) change the equations: step loop
+        fused = None
+        if type(self) is LIFNode:
+            fused = self.fused_forward_multi(x_seq, tau=self.tau, k=self.k, decay_input=self.decay_input)
+        return super().forward_multi(x_seq) if fused is None else fused
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, tau={self.tau}, decay_input={self.decay_input}"
