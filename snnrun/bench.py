@@ -189,6 +189,40 @@ class LIFForwardBackward(Workload):
                                  "triton" if device.type == "cuda" else "fused-torch (CPU)")}
 
 
+@Workload.register("csnn_train_step")
+class CSNNTrainStep(Workload):
+    """One surrogate-BPTT optimiser step of ``+model=csnn`` on 28x28 inputs, images/s."""
+
+    def __init__(self, batch: int = 128, T: int = 4, model: str = "csnn", amp: bool = False):
+        self.batch, self.T, self.model, self.amp = int(batch), int(T), str(model), bool(amp)
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        from hydra import compose, initialize_config_dir
+
+        from snnrun.train_gradient import build_gradient_experiment
+
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[
+                f"+model={self.model}", "data=synthetic", "data.shape=[1,28,28]", "data.n_classes=10",
+                f"data.n_train={self.batch * 2}", "data.n_test=1", f"model.T={self.T}", f"device={device}",
+                f"model.learner.amp={self.amp}"])
+        exp = build_gradient_experiment(cfg)
+        exp.learner.configure(exp.model, epochs=1, steps_per_epoch=1000)
+        exp.model.train()
+        x = exp.train.x[:self.batch].to(device)
+        y = exp.train.y[:self.batch].to(device)
+
+        def step():
+            exp.learner.train_step(lambda: exp.present(x), exp.loss, y, device)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        secs = timed(step, device, warmup, repeats)
+        med = statistics.median(secs)
+        return {"images_per_s": round(self.batch / med, 2), "ms_per_step": round(med * 1e3, 3),
+                "repeat_ms": [round(s_ * 1e3, 3) for s_ in secs], "peak_mem_mib": peak_mib(device)}
+
+
 def parse_overrides(args: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """bench.yaml + `key=value` args; comma lists in workload.* values sweep (a product)."""
     base = OmegaConf.load(config_dir() / "bench.yaml")

@@ -40,6 +40,12 @@ def test_dc_and_lif_workloads_run_on_cpu():
                for r in out)
 
 
+def test_csnn_train_step_runs_on_cpu():
+    out = run_bench(["workload=csnn_train_step", "workload.batch=4", "workload.T=2", "repeats=1", "warmup=1",
+                     "device=cpu"])
+    assert out[0]["images_per_s"] > 0 and out[0]["params"]["model"] == "csnn"
+
+
 def test_cli_prints_json_lines(cli_env, tmp_path):
     r = subprocess.run(snnrun_exe() + ["bench", "workload=dc_eval", "workload.n=10", "workload.batch=1",
                                        "workload.time=5", "repeats=1", "warmup=0", f"out={tmp_path}/b.jsonl"],
