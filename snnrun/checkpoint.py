@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnrun.distributed import rank_zero_only
 from snnrun.errors import ConfigError, TrainingInterrupted  # noqa: F401  (re-exported for loops)
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 
 
+@rank_zero_only  # data-parallel runs: one writer
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     """Write ``run_dir/checkpoint.pt`` atomically; the previous one becomes ``checkpoint.prev.pt``."""
     run_dir = Path(run_dir)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Callable
 
@@ -49,6 +50,9 @@ def _hydra_app(task: Callable, args: list[str]) -> None:
 
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 alone writes the run dir
+        args = [*args, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled",
+                "hydra/hydra_logging=disabled"]
     sys.argv = ["snnrun", *args]
     hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)()
 

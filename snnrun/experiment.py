@@ -63,6 +63,7 @@ class Experiment:
     assignment: LabelAssignment
     input_group: str
     readout: str
+    data_parallel: Any = None  # snnrun.distributed.DataParallel in a torchrun run
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
@@ -74,16 +75,23 @@ class Experiment:
 
     def simulate(self, x: torch.Tensor) -> torch.Tensor:
         """Present a batch of samples; return the readout group's spike counts (B, n).
-        On CUDA each batch shape runs as one captured graph (see snnrun/graph.py)."""
-        return self.runner(x.to(self.device, non_blocking=True))
+        On CUDA each batch shape runs as one captured graph (see snnrun/graph.py). In a
+        data-parallel run this rank simulates its share of ``x``; the counts of all are returned."""
+        dp = self.data_parallel
+        if dp is None:
+            return self.runner(x.to(self.device, non_blocking=True))
+        dp.begin_batch(x.shape[0])
+        return dp.gather_rows(self.runner(x.to(self.device, non_blocking=True)), x.shape[0])
 
     @torch.no_grad()
     def _simulate(self, x: torch.Tensor) -> torch.Tensor:
         # one conversion of the whole train instead of one per step
         spikes = self.encoder(x).to(self.network.groups[self.input_group].dtype)
         spikes = spikes.reshape(spikes.shape[0], x.shape[0], *self.network.groups[self.input_group].shape)
+        if self.data_parallel is not None:  # encoded as a whole batch: a sample's spikes don't depend on its rank
+            spikes = spikes[:, self.data_parallel.rows]
         out = self.network.run({self.input_group: spikes}, count=(self.readout,))
-        return out[self.readout].reshape(x.shape[0], -1)
+        return out[self.readout].reshape(spikes.shape[1], self.network.groups[self.readout].n)
 
     def collect_counts(self, split: Split, batch_size: int, progress=None) -> torch.Tensor:
         chunks = []

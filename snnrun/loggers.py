@@ -112,6 +112,9 @@ def build_sinks(logger_cfg: dict[str, Any] | None, output_dir: Path) -> list:
 
 def open_metrics(logger_cfg: dict[str, Any] | None, output_dir: Path, resume_from: dict | None = None):
     """The run's metrics stream with the configured sinks attached (what training loops call)."""
-    from snnrun.logging import MetricsLog
+    from snnrun.distributed import is_main
+    from snnrun.logging import MetricsLog, NullMetrics
 
+    if not is_main():  # data-parallel runs: rank 0 logs (the metrics it logs are reduced over ranks)
+        return NullMetrics()
     return MetricsLog(output_dir, build_sinks(logger_cfg, output_dir), resume_from=resume_from)

@@ -12,9 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from snnrun.distributed import rank_zero_only
+
 console = Console(stderr=False, highlight=False)
 
 
+@rank_zero_only  # data-parallel runs: one writer
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temp file + rename, so a crash never leaves a half-written file."""
     path = Path(path)
@@ -71,6 +74,22 @@ class MetricsLog:
             self._f.close()
         for sink in self.sinks:
             sink.close()
+
+
+class NullMetrics:
+    """The metrics stream of ranks other than 0 in a data-parallel run: logs nothing."""
+
+    def log(self, **record: Any) -> None:
+        pass
+
+    def records(self) -> list[dict[str, Any]]:
+        return []
+
+    def position(self) -> dict[str, int]:
+        return {"step": 0, "offset": 0}
+
+    def close(self) -> None:
+        pass
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from snnrun.distributed import rank_zero_only  # noqa: E402
+
 
 def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
     """Tile the columns of an input->neuron weight matrix (n_in, n_out) as images in a square grid."""
@@ -25,6 +27,7 @@ def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch
     return grid
 
 
+@rank_zero_only  # data-parallel runs: one writer
 def save_weights_png(w: torch.Tensor, image_shape, path: Path, title: str = "") -> None:
     grid = receptive_field_grid(w, image_shape)
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -43,6 +46,7 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int)
     return torch.bincount(idx, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
+@rank_zero_only
 def save_confusion_png(cm: torch.Tensor, path: Path, title: str = "") -> None:
     n = cm.shape[0]
     fig, ax = plt.subplots(figsize=(5.5, 5))

@@ -34,6 +34,8 @@ class TrainerConfig:
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
     cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/graph.py)
     compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
+    strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/distributed.py)
+    backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
 
 
 @dataclass

@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import snnrun
+from snnrun import distributed
 from snnrun.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                rng_state, save_checkpoint, set_rng_state)
 from snnrun.decoders import LabelAssignment
@@ -130,17 +131,27 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     """
     from snnrun.train_gradient import is_gradient_config, train_gradient
 
-    if is_gradient_config(cfg):  # model.layers + a gradient model.learner: snnrun/train_gradient.py
-        return train_gradient(cfg, output_dir)
+    with distributed.session(cfg) as dp:  # trainer.strategy=ddp under torchrun: snnrun/distributed.py
+        if is_gradient_config(cfg):  # model.layers + a gradient model.learner: snnrun/train_gradient.py
+            return train_gradient(cfg, output_dir, dp)
+        return _train_local(cfg, output_dir, dp)
+
+
+def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
     exp = build_experiment(cfg)
-    saved = resume_point(output_dir, exp.cfg)
-    if saved is not None and saved["progress"]["stage"] == "labelled" and (output_dir / "summary.json").is_file():
+    if dp is not None:
+        dp.attach_local_learning(exp)
+    saved = distributed.from_rank_zero(dp, resume_point, output_dir, exp.cfg)
+    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, "labelled")
+    if done is not None:
         console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
-        return json.loads((output_dir / "summary.json").read_text())
-    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+        return done
+    if distributed.is_main():
+        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
     tr = exp.cfg["trainer"]
     epochs, bs = int(tr["epochs"]), int(tr["batch_size"])
     assign_every = int(tr.get("assign_every", 250))
@@ -212,6 +223,14 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
     console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                   f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {output_dir}")
     return summary
+
+
+def finished_summary(output_dir: Path, saved: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
+    """The summary of a run whose checkpoint says it got past ``stage`` and that wrote summary.json."""
+    path = output_dir / "summary.json"
+    if saved is not None and saved["progress"]["stage"] == stage and path.is_file():
+        return json.loads(path.read_text())
+    return None
 
 
 def learn_epochs(exp: Experiment, prog: Progress, epochs: int, bs: int, assign_every: int, ckpt_every: int,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from snnrun import distributed
 from snnrun.checkpoint import StopOnSignal, TrainingInterrupted, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.encoders import Encoder
@@ -62,13 +63,20 @@ class GradientExperiment:
     steps: int
     loss: Loss
     learner: SurrogateBPTT
+    data_parallel: Any = None  # snnrun.distributed.DataParallel in a torchrun run
+    ddp: Any = None            # the DistributedDataParallel wrapper that trains ``model`` there
 
-    def present(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """Encode a batch ``(B, *shape)`` and run the model over all steps."""
-        x = x.to(self.device, non_blocking=True)
+    def present(self, x: torch.Tensor, rows: slice | None = None) -> dict[str, torch.Tensor | None]:
+        """Encode a batch ``(B, *shape)`` and run the model over all steps. With ``rows`` (a
+        data-parallel run) only those rows are simulated, encoded as part of the whole batch so a
+        sample's random spikes don't depend on its rank."""
+        model = self.ddp if self.ddp is not None and self.model.training else self.model
         if self.encoder is None:
-            return self.model(x, steps=self.steps)
-        return self.model(self.encoder(x).to(x.dtype))
+            x = (x if rows is None else x[rows]).to(self.device, non_blocking=True)
+            return model(x, steps=self.steps)
+        x = x.to(self.device, non_blocking=True)
+        spikes = self.encoder(x).to(x.dtype)
+        return model(spikes if rows is None else spikes[:, rows])
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int, bar=None) -> tuple[float, torch.Tensor]:
@@ -143,19 +151,25 @@ def _progress_state(epoch: int, samples: int, train_time: float, best: dict[str,
     return {"epoch": epoch, "samples": samples, "train_time": train_time, "best": best, "stage": stage}
 
 
-def train_gradient(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
-    """Train a gradient model, select the best epoch on validation, test it, write the outputs."""
-    from snnrun.train import EVAL_SEED_OFFSET, git_commit, resume_point, versions
+def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
+    """Train a gradient model, select the best epoch on validation, test it, write the outputs.
+    ``dp``: this process's :class:`snnrun.distributed.DataParallel` in a torchrun run."""
+    from snnrun.train import EVAL_SEED_OFFSET, finished_summary, git_commit, resume_point, versions
 
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
     exp = build_gradient_experiment(cfg)
-    saved = resume_point(output_dir, exp.cfg)
-    if saved is not None and saved["progress"]["stage"] == "done" and (output_dir / "summary.json").is_file():
+    if dp is not None:
+        dp.wrap_gradient(exp)
+    saved = distributed.from_rank_zero(dp, resume_point, output_dir, exp.cfg)
+    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, "done")
+    if done is not None:
         console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
-        return json.loads((output_dir / "summary.json").read_text())
-    (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+        return done
+    if distributed.is_main():
+        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
     tr = exp.cfg["trainer"]
     epochs, bs, ebs = int(tr["epochs"]), int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     if epochs < 0 or bs < 1 or ebs < 1:
@@ -191,24 +205,32 @@ def train_gradient(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
             while epoch <= epochs:
                 exp.model.train()
                 order = torch.randperm(n_train, generator=order_gen)
-                total_loss, correct = 0.0, 0
+                total_loss, correct, seen = 0.0, 0, 0
                 with PhaseProgress(f"epoch {epoch}/{epochs}", n_train, show) as bar:
                     for start in range(0, n_train, bs):
                         idx = order[start:start + bs]
-                        xb, yb = exp.train.x[idx], exp.train.y[idx].to(exp.device)
-                        loss, out = exp.learner.train_step(lambda: exp.present(xb), exp.loss, yb, exp.device)
-                        total_loss += float(loss) * len(idx)
+                        xb, yb, rows, loss_fn = exp.train.x[idx], exp.train.y[idx], None, exp.loss
+                        if dp is not None:  # this rank's share of the global batch
+                            rows = dp.begin_batch(len(idx))
+                            yb, loss_fn = yb[rows], distributed.ScaledLoss(exp.loss, dp.loss_scale())
+                        yb = yb.to(exp.device)
+                        loss, out = exp.learner.train_step(lambda: exp.present(xb, rows), loss_fn, yb, exp.device)
+                        total_loss += float(loss) / getattr(loss_fn, "scale", 1.0) * len(yb)
                         correct += int((exp.loss.predict(out).detach() == yb).sum())
+                        seen += len(yb)
                         samples += len(idx)
-                        bar.advance(len(idx), f"loss {total_loss / (start + len(idx)):.4f}")
+                        bar.advance(len(idx), f"loss {total_loss / max(seen, 1):.4f}")
                     epoch_time = bar.elapsed
+                if dp is not None:  # the epoch's loss and accuracy over all ranks' shares
+                    total_loss, correct = dp.sum_(total_loss, correct)
+                    correct = int(correct)
                 train_time += epoch_time
                 record = {"phase": "train", "epoch": epoch, "samples": samples,
                           "loss": total_loss / max(n_train, 1), "train_accuracy": correct / max(n_train, 1),
                           "lr": exp.learner.lr, "images_per_s": round(n_train / max(epoch_time, 1e-9), 2)}
                 val_loss = None
                 if len(exp.val):
-                    val_loss, preds = exp.evaluate(exp.val, ebs)
+                    val_loss, preds = evaluate(exp, exp.val, ebs)
                     val_acc = float((preds == exp.val.y).float().mean())
                     record.update(val_loss=val_loss, val_accuracy=val_acc)
                     better = (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"])
@@ -268,11 +290,18 @@ def test(exp: GradientExperiment, batch_size: int, show: bool, seed_offset: int)
     torch.manual_seed(int(exp.cfg.get("seed", 0)) + seed_offset)
     test_split = exp.data.test
     with PhaseProgress("test", len(test_split), show) as bar:
-        loss, preds = exp.evaluate(test_split, batch_size, bar)
+        loss, preds = evaluate(exp, test_split, batch_size, bar)
     acc = float((preds == test_split.y).float().mean()) if len(test_split) else float("nan")
     name = exp.loss.name
     return {"test_accuracy": acc, "best_decoder": name, "decoders": {name: {"test_accuracy": acc}},
             "test_loss": loss, "n_test": len(test_split), "test_images_per_s": bar.images_per_s, "_preds": preds}
+
+
+def evaluate(exp: GradientExperiment, split: Split, batch_size: int, bar=None) -> tuple[float, torch.Tensor]:
+    """Mean loss and predictions over a split; split across the ranks of a data-parallel run."""
+    if exp.data_parallel is None:
+        return exp.evaluate(split, batch_size, bar)
+    return exp.data_parallel.evaluate(exp, split, batch_size, bar)
 
 
 def finish(exp: GradientExperiment, output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:

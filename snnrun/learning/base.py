@@ -27,6 +27,7 @@ class LearningRule:
 
     registry: Registry = Registry("learning rule")
     supports_owner = False  # whether the rule implements the ``owner`` batch reduction
+    data_parallel = None    # set by snnrun.distributed in a data-parallel (torchrun) run
 
     @classmethod
     def register(cls, name: str, *aliases: str):
@@ -59,7 +60,10 @@ class LearningRule:
         return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)
 
     def step(self) -> None:
-        self.update()
+        if self.data_parallel is None:
+            self.update()
+        else:  # this rank's share of the batch; the ranks' updates are summed (snnrun/distributed.py)
+            self.data_parallel.reduced_update(self)
         if self.weight_decay:
             self.connection.w.mul_(1.0 - self.weight_decay * self.dt)
         self.connection.clamp()

@@ -43,7 +43,7 @@ class AdaptiveLIFNodes(LIFNodes):
         self.integrate(x)
         fired = self.fire_and_reset()
         if self.training:
-            self.theta.add_(self.theta_plus * fired.sum(0, dtype=self.theta.dtype))
+            self.theta.add_(self.theta_plus * self.batch_sum(fired, dtype=self.theta.dtype))
         return fired.to(self.dtype)
 
 
@@ -65,12 +65,12 @@ class DiehlCookNodes(AdaptiveLIFNodes):
         s = super().step(x)
         # on the CPU a check is free and most steps have no crossing at all; on CUDA it would
         # be a host sync (and break graph capture), so the choice below always runs there
-        if not self.one_spike or (not s.is_cuda and not bool(s.any())):
+        if not self.one_spike or (not s.is_cuda and not self.batch_any(s)):
             return s
         flat = s.view(s.shape[0], -1)
         # uniform choice among the crossing neurons, without a host sync: the largest random
         # key among them wins; samples with no crossing keep no spike.
-        keys = torch.rand_like(flat).masked_fill_(flat == 0, -1.0)
+        keys = self.batch_rand_like(flat).masked_fill_(flat == 0, -1.0)
         winner = keys.argmax(1, keepdim=True)
         one = torch.zeros_like(flat).scatter_(1, winner, 1.0) * flat.amax(1, keepdim=True)
         return one.view_as(s)

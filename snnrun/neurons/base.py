@@ -108,6 +108,21 @@ class NeuronModel(nn.Module):
         self._dev, self._dtype = probe.device, probe.dtype
         return super()._apply(fn, recurse)
 
+    # -- batch-shared state (a data-parallel run sums it over ranks: snnrun/distributed.py) ------
+    data_parallel = None
+
+    def batch_sum(self, t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Sum over the batch (dim 0) of a per-sample quantity that updates shared state (theta)."""
+        total = t.sum(0, dtype=dtype)
+        return total if self.data_parallel is None else self.data_parallel.all_reduce_(total)
+
+    def batch_rand_like(self, t: torch.Tensor) -> torch.Tensor:
+        """``rand_like(t)`` whose rows do not depend on the rank that simulates them."""
+        return torch.rand_like(t) if self.data_parallel is None else self.data_parallel.rand_rows(t)
+
+    def batch_any(self, t: torch.Tensor) -> bool:
+        return bool(t.any()) if self.data_parallel is None else self.data_parallel.any_(t)
+
     def reset_state(self, batch_size: int) -> None:
         """Start a new sample: per-sample state back to its initial value."""
         self.batch_size = int(batch_size)

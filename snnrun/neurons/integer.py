@@ -108,11 +108,11 @@ class IntegerDiehlCookNodes(IntegerLIFNodes):
             self.theta.sub_(torch.bitwise_right_shift(self.theta, self.theta_shift))
         fired = self.integrate_and_fire(x)
         if self.training:
-            self.theta.add_(self.theta_plus * fired.sum(0, dtype=torch.int32))
+            self.theta.add_(self.theta_plus * self.batch_sum(fired, dtype=torch.int32))
         s = fired.to(self.dtype)
         if not self.one_spike:
             return s
         flat = s.view(s.shape[0], -1)
-        keys = torch.rand_like(flat).masked_fill_(flat == 0, -1.0)
+        keys = self.batch_rand_like(flat).masked_fill_(flat == 0, -1.0)
         one = torch.zeros_like(flat).scatter_(1, keys.argmax(1, keepdim=True), 1.0) * flat.amax(1, keepdim=True)
         return one.view_as(s)

@@ -79,7 +79,7 @@ class CSRMNodes(NeuronModel):
         self.v = self.rest + (self.v - self.rest) * self.decay + drive
         fired = self.v >= self.thresh + self.theta
         if self.training:
-            self.theta.add_(self.theta_plus * fired.sum(0, dtype=self.theta.dtype))
+            self.theta.add_(self.theta_plus * self.batch_sum(fired, dtype=self.theta.dtype))
         s = fired.to(self.dtype)
         self.s_hist = torch.cat([s.unsqueeze(0), self.s_hist[:-1]])
         if self.lbound is not None:
