@@ -133,3 +133,43 @@ class LateralConnection(Connection):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         flat = s.reshape(s.shape[0], -1)
         return (self.w * (flat.sum(1, keepdim=True) - flat)).view(s.shape[0], *self.target_shape)
+
+
+@Connection.register("conv2d", "conv")
+class Conv2dConnection(Connection):
+    """2-D convolution: source spikes (C_in, H, W) -> target current (C_out, H', W'),
+    ``I = conv2d(s, w, stride, padding)`` with one shared kernel ``w`` (C_out, C_in, k, k).
+
+    The target group's ``n`` must be [C_out, H', W'] with H' = (H + 2 padding - k) // stride + 1.
+    ``norm`` rescales each output channel's kernel so that its absolute sum equals ``norm``.
+    """
+
+    def __init__(self, source: str, target: str, *, kernel_size: int = 5, stride: int = 1, padding: int = 0,
+                 init=None, **kw):
+        super().__init__(source, target, **kw)
+        if len(self.source_shape) != 3:
+            raise ConfigError(f"conv2d needs a source group of shape [channels, height, width], got "
+                              f"{list(self.source_shape)} (set n: [C, H, W] on group '{source}')", key=None)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        c_in, h, w_ = self.source_shape
+        out = [(d + 2 * self.padding - self.kernel_size) // self.stride + 1 for d in (h, w_)]
+        c_out = self.target_shape[0]
+        if len(self.target_shape) != 3 or list(self.target_shape[1:]) != out or min(out) < 1:
+            raise ConfigError(f"conv2d from {list(self.source_shape)} with kernel {self.kernel_size}, stride "
+                              f"{self.stride}, padding {self.padding} gives maps of {out}: target group "
+                              f"'{target}' needs n: [C_out, {out[0]}, {out[1]}], got {list(self.target_shape)}",
+                              key=None)
+        w = init_weights((c_out, c_in, self.kernel_size, self.kernel_size), init)
+        self.register_buffer("w", w.clamp(self.wmin, self.wmax))
+        self.normalize()
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        x = s.reshape(s.shape[0], *self.source_shape).to(self.w.dtype)
+        return torch.nn.functional.conv2d(x, self.w, stride=self.stride, padding=self.padding)
+
+    def normalize(self) -> None:
+        if self.norm is None:
+            return
+        total = self.w.abs().sum((1, 2, 3), keepdim=True)
+        total = torch.where(total == 0, torch.ones_like(total), total)
+        self.w.mul_(self.norm / total)

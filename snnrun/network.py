@@ -90,6 +90,8 @@ class Network(nn.Module):
             for g in record:
                 trains[g].append(self.groups[g].s.clone())
         if self.training:
+            for rule in self.learners.values():
+                rule.end_presentation()
             for c in self.connections.values():
                 c.normalize()
         out = dict(counts)

@@ -56,6 +56,10 @@ class LearningRule:
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""
 
+    def end_presentation(self) -> None:
+        """Called by the network at the end of every presentation while learning (rules that
+        update once per sample, e.g. the tempotron)."""
+
     def reduce(self, dw_batch: torch.Tensor) -> torch.Tensor:
         return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)
 
