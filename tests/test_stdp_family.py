@@ -261,3 +261,15 @@ def test_conv_stdp_network_runs_and_normalises():
     out = net.run({"X": (torch.rand(20, 3, 1, 8, 8) < 0.3).float()}, count=("Y",))
     assert out["Y"].sum() > 0 and not torch.equal(net.connections["XY"].w, w0)
     assert torch.allclose(net.connections["XY"].w.sum((1, 2, 3)), torch.full((4,), 2.0), atol=1e-5)
+
+
+def test_post_pre_takes_soft_bounds():
+    for rule, extra in (("post_pre", {"bounds": "soft"}), ("weight_dependent_post_pre", {})):
+        pre, post, conn, r = make(rule, w0=0.3, wmin=0.0, wmax=1.0, **extra)
+        play(pre, post, r, {0, 6}, {4}, 7)  # potentiation at t=4, depression at t=6
+        w = 0.3 + 0.1 * trace(4) * 0.7
+        w = w - 0.01 * trace(2) * w
+        assert conn.w.item() == pytest.approx(w, rel=1e-6), rule
+    with pytest.raises(ConfigError) as e:
+        make("post_pre", bounds="soft")
+    assert e.value.key == "L.bounds"

@@ -10,6 +10,20 @@ from snnrun.errors import ConfigError
 from snnrun.learning.base import LearningRule
 
 
+BOUNDS = ("hard", "soft")
+
+
+def check_bounds(bounds: str, connection) -> str:
+    """``hard``: clamp to [wmin, wmax] after each update; ``soft``: scale potentiation by
+    (wmax - w) and depression by (w - wmin), which needs finite bounds."""
+    if bounds not in BOUNDS:
+        raise ConfigError(f"unknown bounds '{bounds}'. Allowed: {', '.join(BOUNDS)}", key="bounds")
+    if bounds == "soft" and not (math.isfinite(connection.wmin) and math.isfinite(connection.wmax)):
+        raise ConfigError(f"soft bounds scale updates by (wmax - w) and (w - wmin): set finite wmin and wmax "
+                          f"on connection '{connection.source}' -> '{connection.target}'", key="bounds")
+    return bounds
+
+
 @LearningRule.register("post_pre", "stdp")
 class PostPreSTDP(LearningRule):
     """Pair-based STDP from traces (BindsNET's ``PostPre``), for dense connections.
@@ -20,7 +34,8 @@ class PostPreSTDP(LearningRule):
                 + nu_post * x_pre_i(t)  * s_post_j(t)     potentiation: post after pre
 
     summed (or averaged, ``reduction``) over the batch, then clamped to [wmin, wmax].
-    Both groups need ``traces: true``.
+    Both groups need ``traces: true``. ``bounds: soft`` scales the potentiation by (wmax - w)
+    and the depression by (w - wmin) (then it is weight_dependent_post_pre).
 
     ``reduction: owner`` is for large batches of competitive networks (Diehl & Cook): summed
     over a batch, every sample that drives the same strong neuron pushes its weights towards
@@ -33,8 +48,9 @@ class PostPreSTDP(LearningRule):
 
     supports_owner = True
 
-    def __init__(self, connection, **kw):
+    def __init__(self, connection, *, bounds: str = "hard", **kw):
         super().__init__(connection, **kw)
+        self.bounds = check_bounds(bounds, connection)
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -67,6 +83,13 @@ class PostPreSTDP(LearningRule):
             s_post, x_post = s_post * mask, x_post * mask
         scale = 1.0 / b if self.reduction == "mean" else 1.0
         w = self.connection.w
+        if self.bounds == "soft":
+            c = self.connection
+            potentiation = (x_pre.t() @ s_post) * (c.wmax - w)
+            depression = (s_pre.t() @ x_post) * (w - c.wmin)
+            w.add_(potentiation, alpha=self.nu[1] * scale)
+            w.sub_(depression, alpha=self.nu[0] * scale)
+            return
         # sum over the batch of outer products = one matmul (no per-sample matrices)
         if self.nu[0]:
             w.addmm_(s_pre.t(), x_post, alpha=-self.nu[0] * scale)
@@ -75,9 +98,6 @@ class PostPreSTDP(LearningRule):
 
 
 # -- the STDP family ------------------------------------------------------------------------------
-BOUNDS = ("hard", "soft")
-
-
 class TraceSTDP(LearningRule):
     """Base of the STDP family: a potentiation term P >= 0 and a depression term D >= 0 per step,
     summed (or averaged, ``reduction``) over the batch, then bounded::
@@ -99,12 +119,7 @@ class TraceSTDP(LearningRule):
     def __init__(self, connection, *, bounds: str | None = None, tc_pre: float = 20.0, tc_post: float = 20.0, **kw):
         super().__init__(connection, **kw)
         name = self.registered_name
-        self.bounds = bounds or self.default_bounds
-        if self.bounds not in BOUNDS:
-            raise ConfigError(f"unknown bounds '{bounds}'. Allowed: {', '.join(BOUNDS)}", key="bounds")
-        if self.bounds == "soft" and not (math.isfinite(connection.wmin) and math.isfinite(connection.wmax)):
-            raise ConfigError(f"soft bounds scale updates by (wmax - w) and (w - wmin): set finite wmin and wmax "
-                              f"on connection '{connection.source}' -> '{connection.target}'", key="bounds")
+        self.bounds = check_bounds(bounds or self.default_bounds, connection)
         self.check_connection(connection)
         if self.own_traces:
             for k, v in (("tc_pre", tc_pre), ("tc_post", tc_post)):
