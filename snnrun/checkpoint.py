@@ -125,6 +125,15 @@ class StopOnSignal:
 
     @property
     def requested(self) -> bool:
+        import torch.distributed as dist
+
+        from snnrun.distributed import active
+
+        dp = active()
+        if dp is not None and dp.world > 1:  # every rank stops at the same batch, or collectives hang
+            flag = dp.all_reduce_(torch.tensor([self.signum or 0], device=dp.comm_device),
+                                  dist.ReduceOp.MAX)
+            self.signum = self.signum or int(flag) or None
         return self.signum is not None
 
     def _handle(self, signum, frame):

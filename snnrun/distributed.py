@@ -142,21 +142,35 @@ class DataParallel:
             self.all_reduce_(w)
             w.add_(before)
 
-    def owner_mask(self, rule, s_post: torch.Tensor) -> torch.Tensor:
-        """The 'owner' reduction with global sample indices: neuron j belongs to the first sample
-        of the *global* batch that fired it (the same claims on every rank)."""
+    def _claim_global(self, rule, s_post: torch.Tensor) -> torch.Tensor:
+        """The 'owner' claims with global sample indices: neuron j belongs to the first sample of
+        the *global* batch that fired it (the same claims on every rank). Returns (n_post,) global
+        owner indices (-1: none yet); a presentation starts when the rule reset ``owner``."""
         b, n = s_post.shape
-        if getattr(rule, "owner", None) is None:
-            rule.owner = torch.full((n,), -1, dtype=torch.long, device=s_post.device)
+        if getattr(rule, "owner", None) is None or getattr(rule, "_dp_owner", None) is None:
+            rule._dp_owner = torch.full((n,), -1, dtype=torch.long, device=s_post.device)
         none = self.global_n  # larger than any global index
         cand = torch.full((n,), none, dtype=torch.long, device=s_post.device)
         if b:
-            fired = s_post.amax(0) > 0
-            cand = torch.where(fired, s_post.argmax(0) + self.rows.start, cand)
+            cand = torch.where(s_post.amax(0) > 0, s_post.argmax(0) + self.rows.start, cand)
         self.all_reduce_(cand, dist.ReduceOp.MIN if self.world > 1 else None)
-        rule.owner = torch.where((cand < none) & (rule.owner < 0), cand, rule.owner)
-        samples = torch.arange(b, device=s_post.device)[:, None] + self.rows.start
-        return (samples == rule.owner[None, :]).to(s_post.dtype)
+        owner = rule._dp_owner
+        rule._dp_owner = torch.where((cand < none) & (owner < 0), cand, owner)
+        return rule._dp_owner
+
+    def claim(self, rule, s_post: torch.Tensor) -> None:
+        """``PostPreSTDP.claim`` across ranks: ``rule.owner`` holds the *local* row of each
+        neuron's owner, -1 where the owner is on another rank (its rows add nothing here)."""
+        owner = self._claim_global(rule, s_post)
+        local = owner - self.rows.start
+        rule.owner = torch.where((owner >= 0) & (local < s_post.shape[0]) & (local >= 0), local, -1)
+
+    def owner_mask(self, rule, s_post: torch.Tensor) -> torch.Tensor:
+        """``PostPreSTDP.owner_mask`` across ranks: (B_local, n_post) 1 where the sample owns j."""
+        owner = self._claim_global(rule, s_post)
+        rule.owner = owner
+        samples = torch.arange(s_post.shape[0], device=s_post.device)[:, None] + self.rows.start
+        return (samples == owner[None, :]).to(s_post.dtype)
 
     def check_batch(self, exp) -> None:
         bs = int(exp.cfg["trainer"]["batch_size"])
@@ -177,8 +191,10 @@ class DataParallel:
             group.data_parallel = self
         for rule in exp.network.learners.values():
             rule.data_parallel = self
-            if rule.reduction == "owner":
-                rule.owner_mask = functools.partial(self.owner_mask, rule)
+            if rule.reduction == "owner":  # the rule's claim step, with global sample indices
+                for api in ("claim", "owner_mask"):
+                    if hasattr(rule, api):
+                        setattr(rule, api, functools.partial(getattr(self, api), rule))
         # collectives run eagerly every step: no torch.compile'd step, no captured CUDA graph
         from snnrun.graph import GraphRunner
 
