@@ -63,38 +63,49 @@ class PostPreSTDP(LearningRule):
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
 
-    def owner_mask(self, s_post: torch.Tensor) -> torch.Tensor:
-        """(B, n_post) 1 where sample b owns neuron j; claims the neurons that fired first now."""
-        b = s_post.shape[0]
+    def claim(self, s_post: torch.Tensor) -> None:
+        """Neurons that fire now for the first time in this presentation are owned by the
+        (lowest-index) sample that fired them."""
         if getattr(self, "owner", None) is None:
             self.owner = torch.full((s_post.shape[1],), -1, dtype=torch.long, device=s_post.device)
         fired = s_post.amax(0) > 0
         first = s_post.argmax(0)  # the first sample index among the maxima
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
-        samples = torch.arange(b, device=s_post.device)[:, None]
-        return (samples == self.owner[None, :]).to(s_post.dtype)
+
+    def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
+        one contributing sample, so the batch sum is a gather of that sample's row: O(n_pre n_post)
+        work instead of a batch-sized matrix product."""
+        self.claim(s_post)
+        own = self.owner.clamp_min(0)
+        valid = (self.owner >= 0).to(s_post.dtype)
+        s_own = s_post.gather(0, own[None]).squeeze(0) * valid  # (n_post,)
+        x_own = x_post.gather(0, own[None]).squeeze(0) * valid
+        return x_pre[own].t() * s_own, s_pre[own].t() * x_own
 
     def update(self) -> None:
         b = self.source.s.shape[0]
         s_pre, x_pre = self.source.s.reshape(b, -1), self.source.x.reshape(b, -1)
         s_post, x_post = self.target.s.reshape(b, -1), self.target.x.reshape(b, -1)
-        if self.reduction == "owner":
-            mask = self.owner_mask(s_post)
-            s_post, x_post = s_post * mask, x_post * mask
         scale = 1.0 / b if self.reduction == "mean" else 1.0
         w = self.connection.w
+        if self.reduction == "owner":
+            potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
+        elif self.bounds == "soft":
+            potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
+        else:
+            # sum over the batch of outer products = one matmul (no per-sample matrices)
+            if self.nu[0]:
+                w.addmm_(s_pre.t(), x_post, alpha=-self.nu[0] * scale)
+            if self.nu[1]:
+                w.addmm_(x_pre.t(), s_post, alpha=self.nu[1] * scale)
+            return
         if self.bounds == "soft":
             c = self.connection
-            potentiation = (x_pre.t() @ s_post) * (c.wmax - w)
-            depression = (s_pre.t() @ x_post) * (w - c.wmin)
-            w.add_(potentiation, alpha=self.nu[1] * scale)
-            w.sub_(depression, alpha=self.nu[0] * scale)
-            return
-        # sum over the batch of outer products = one matmul (no per-sample matrices)
-        if self.nu[0]:
-            w.addmm_(s_pre.t(), x_post, alpha=-self.nu[0] * scale)
-        if self.nu[1]:
-            w.addmm_(x_pre.t(), s_post, alpha=self.nu[1] * scale)
+            potentiation = potentiation * (c.wmax - w)
+            depression = depression * (w - c.wmin)
+        w.sub_(depression, alpha=self.nu[0] * scale)
+        w.add_(potentiation, alpha=self.nu[1] * scale)
 
 
 # -- the STDP family ------------------------------------------------------------------------------
@@ -182,7 +193,9 @@ class TraceSTDP(LearningRule):
 
 @LearningRule.register("weight_dependent_post_pre")
 class WeightDependentPostPre(TraceSTDP):
-    """PostPre with soft (weight-dependent) bounds (BindsNET's ``WeightDependentPostPre``)::
+    """PostPre with soft (weight-dependent) bounds (BindsNET's ``WeightDependentPostPre``).
+
+    ::
 
         dw_ij = nu_post x_pre_i s_post_j (wmax - w_ij) - nu_pre s_pre_i x_post_j (w_ij - wmin)
 
@@ -199,7 +212,9 @@ class WeightDependentPostPre(TraceSTDP):
 
 @LearningRule.register("hebbian")
 class Hebbian(TraceSTDP):
-    """Hebbian STDP (BindsNET's ``Hebbian``): both spike orders potentiate::
+    """Hebbian STDP (BindsNET's ``Hebbian``): both spike orders potentiate.
+
+    ::
 
         dw_ij = nu_pre s_pre_i x_post_j + nu_post x_pre_i s_post_j
 
@@ -233,8 +248,10 @@ class NearestOnlineSTDP(TraceSTDP):
 
 @LearningRule.register("full_online_stdp")
 class FullOnlineSTDP(NearestOnlineSTDP):
-    """Online all-pairs STDP (SPAIC's ``full_online_STDP``): like nearest_online_stdp, but the
-    traces add up, x <- x exp(-dt / tc) + s, so every earlier spike of the partner contributes."""
+    """Online all-pairs STDP (SPAIC's ``full_online_STDP``): every earlier spike pairs.
+
+    Like nearest_online_stdp, but the traces add up, x <- x exp(-dt / tc) + s, so every earlier
+    spike of the partner contributes."""
 
     nearest = False
 
@@ -306,8 +323,10 @@ class PostPreInt(TraceSTDP):
 
 @LearningRule.register("conv2d_stdp")
 class Conv2dSTDP(TraceSTDP):
-    """STDP for ``conv2d`` connections (SPAIC's ``conv2d_stdp``): the weight is shared by every
-    position, so each kernel weight sums the pairings of all positions it connects::
+    """STDP for ``conv2d`` connections (SPAIC's ``conv2d_stdp``), summed over kernel positions.
+
+    The weight is shared by every position, so each kernel weight sums the pairings of all the
+    positions it connects::
 
         x_pre, x_post: own nearest-spike traces of the input map and the output map (reset per presentation)
         dw[o, c, u, v] = nu_post sum_{b, p} s_post[b, o, p] x_pre[b, c, p + (u, v)]
