@@ -169,8 +169,9 @@ class BatchNorm(Layer):
 
 @Layer.register("dropout")
 class Dropout(Layer):
-    """Dropout with one mask per sample kept for all time steps (SpikingJelly's layer.Dropout):
-    a dropped unit stays silent for the whole presentation. Identity in eval mode."""
+    """Dropout with one mask per sample for all time steps (SpikingJelly's layer.Dropout).
+
+    A dropped unit stays silent for the whole presentation. Identity in eval mode."""
 
     def __init__(self, in_shape=(), *, p: float = 0.5):
         super().__init__(in_shape)

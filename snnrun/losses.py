@@ -54,8 +54,9 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 @Loss.register("spike_count_ce", "ce_count")
 class SpikeCountCE(Loss):
-    """Cross-entropy on spike counts: logits_k = scale * sum_t s_k[t] (snnTorch's ce_count_loss);
-    predicts the class whose neuron fired most."""
+    """Cross-entropy on spike counts (snnTorch's ce_count_loss).
+
+    logits_k = scale * sum_t s_k[t]; predicts the class whose neuron fired most."""
 
     def __init__(self, scale: float = 1.0):
         self.scale = float(scale)
@@ -66,8 +67,10 @@ class SpikeCountCE(Loss):
 
 @Loss.register("rate_mse", "mse_rate")
 class RateMSE(Loss):
-    """Mean squared error between firing rates r_k = mean_t s_k[t] and targets: ``on_rate`` for the
-    label's neuron, ``off_rate`` for the others (SpikingJelly's MNIST examples: 1 and 0)."""
+    """Mean squared error between firing rates and on/off target rates (SpikingJelly's examples).
+
+    r_k = mean_t s_k[t]; the target is ``on_rate`` for the label's neuron and ``off_rate`` for the
+    others (SpikingJelly's MNIST examples: 1 and 0); predicts the highest rate."""
 
     def __init__(self, on_rate: float = 1.0, off_rate: float = 0.0):
         self.on_rate, self.off_rate = float(on_rate), float(off_rate)
@@ -87,9 +90,10 @@ MEMBRANE_MODES = ("final", "max", "mean")
 
 @Loss.register("membrane_ce", "voltage_ce")
 class MembraneCE(Loss):
-    """Cross-entropy on the readout's membrane potential: logits = v[T-1] (``mode: final``),
-    max_t v[t] (``max``) or mean_t v[t] (``mean``), times ``scale``. Use with a non-spiking
-    readout (``leaky_integrator``) or any neuron layer (v recorded after its reset)."""
+    """Cross-entropy on the readout's membrane potential (final, max or mean over time).
+
+    logits = scale * v[T-1] (``mode: final``), max_t v[t] (``max``) or mean_t v[t] (``mean``). Use
+    with a non-spiking readout (``leaky_integrator``) or any neuron layer (v after its reset)."""
 
     needs_v = True
 
@@ -123,8 +127,9 @@ def first_spike_times(spikes: torch.Tensor) -> torch.Tensor:
 
 @Loss.register("first_spike_ce", "ttfs_ce")
 class FirstSpikeCE(Loss):
-    """Time-to-first-spike loss: cross-entropy on logits = -scale * t_first (the label's neuron
-    should fire first; snnTorch's ce_temporal_loss); predicts the earliest-firing class."""
+    """Time-to-first-spike loss: the label's neuron should fire first (snnTorch's ce_temporal_loss).
+
+    Cross-entropy on logits = -scale * t_first; predicts the earliest-firing class."""
 
     def __init__(self, scale: float = 1.0):
         self.scale = float(scale)

@@ -27,6 +27,7 @@ from snnrun.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInter
 from snnrun.decoders import LabelAssignment
 from snnrun.errors import ConfigError
 from snnrun.experiment import Experiment, build_experiment
+from snnrun.learning.reward import set_labels
 from snnrun.loggers import open_metrics
 from snnrun.logging import PhaseProgress, console, results_table, write_json_atomic
 from snnrun.plots import confusion_matrix, save_confusion_png, save_weights_png
@@ -251,6 +252,7 @@ def learn_epochs(exp: Experiment, prog: Progress, epochs: int, bs: int, assign_e
             base_time = prog.train_time
             while prog.start < n_train:
                 idx = prog.order[prog.start:prog.start + bs]
+                set_labels(exp.network, train_split.y[idx])  # for label-driven rules (reward, tempotron)
                 prog.window_c.append(exp.simulate(train_split.x[idx]).cpu())
                 prog.window_y.append(train_split.y[idx])
                 prog.samples += len(idx)

@@ -36,9 +36,9 @@ from snnrun.layers import FeedForward, build_feedforward
 from snnrun.learning.gradient import SurrogateBPTT, is_gradient_learner
 from snnrun.learning.base import LearningRule
 from snnrun.loggers import open_metrics
-from snnrun.logging import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.logging import PhaseProgress, console, write_json_atomic
 from snnrun.losses import Loss
-from snnrun.plots import confusion_matrix, save_confusion_png, save_weights_png
+from snnrun.plots import save_weights_png
 
 REQUIRED = ("layers", "loss", "learner")
 
@@ -305,17 +305,15 @@ def evaluate(exp: GradientExperiment, split: Split, batch_size: int, bar=None) -
 
 
 def finish(exp: GradientExperiment, output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Confusion matrix, first-layer receptive fields (dense models), results table."""
-    preds = results.pop("_preds")
-    cm = confusion_matrix(exp.data.test.y, preds, exp.data.n_classes)
-    save_confusion_png(cm, output_dir / "confusion.png",
-                       f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
+    """The local loop's confusion matrix and results table, plus the first layer's receptive
+    fields for dense models."""
+    from snnrun.train import finish as finish_figures
+
+    results = finish_figures(exp, output_dir, results)
     first = next((m for m in exp.model.layers.values() if hasattr(m, "weight")), None)
     if first is not None and first.weight.dim() == 2 and first.weight.shape[1] == int(np.prod(exp.data.shape)):
         save_weights_png(first.weight.detach().t(), exp.data.shape, output_dir / "weights.png",
                          "first dense layer: input weights per unit")
-    console.print(results_table(f"test accuracy ({results['n_test']} samples)",
-                                {k: v for k, v in results["decoders"].items()}, ["test_accuracy"]))
     return results
 
 

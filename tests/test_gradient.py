@@ -370,3 +370,25 @@ def test_cuda_bf16_step(compose_cfg, tmp_path):
     summary = train(compose_cfg("+model=csnn", *TINY_GRAD, "trainer.epochs=1", "device=cuda",
                                 "model.learner.amp=true"), tmp_path)
     assert summary["device"].startswith("cuda")
+
+
+def test_more_config_errors_name_their_keys(compose_cfg):
+    with pytest.raises(ConfigError) as e:
+        learner(grad_clip=0)
+    assert e.value.key == "model.learner.grad_clip"
+    with pytest.raises(ConfigError) as e:
+        learner(val_fraction=1.0)
+    assert e.value.key == "model.learner.val_fraction"
+    with pytest.raises(ConfigError) as e:
+        learner(scheduler={"type": "StepLR", "step_size": 1, "interval": "batch"})
+    assert e.value.key == "model.learner.scheduler.interval"
+    with pytest.raises(ConfigError, match="a gradient model config needs layers"):
+        from omegaconf import OmegaConf
+
+        cfg = compose_cfg("+model=snn_mlp", *TINY_GRAD)
+        OmegaConf.set_struct(cfg, False)
+        del cfg.model["layers"]
+        build_gradient_experiment(cfg)
+    m = build_feedforward({"f": {"type": "flatten"}, "d": {"type": "dense", "out_features": 2}}, (1, 2, 2))
+    with pytest.raises(ConfigError, match="membrane_ce needs a neuron layer"):
+        Loss.build("membrane_ce").loss(m(torch.rand(3, 1, 2, 2), steps=2), torch.tensor([0, 1, 0]))

@@ -237,3 +237,17 @@ def test_mstdp_digits_learns_above_chance_from_reward_alone(compose_cfg, tmp_pat
     before = untrained["decoders"]["spike_count"]["test_accuracy"]
     after = trained["decoders"]["spike_count"]["test_accuracy"]
     assert before < 0.2 and after >= 0.35, (before, after)  # 10 classes: chance is 0.1
+
+
+def test_tempotron_errors():
+    with pytest.raises(ConfigError) as e:
+        make("tempotron", n_classes=1, tau=5.0, tau_s=5.0)
+    assert e.value.key == "L.tau" and "tau > tau_s" in str(e.value)
+    pre, post, conn, r = make("tempotron", n_classes=1)
+    with pytest.raises(ConfigError, match="membrane potential v"):
+        r.step()  # Input nodes have no v
+    net = tempotron_net(thresh=100.0)
+    net.reset_state(1)
+    net.step({"X": torch.ones(1, 2)})
+    with pytest.raises(ConfigError, match="set_labels"):
+        net.learners["t"].end_presentation()

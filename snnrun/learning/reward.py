@@ -221,8 +221,9 @@ class MSTDP(RewardModulated):
 
 @LearningRule.register("mstdpet", "rstdpet")
 class MSTDPET(MSTDP):
-    """Reward-modulated STDP with an eligibility trace (Florian 2007; BindsNET's MSTDPET, SPAIC's
-    RSTDPET). On top of :class:`MSTDP`'s traces and zeta, per sample b::
+    """Reward-modulated STDP with an eligibility trace (Florian 2007; BindsNET's MSTDPET).
+
+    SPAIC's RSTDPET. On top of :class:`MSTDP`'s traces and zeta, per sample b::
 
         z_b  <- z_b exp(-dt / tc_e_trace) + zeta_b / tc_e_trace     (dz/dt = -z/tau_z + zeta/tau_z)
         dw    = nu dt sum_b r_b z_b
