@@ -202,24 +202,32 @@ def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str
 
     try:
         with StopOnSignal() as stop:
+            # the training split lives on the device: batches are gathered there, with no
+            # host-to-device copy per step
+            train_x, train_y = exp.train.x.to(exp.device), exp.train.y.to(exp.device)
             while epoch <= epochs:
                 exp.model.train()
-                order = torch.randperm(n_train, generator=order_gen)
-                total_loss, correct, seen = 0.0, 0, 0
+                order = torch.randperm(n_train, generator=order_gen).to(exp.device)
+                # running sums stay on the device: reading them every step would stall the CPU
+                # until the GPU finishes, instead of letting it queue the next step
+                loss_sum = torch.zeros((), device=exp.device, dtype=torch.float64)
+                correct_sum = torch.zeros((), device=exp.device, dtype=torch.long)
+                seen = 0
                 with PhaseProgress(f"epoch {epoch}/{epochs}", n_train, show) as bar:
-                    for start in range(0, n_train, bs):
+                    for i, start in enumerate(range(0, n_train, bs)):
                         idx = order[start:start + bs]
-                        xb, yb, rows, loss_fn = exp.train.x[idx], exp.train.y[idx], None, exp.loss
+                        xb, yb, rows, loss_fn = train_x[idx], train_y[idx], None, exp.loss
                         if dp is not None:  # this rank's share of the global batch
                             rows = dp.begin_batch(len(idx))
                             yb, loss_fn = yb[rows], distributed.ScaledLoss(exp.loss, dp.loss_scale())
-                        yb = yb.to(exp.device)
                         loss, out = exp.learner.train_step(lambda: exp.present(xb, rows), loss_fn, yb, exp.device)
-                        total_loss += float(loss) / getattr(loss_fn, "scale", 1.0) * len(yb)
-                        correct += int((exp.loss.predict(out).detach() == yb).sum())
+                        loss_sum += loss.detach().double() / getattr(loss_fn, "scale", 1.0) * len(yb)
+                        correct_sum += (exp.loss.predict(out).detach() == yb).sum()
                         seen += len(yb)
                         samples += len(idx)
-                        bar.advance(len(idx), f"loss {total_loss / max(seen, 1):.4f}")
+                        show_loss = show and (i % 20 == 0 or start + bs >= n_train)
+                        bar.advance(len(idx), f"loss {float(loss_sum) / max(seen, 1):.4f}" if show_loss else None)
+                    total_loss, correct = float(loss_sum), int(correct_sum)
                     epoch_time = bar.elapsed
                 if dp is not None:  # the epoch's loss and accuracy over all ranks' shares
                     total_loss, correct = dp.sum_(total_loss, correct)
