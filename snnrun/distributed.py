@@ -203,15 +203,17 @@ class DataParallel:
 
     # -- gradient models -----------------------------------------------------------------------
     def wrap_gradient(self, exp) -> None:
-        """DistributedDataParallel around the model (SyncBatchNorm on GPUs: batch statistics
-        of the global batch, as in one process)."""
+        """DistributedDataParallel around the model (SyncBatchNorm on GPUs unless
+        ``trainer.sync_batchnorm=false``: batch statistics of the global batch, as in one process)."""
         self.check_batch(exp)
         exp.data_parallel = self
         if self.world == 1:
             return
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        if exp.device.type == "cuda":
+        if exp.device.type == "cuda" and bool(exp.cfg["trainer"].get("sync_batchnorm", True)):
+            # exact global-batch statistics, at the price of collectives inside every forward
+            # and backward pass; sync_batchnorm=false keeps per-GPU statistics (faster)
             exp.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(exp.model)
         exp.ddp = DDP(exp.model, device_ids=[self.local_rank] if exp.device.type == "cuda" else None)
 

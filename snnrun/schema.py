@@ -36,6 +36,7 @@ class TrainerConfig:
     compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
     strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/distributed.py)
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
+    sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
 
 
 @dataclass
