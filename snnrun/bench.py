@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from snnrun.config import config_dir
 from snnrun.errors import ConfigError
 from snnrun.experiment import resolve_device
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
@@ -67,14 +67,10 @@ def peak_mib(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
 
 
-class Workload:
+class Workload(Registered):
     """A named benchmark: ``run(device, warmup, repeats) -> result dict``."""
 
     registry: Registry = Registry("workload")
-
-    @classmethod
-    def register(cls, name: str):
-        return cls.registry.register(name)
 
 
 def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 def init_weights(shape: tuple[int, ...], init, name: str = "init") -> torch.Tensor:
@@ -40,7 +40,7 @@ def init_weights(shape: tuple[int, ...], init, name: str = "init") -> torch.Tens
     return w
 
 
-class Connection(nn.Module):
+class Connection(Registered, nn.Module):
     """Base class: ``forward(source_spikes (B, *src)) -> current (B, *tgt)``.
 
     ``wmin``/``wmax`` bound the weights after every learning update (hard clamp, BindsNET's
@@ -49,14 +49,6 @@ class Connection(nn.Module):
     """
 
     registry: Registry = Registry("connection")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Connection":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(self, source: str, target: str, *, source_shape=(1,), target_shape=(1,),
                  wmin: float | None = None, wmax: float | None = None, norm: float | None = None):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 @dataclass
@@ -40,14 +40,10 @@ class Dataset:
     name: str
 
 
-class DatasetSource:
+class DatasetSource(Registered):
     """Base class: ``load() -> Dataset``. ``limit_train``/``limit_test`` cap the sample counts."""
 
     registry: Registry = Registry("dataset")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,

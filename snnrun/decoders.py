@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 class LabelAssignment:
@@ -53,18 +53,10 @@ class LabelAssignment:
         self.n_neurons, self.n_classes = self.rates.shape
 
 
-class Decoder:
+class Decoder(Registered):
     """Base class: ``predict(counts (B, n), assignment) -> labels (B,)``."""
 
     registry: Registry = Registry("decoder")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Decoder":
-        return cls.registry.build(node, key=key, **runtime)
 
     def predict(self, counts: torch.Tensor, assignment: LabelAssignment) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover

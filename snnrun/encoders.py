@@ -5,22 +5,14 @@ from __future__ import annotations
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
-class Encoder:
+class Encoder(Registered):
     """Base class. ``time`` is the length of one sample's presentation in ms, ``dt`` the step;
     the train has ``T = round(time / dt)`` steps."""
 
     registry: Registry = Registry("encoder")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Encoder":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(self, time: float = 250.0, dt: float = 1.0):
         self.time, self.dt = float(time), float(dt)

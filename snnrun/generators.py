@@ -15,21 +15,13 @@ import math
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
-class Generator:
+class Generator(Registered):
     """Base class: ``__call__(batch_size, shape, device) -> (T, B, *shape)``, T = round(time / dt)."""
 
     registry: Registry = Registry("generator")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Generator":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(self, time: float = 250.0, dt: float = 1.0):
         self.time, self.dt = float(time), float(dt)

@@ -43,21 +43,17 @@ from torch import nn
 
 from snnrun.errors import ConfigError
 from snnrun.neurons import NeuronModel
-from snnrun.registry import Registry, _to_plain, did_you_mean, import_target
+from snnrun.registry import Registered, Registry, _to_plain, did_you_mean, import_target
 
 STEP_MODES = ("multi", "single")
 
 
-class Layer(nn.Module):
+class Layer(Registered, nn.Module):
     """Base of the stateless layers. ``in_shape`` (without batch) is set by the builder;
     :meth:`forward` maps ``(B, *in_shape) -> (B, *out_shape)``; :meth:`forward_multi` applies it to
     ``(T, B, ...)`` by merging T into the batch."""
 
     registry: Registry = Registry("layer")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
 
     def __init__(self, in_shape=()):
         super().__init__()

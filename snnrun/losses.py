@@ -12,20 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 Output = dict
 
 
-class Loss:
+class Loss(Registered):
     """Base class. ``needs_v`` says whether the readout's membrane potential must be recorded."""
 
     registry: Registry = Registry("loss")
     needs_v = False
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
 
     @classmethod
     def build(cls, node, key: str | None = None, **runtime) -> "Loss":

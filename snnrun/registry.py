@@ -173,3 +173,18 @@ def import_target(path: str, key: str | None = None) -> Any:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"cannot import '{path}': {e}", key=key) from e
+
+
+class Registered:
+    """Mixin for a component base class that owns a ``registry``: ``Base.register(name, *aliases)``
+    as a class decorator and ``Base.build(node, key=..., **runtime)`` from a config node."""
+
+    registry: Registry
+
+    @classmethod
+    def register(cls, name: str, *aliases: str):
+        return cls.registry.register(name, *aliases)
+
+    @classmethod
+    def build(cls, node, key: str | None = None, **runtime):
+        return cls.registry.build(node, key=key, **runtime)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ class SurrogateFunction(torch.autograd.Function):
         return (grad, *([None] * len(ctx.params)))
 
 
-class Surrogate(nn.Module):
+class Surrogate(Registered, nn.Module):
     """Base class: ``forward(x) = H(x)`` with the pseudo-derivative of the subclass.
 
     A subclass sets ``function`` (a :class:`SurrogateFunction`), ``primitive`` (the smooth step
@@ -64,14 +64,6 @@ class Surrogate(nn.Module):
 
     registry: Registry = Registry("surrogate")
     function: type[SurrogateFunction]
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Surrogate":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(self, alpha: float):
         super().__init__()

@@ -7,12 +7,12 @@ from typing import Sequence
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 REDUCTIONS = ("sum", "mean", "owner")
 
 
-class LearningRule:
+class LearningRule(Registered):
     """Base class of local rules acting on one connection.
 
     ``connection`` is the name of the connection in ``network.connections``; the builder
@@ -28,14 +28,6 @@ class LearningRule:
     registry: Registry = Registry("learning rule")
     supports_owner = False  # whether the rule implements the ``owner`` batch reduction
     data_parallel = None    # set by snnrun.distributed in a data-parallel (torchrun) run
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "LearningRule":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",

@@ -23,20 +23,16 @@ import torch
 from snnrun.errors import ConfigError
 from snnrun.learning.base import LearningRule
 from snnrun.learning.stdp import TraceSTDP
-from snnrun.registry import Registry, import_target
+from snnrun.registry import Registered, Registry, import_target
 
 SCOPES = ("neuron", "sample")
 
 
-class RewardSource:
+class RewardSource(Registered):
     """Base class: ``__call__(rule) -> reward (broadcastable to (B, n_post)) or None`` each step."""
 
     registry: Registry = Registry("reward source")
     needs_labels = False
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
 
     def __call__(self, rule: "RewardModulated") -> torch.Tensor | None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registry
+from snnrun.registry import Registered, Registry
 
 
 def as_shape(n: Any) -> tuple[int, ...]:
@@ -19,7 +19,7 @@ def as_shape(n: Any) -> tuple[int, ...]:
     return shape
 
 
-class NeuronModel(nn.Module):
+class NeuronModel(Registered, nn.Module):
     """A group of ``n`` neurons simulated in batches, state ``(B, n)``.
 
     Subclasses implement :meth:`step` (input current -> spikes, updating ``v`` and friends).
@@ -37,14 +37,6 @@ class NeuronModel(nn.Module):
     """
 
     registry: Registry = Registry("neuron model")
-
-    @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
-
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "NeuronModel":
-        return cls.registry.build(node, key=key, **runtime)
 
     def __init__(
         self,
