@@ -8,17 +8,21 @@ from snnrun.errors import ConfigError
 from snnrun.registry import Registered, Registry
 
 
-class Encoder(Registered):
-    """Base class. ``time`` is the length of one sample's presentation in ms, ``dt`` the step;
-    the train has ``T = round(time / dt)`` steps."""
-
-    registry: Registry = Registry("encoder")
+class TimeWindow:
+    """A presentation of ``time`` ms in steps of ``dt`` ms: ``steps = round(time / dt)``."""
 
     def __init__(self, time: float = 250.0, dt: float = 1.0):
         self.time, self.dt = float(time), float(dt)
         if self.dt <= 0 or self.time < self.dt:
             raise ConfigError(f"need 0 < dt <= time, got time={time}, dt={dt}", key="time")
         self.steps = int(round(self.time / self.dt))
+
+
+class Encoder(Registered, TimeWindow):
+    """Base class. ``time`` is the length of one sample's presentation in ms, ``dt`` the step;
+    the train has ``T = round(time / dt)`` steps."""
+
+    registry: Registry = Registry("encoder")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -14,20 +14,15 @@ import math
 
 import torch
 
+from snnrun.encoders import TimeWindow
 from snnrun.errors import ConfigError
 from snnrun.registry import Registered, Registry
 
 
-class Generator(Registered):
+class Generator(Registered, TimeWindow):
     """Base class: ``__call__(batch_size, shape, device) -> (T, B, *shape)``, T = round(time / dt)."""
 
     registry: Registry = Registry("generator")
-
-    def __init__(self, time: float = 250.0, dt: float = 1.0):
-        self.time, self.dt = float(time), float(dt)
-        if self.dt <= 0 or self.time < self.dt:
-            raise ConfigError(f"need 0 < dt <= time, got time={time}, dt={dt}", key="time")
-        self.steps = int(round(self.time / self.dt))
 
     def times(self, device=None) -> torch.Tensor:
         return torch.arange(self.steps, device=device, dtype=torch.float32) * self.dt

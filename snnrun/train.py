@@ -146,13 +146,9 @@ def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, 
     exp = build_experiment(cfg)
     if dp is not None:
         dp.attach_local_learning(exp)
-    saved = distributed.from_rank_zero(dp, resume_point, output_dir, exp.cfg)
-    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, "labelled")
+    saved, done = open_run(output_dir, exp.cfg, dp, finished_stage="labelled")
     if done is not None:
-        console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
         return done
-    if distributed.is_main():
-        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
     tr = exp.cfg["trainer"]
     epochs, bs = int(tr["epochs"]), int(tr["batch_size"])
     assign_every = int(tr.get("assign_every", 250))
@@ -224,6 +220,18 @@ def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, 
     console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                   f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {output_dir}")
     return summary
+
+
+def open_run(output_dir: Path, cfg: dict[str, Any], dp, finished_stage: str):
+    """(checkpoint to resume from or None, summary if the run already finished or None); writes
+    resolved_config.yaml for a run that goes on. Rank 0 reads, every rank gets the answer."""
+    saved = distributed.from_rank_zero(dp, resume_point, output_dir, cfg)
+    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, finished_stage)
+    if done is not None:
+        console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
+    elif distributed.is_main():
+        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    return saved, done
 
 
 def finished_summary(output_dir: Path, saved: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:

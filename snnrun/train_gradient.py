@@ -154,7 +154,7 @@ def _progress_state(epoch: int, samples: int, train_time: float, best: dict[str,
 def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
     """Train a gradient model, select the best epoch on validation, test it, write the outputs.
     ``dp``: this process's :class:`snnrun.distributed.DataParallel` in a torchrun run."""
-    from snnrun.train import EVAL_SEED_OFFSET, finished_summary, git_commit, resume_point, versions
+    from snnrun.train import EVAL_SEED_OFFSET, git_commit, open_run, versions
 
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
@@ -163,13 +163,9 @@ def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str
     exp = build_gradient_experiment(cfg)
     if dp is not None:
         dp.wrap_gradient(exp)
-    saved = distributed.from_rank_zero(dp, resume_point, output_dir, exp.cfg)
-    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, "done")
+    saved, done = open_run(output_dir, exp.cfg, dp, finished_stage="done")
     if done is not None:
-        console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
         return done
-    if distributed.is_main():
-        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
     tr = exp.cfg["trainer"]
     epochs, bs, ebs = int(tr["epochs"]), int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     if epochs < 0 or bs < 1 or ebs < 1:
