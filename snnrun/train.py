@@ -141,8 +141,6 @@ def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
 def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
-    if distributed.is_main():
-        output_dir.mkdir(parents=True, exist_ok=True)
     exp = build_experiment(cfg)
     if dp is not None:
         dp.attach_local_learning(exp)
@@ -223,8 +221,11 @@ def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, 
 
 
 def open_run(output_dir: Path, cfg: dict[str, Any], dp, finished_stage: str):
-    """(checkpoint to resume from or None, summary if the run already finished or None); writes
-    resolved_config.yaml for a run that goes on. Rank 0 reads, every rank gets the answer."""
+    """Create the run dir and return (checkpoint to resume from or None, summary if the run
+    already finished or None); write resolved_config.yaml for a run that goes on. Rank 0 reads
+    and writes, every rank gets the answer."""
+    if distributed.is_main():
+        output_dir.mkdir(parents=True, exist_ok=True)
     saved = distributed.from_rank_zero(dp, resume_point, output_dir, cfg)
     done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, finished_stage)
     if done is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from snnrun import distributed
 from snnrun.checkpoint import StopOnSignal, TrainingInterrupted, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -158,8 +158,6 @@ def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str
 
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
-    if distributed.is_main():
-        output_dir.mkdir(parents=True, exist_ok=True)
     exp = build_gradient_experiment(cfg)
     if dp is not None:
         dp.wrap_gradient(exp)
