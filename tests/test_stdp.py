@@ -99,6 +99,21 @@ def test_owner_reduction_lets_only_the_first_firing_sample_teach_a_neuron():
     assert rule.owner.tolist() == [1]
 
 
+def test_owner_terms_equal_the_batch_sums_when_each_neuron_has_one_owner():
+    # the gather in owner_terms must equal the masked matrix products it replaces
+    g = torch.Generator().manual_seed(1)
+    pre, post, conn, rule = make(batch=4)
+    rule.reset_state(4)
+    s_pre = (torch.rand(4, 1, generator=g) < 0.5).float()
+    x_pre = torch.rand(4, 1, generator=g)
+    s_post = torch.tensor([[0.0], [1.0], [1.0], [0.0]])  # samples 1 and 2 fire it: 1 owns it
+    x_post = torch.rand(4, 1, generator=g)
+    pot, dep = rule.owner_terms(s_pre, x_pre, s_post, x_post)
+    mask = torch.tensor([[0.0], [1.0], [0.0], [0.0]])
+    assert torch.allclose(pot, x_pre.t() @ (s_post * mask))
+    assert torch.allclose(dep, s_pre.t() @ (x_post * mask))
+
+
 def test_owner_equals_sum_for_a_single_sample():
     torch.manual_seed(0)
     results = []

@@ -89,7 +89,9 @@ class PostPreSTDP(LearningRule):
         s_post, x_post = self.target.s.reshape(b, -1), self.target.x.reshape(b, -1)
         scale = 1.0 / b if self.reduction == "mean" else 1.0
         w = self.connection.w
-        if self.reduction == "owner":
+        # one sample owns every neuron it fires: 'owner' is 'sum' then (cheaper on the CPU), unless
+        # the batch is split over processes and ownership is decided across them
+        if self.reduction == "owner" and (b > 1 or getattr(self, "data_parallel", None) is not None):
             potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
