@@ -25,6 +25,7 @@ from snnrun import distributed
 from snnrun.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                rng_state, save_checkpoint, set_rng_state)
 from snnrun.decoders import LabelAssignment
+from snnrun.config import config_dir
 from snnrun.errors import ConfigError
 from snnrun.experiment import Experiment, build_experiment
 from snnrun.learning.reward import set_labels
@@ -386,8 +387,14 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir} is not a snnrun run directory (no .hydra/config.yaml)", key="run_dir")
     cfg = OmegaConf.load(cfg_path)
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        # `group=option` (logger=plain, data=mnist) picks that config file, as in `snnrun train`
+        preset = config_dir() / key / f"{value}.yaml"
+        if "." not in key and key in cfg and preset.is_file():
+            cfg[key] = OmegaConf.load(preset)
+        else:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
     return cfg
 
 

@@ -108,3 +108,10 @@ def test_unknown_group_in_connection(compose_cfg, tmp_path):
 def test_batched_training_runs(compose_cfg, tmp_path):
     summary = train(compose_cfg("+model=diehl_cook", *TINY, "trainer.batch_size=8"), tmp_path)
     assert summary["train_samples"] == 40
+
+
+def test_eval_accepts_a_group_choice_override(tiny_run):
+    # `logger=plain` names a config file, as it does for `snnrun train`
+    _, out, summary = tiny_run
+    result = evaluate_run(out, ["logger=plain"])
+    assert result["test_accuracy"] == summary["test_accuracy"]
