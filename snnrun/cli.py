@@ -7,6 +7,7 @@
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
     snnrun report run_dir=DIR                         summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
+    snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from typing import Callable
 
 from omegaconf.errors import OmegaConfBaseException
+from rich.markup import escape
 
 from snnrun.errors import ConfigError, TrainingInterrupted
 from snnrun.logging import console
@@ -31,12 +33,13 @@ def user_errors():
         yield
     except ConfigError as e:
         where = f"[bold]{e.key}[/]: " if e.key else ""
-        console.print(f"[bold red]error:[/] {where}{e.message}", soft_wrap=True)
+        # messages quote config values such as [1, 28, 28]: not rich markup
+        console.print(f"[bold red]error:[/] {where}{escape(e.message)}", soft_wrap=True)
         sys.exit(2)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None)
         msg = str(e).splitlines()[0]
-        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{msg}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{escape(msg)}", soft_wrap=True)
         sys.exit(2)
     except TrainingInterrupted as e:
         console.print(f"[yellow]{e}[/]; continue with: snnrun resume run_dir={e.run_dir}", soft_wrap=True)
@@ -209,9 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         return _shell_completion(argv)
     if cmd_at is None:
         if argv and argv[0] in ("-h", "--help"):
-            console.print(USAGE)
+            console.print(USAGE, markup=False, highlight=False, soft_wrap=True)
             return
-        console.print(USAGE)
+        console.print(USAGE, markup=False, highlight=False, soft_wrap=True)
         unknown = next((a for a in argv if not a.startswith("-")), None)
         if unknown:
             from snnrun.registry import did_you_mean

@@ -89,3 +89,17 @@ def test_multirun_sweep(cli_env, tmp_path):
 def test_unknown_command(cli_env, tmp_path):
     r = run(["trian"], cli_env, tmp_path)
     assert r.returncode == 2 and "Did you mean 'train'" in r.stdout
+
+
+def test_help_lists_every_command_with_its_arguments(cli_env, tmp_path):
+    r = run(["--help"], cli_env, tmp_path)
+    assert r.returncode == 0
+    for text in ("snnrun list [neurons|", "[input=step", "snnrun bench workload=dc_train", "snnrun resume"):
+        assert text in r.stdout
+
+
+def test_error_messages_keep_bracketed_values(cli_env, tmp_path):
+    # rich markup must not swallow "[1, 9, 9]" in the message
+    r = run(["train", "+model=diehl_cook", "data.shape=[1,9,9]", f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
+    assert r.returncode == 2
+    assert "[1, 9, 9]" in r.stdout and "[1, 8, 8]" in r.stdout
