@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -152,8 +153,10 @@ def results_table(title: str, rows: dict[str, dict[str, Any]], columns: list[str
 
 
 def fmt(v: Any) -> str:
+    """A table cell: floats rounded; other values literal (a config value like [1, 28, 28] is
+    not rich markup)."""
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
-    return str(v)
+    return escape(str(v))

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from rich.markup import escape
 from rich.table import Table
 
 from snnrun.checkpoint import load_checkpoint
@@ -137,7 +138,7 @@ def report_run(run_dir: str | Path) -> dict[str, Any]:
     for col in ("key", "default", "this run"):
         d.add_column(col)
     for k, (default, ours) in diff.items():
-        d.add_row(k, str(default), str(ours))
+        d.add_row(k, escape(str(default)), escape(str(ours)))  # config values, literally
     console.print(d if diff else "config: the model's defaults, unchanged")
 
     written = []

@@ -111,7 +111,7 @@ def table(title: str, key_columns: list[str], rows: list[dict[str, Any]]) -> Tab
     for m in METRICS:
         t.add_column(m, justify="right", no_wrap=True)
     for r in rows:
-        cells = [_short(r.get(k, "-")) for k in key_columns] + [r["finished"]]
+        cells = [fmt(_short(r.get(k, "-"))) for k in key_columns] + [r["finished"]]
         for m in METRICS:
             cell = fmt(r.get(m))
             if with_std and r.get(f"{m}_std") is not None:
