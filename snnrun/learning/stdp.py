@@ -68,8 +68,8 @@ class PostPreSTDP(LearningRule):
         (lowest-index) sample that fired them."""
         if getattr(self, "owner", None) is None:
             self.owner = torch.full((s_post.shape[1],), -1, dtype=torch.long, device=s_post.device)
-        fired = s_post.amax(0) > 0
         first = s_post.argmax(0)  # the first sample index among the maxima
+        fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,5 +72,7 @@ class DiehlCookNodes(AdaptiveLIFNodes):
         # key among them wins; samples with no crossing keep no spike.
         keys = self.batch_rand_like(flat).masked_fill_(flat == 0, -1.0)
         winner = keys.argmax(1, keepdim=True)
-        one = torch.zeros_like(flat).scatter_(1, winner, 1.0) * flat.amax(1, keepdim=True)
+        # the winner's own spike says whether anything crossed (keys of silent neurons are -1):
+        # a gather instead of a second reduction over the neurons
+        one = torch.zeros_like(flat).scatter_(1, winner, 1.0) * flat.gather(1, winner)
         return one.view_as(s)
