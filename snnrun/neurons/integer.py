@@ -8,6 +8,7 @@ import torch
 
 from snnrun.errors import ConfigError
 from snnrun.neurons.base import NeuronModel
+from snnrun.neurons.lif import refractory_reset
 
 
 def _fixed(value: float, scale: int) -> int:
@@ -67,10 +68,8 @@ class IntegerLIFNodes(NeuronModel):
         self.V = self.V + X.masked_fill(self.refrac_count > 0, 0)
         self.refrac_count = self.refrac_count - self.dt
         fired = self.V >= self.threshold_int()
-        self.refrac_count = self.refrac_count.masked_fill(fired, self.refrac)
-        self.V = self.V.masked_fill(fired, self.reset)
-        if self.lbound is not None:
-            self.V = self.V.clamp_min(self.lbound)
+        self.V, self.refrac_count = refractory_reset(self.V, self.refrac_count, fired, refrac=self.refrac,
+                                                     reset=self.reset, lbound=self.lbound)
         self.v = self.V.to(self.dtype) / self.scale
         return fired
 

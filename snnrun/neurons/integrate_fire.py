@@ -13,6 +13,7 @@ import torch
 
 from snnrun.errors import ConfigError
 from snnrun.neurons.base import NeuronModel
+from snnrun.neurons.lif import refractory_reset
 
 
 def decay_factor(tc: float, dt: float, key: str) -> float:
@@ -76,10 +77,8 @@ class IFNodes(NeuronModel):
         self.v = self.v + x.masked_fill(self.refrac_count > 0, 0.0)
         self.refrac_count = self.refrac_count - self.dt
         fired = self.v >= self.thresh
-        self.refrac_count = self.refrac_count.masked_fill(fired, self.refrac)
-        self.v = self.v.masked_fill(fired, self.reset)
-        if self.lbound is not None:
-            self.v = self.v.clamp_min(self.lbound)
+        self.v, self.refrac_count = refractory_reset(self.v, self.refrac_count, fired, refrac=self.refrac,
+                                                     reset=self.reset, lbound=self.lbound)
         return fired.to(self.dtype)
 
 
@@ -144,10 +143,8 @@ class CurrentLIFNodes(NeuronModel):
         self.refrac_count = self.refrac_count - self.dt
         self.v = self.v + self.i.masked_fill(self.refrac_count > 0, 0.0)
         fired = self.v >= self.thresh
-        self.refrac_count = self.refrac_count.masked_fill(fired, self.refrac)
-        self.v = self.v.masked_fill(fired, self.reset)
-        if self.lbound is not None:
-            self.v = self.v.clamp_min(self.lbound)
+        self.v, self.refrac_count = refractory_reset(self.v, self.refrac_count, fired, refrac=self.refrac,
+                                                     reset=self.reset, lbound=self.lbound)
         return fired.to(self.dtype)
 
 

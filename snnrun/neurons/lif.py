@@ -9,6 +9,17 @@ import torch
 from snnrun.neurons.base import NeuronModel
 
 
+def refractory_reset(v: torch.Tensor, refrac_count: torch.Tensor, fired: torch.Tensor, *, refrac: float,
+                     reset, lbound) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a neuron fired: v <- reset and refractory for ``refrac`` ms; then v >= lbound if set.
+    Returns (v, refrac_count): the reset shared by BindsNET's refractory integrate-and-fire nodes."""
+    refrac_count = refrac_count.masked_fill(fired, refrac)
+    v = v.masked_fill(fired, reset)
+    if lbound is not None:
+        v = v.clamp_min(lbound)
+    return v, refrac_count
+
+
 @NeuronModel.register("lif")
 class LIFNodes(NeuronModel):
     """Leaky integrate-and-fire with refractory period and hard reset.
@@ -52,10 +63,8 @@ class LIFNodes(NeuronModel):
 
     def fire_and_reset(self) -> torch.Tensor:
         fired = self.v >= self.threshold()
-        self.refrac_count = self.refrac_count.masked_fill(fired, self.refrac)
-        self.v = self.v.masked_fill(fired, self.reset)
-        if self.lbound is not None:
-            self.v = self.v.clamp_min(self.lbound)
+        self.v, self.refrac_count = refractory_reset(self.v, self.refrac_count, fired, refrac=self.refrac,
+                                                     reset=self.reset, lbound=self.lbound)
         return fired
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
