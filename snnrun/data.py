@@ -190,15 +190,25 @@ class IDXSource(DatasetSource):
         return [s for split in (True, False) for s in IDX_FILES[split] if self.find(s) is None]
 
     def fetch(self) -> None:
+        """torchvision's download into root/<Folder>/raw; on failure, remove the folders it made."""
         import torchvision
 
         cls = getattr(torchvision.datasets, self.torchvision_class)
-        for train in (True, False):
-            cls(str(self.root), train=train, download=True)
+        made = [d for d in (self.root / self.folder / "raw", self.root / self.folder) if not d.exists()]
+        try:
+            for train in (True, False):
+                cls(str(self.root), train=train, download=True)
+        except Exception:
+            for d in made:  # innermost first; only folders left empty
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            raise
 
     def load_splits(self):
         missing = self.missing()
-        if missing and self.download:
+        # a root that already holds some of the files is a local copy: report what is missing
+        # there instead of downloading into it
+        if missing and self.download and len(missing) == 4:
             try:
                 self.fetch()
             except Exception as e:  # no internet, proxy, disk: say what to do instead
@@ -207,7 +217,7 @@ class IDXSource(DatasetSource):
                 reason = ""
             missing = self.missing()
         else:
-            reason = " (download: false)" if missing else ""
+            reason = (" (download: false)" if not self.download else "") if missing else ""
         if missing:
             raise ConfigError(
                 f"{self.folder} files not found in {self.root}{reason}. Missing: "

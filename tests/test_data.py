@@ -113,3 +113,16 @@ def test_trains_on_small_idx_files(compose_cfg, tmp_path):
 
 def test_registered_datasets():
     assert {"digits", "mnist", "fashion_mnist", "synthetic"} <= set(DatasetSource.registry.names())
+
+
+def test_partial_local_copy_is_reported_not_downloaded_into(tmp_path):
+    # only the test files are there (like ../shared/data/mnist-t10k): no download into that folder
+    d = make_mnist_dir(tmp_path / "src")
+    for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / f).write_bytes((d / f).read_bytes())
+    root = tmp_path
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(ConfigError) as e:
+        build_dataset({"type": "mnist", "root": str(root), "download": True})
+    assert "train-images-idx3-ubyte" in str(e.value) and "download failed" not in str(e.value)
+    assert sorted(p.name for p in root.iterdir()) == before  # no MNIST/raw created
