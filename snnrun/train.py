@@ -200,25 +200,33 @@ def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, 
     if readout_in:
         save_weights_png(readout_in[0].w, exp.data.shape, output_dir / "weights.png",
                          f"{readout_in[0].source} -> {readout_in[0].target} receptive fields")
-    summary = {
-        **results,
-        "train_images_per_s": prog.samples / prog.train_time if prog.train_time > 0 else None,
-        "train_samples": prog.samples,
+    summary = {**results, **run_facts(exp, t_start=t_start, samples=prog.samples, train_time=prog.train_time,
+                                      n_train=n_train, epochs=epochs, resumed=saved is not None)}
+    write_json_atomic(output_dir / "summary.json", summary)
+    console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
+                  f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {output_dir}")
+    return summary
+
+
+def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: int, epochs: int,
+              resumed: bool, **extra: Any) -> dict[str, Any]:
+    """The summary.json keys every training loop writes besides its results (``extra`` are a
+    loop's own keys, placed after n_train)."""
+    return {
+        "train_images_per_s": samples / train_time if train_time > 0 else None,
+        "train_samples": samples,
         "n_train": n_train,
+        **extra,
         "epochs": epochs,
         "wall_s": time.perf_counter() - t_start,
         "device": str(exp.device),
         "seed": int(exp.cfg["seed"]),
         "model": exp.cfg["model"].get("name"),
         "dataset": exp.data.name,
-        "resumed": saved is not None,
+        "resumed": resumed,
         "versions": versions(),
         "git_commit": git_commit(),
     }
-    write_json_atomic(output_dir / "summary.json", summary)
-    console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
-                  f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {output_dir}")
-    return summary
 
 
 def open_run(output_dir: Path, cfg: dict[str, Any], dp, finished_stage: str):

@@ -154,7 +154,7 @@ def _progress_state(epoch: int, samples: int, train_time: float, best: dict[str,
 def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
     """Train a gradient model, select the best epoch on validation, test it, write the outputs.
     ``dp``: this process's :class:`snnrun.distributed.DataParallel` in a torchrun run."""
-    from snnrun.train import EVAL_SEED_OFFSET, git_commit, open_run, versions
+    from snnrun.train import EVAL_SEED_OFFSET, open_run, run_facts, versions
 
     t_start = time.perf_counter()
     output_dir = Path(output_dir)
@@ -266,20 +266,9 @@ def train_gradient(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str
         **results,
         "best_epoch": best["epoch"],
         "val_accuracy": best["val_accuracy"] if len(exp.val) else None,
-        "train_images_per_s": samples / train_time if train_time > 0 else None,
-        "train_samples": samples,
-        "n_train": n_train,
-        "n_val": len(exp.val),
-        "epochs": epochs,
-        "wall_s": time.perf_counter() - t_start,
-        "device": str(exp.device),
-        "seed": int(exp.cfg["seed"]),
-        "model": exp.cfg["model"].get("name"),
-        "dataset": exp.data.name,
+        **run_facts(exp, t_start=t_start, samples=samples, train_time=train_time, n_train=n_train,
+                    epochs=epochs, resumed=saved is not None, n_val=len(exp.val)),
         "learner": exp.learner.registered_name,
-        "resumed": saved is not None,
-        "versions": versions(),
-        "git_commit": git_commit(),
     }
     write_json_atomic(output_dir / "summary.json", summary)
     console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy {summary['test_accuracy']:.4f} "
