@@ -73,7 +73,8 @@ class Workload(Registered):
     registry: Registry = Registry("workload")
 
 
-def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str):
+def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str,
+                   matmul: str = "fp32"):
     from hydra import compose, initialize_config_dir
 
     from snnrun.experiment import build_experiment
@@ -86,10 +87,14 @@ def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, d
             "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
             f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
             f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
-            f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}"])
+            f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}",
+            f"model.network.connections.X_Ae.matmul={matmul}"])
     exp = build_experiment(cfg)
     x = exp.data.train.x[:batch].to(exp.device)
     return exp, x
+
+
+PRECISIONS = ("highest", "high", "fp16x2")
 
 
 @Workload.register("dc_train")
@@ -101,21 +106,23 @@ class DiehlCookTrain(Workload):
     def __init__(self, n: int = 400, batch: int = 256, time: float = 250.0, dt: float = 1.0,
                  engine: str = "graph", precision: str = "highest"):
         self.n, self.batch, self.time, self.dt, self.engine = int(n), int(batch), float(time), float(dt), engine
-        if precision not in ("highest", "high"):
-            raise ConfigError(f"precision must be highest (float32 matmuls) or high (TF32), got {precision!r}",
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (highest: float32 matmuls, "
+                              f"high: TF32, fp16x2: split fp16 weights on tensor cores), got {precision!r}",
                               key="workload.precision")
         self.precision = precision
 
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
         before = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision(self.precision)
+        torch.set_float32_matmul_precision("high" if self.precision == "high" else "highest")
         try:
             return self._run(device, warmup, repeats)
         finally:
             torch.set_float32_matmul_precision(before)
 
     def _run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
-        exp, x = _dc_experiment(self.n, self.batch, self.time, self.dt, self.engine, str(device))
+        exp, x = _dc_experiment(self.n, self.batch, self.time, self.dt, self.engine, str(device),
+                                "fp16x2" if self.precision == "fp16x2" else "fp32")
         exp.network.train(self.learning)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

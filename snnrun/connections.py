@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
+from snnrun.kernels.split_matmul import split_fp16_matmul
 from snnrun.registry import Registered, Registry
 
 
@@ -70,18 +71,38 @@ class Connection(Registered, nn.Module):
         """Rescale each target neuron's incoming |w| to sum to ``norm`` (no-op without norm)."""
 
 
+MATMULS = ("fp32", "fp16x2")
+
+
 @Connection.register("dense", "all_to_all")
 class DenseConnection(Connection):
-    """All-to-all weights ``w`` of shape (n_source, n_target): ``I = s @ w``."""
+    """All-to-all weights ``w`` of shape (n_source, n_target): ``I = s @ w``.
 
-    def __init__(self, source: str, target: str, *, init=None, **kw):
+    ``matmul``: ``fp32`` (float32 product; TF32 where torch's matmul precision is ``high``) or
+    ``fp16x2``: on CUDA, weights split into two fp16 parts and the product run on tensor cores
+    with float32 accumulation, accurate to a relative 2^-22 for 0/1 spikes
+    (:mod:`snnrun.kernels.split_matmul`); needs |w| < 65504. The CPU always uses float32.
+    """
+
+    def __init__(self, source: str, target: str, *, init=None, matmul: str = "fp32", **kw):
         super().__init__(source, target, **kw)
+        if matmul not in MATMULS:
+            raise ConfigError(f"unknown matmul '{matmul}'. Allowed: {', '.join(MATMULS)}", key="matmul")
+        if matmul == "fp16x2" and max(abs(self.wmin), abs(self.wmax)) >= 65504:
+            raise ConfigError("fp16x2 needs weights bounded within fp16's range: set wmin and wmax to "
+                              "|w| < 65504, or use matmul: fp32", key="matmul")
+        self.matmul = matmul
         w = init_weights((self.n_source, self.n_target), init)
         self.register_buffer("w", w.clamp(self.wmin, self.wmax))
         self.normalize()
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return (s.reshape(s.shape[0], -1) @ self.w).view(s.shape[0], *self.target_shape)
+        flat = s.reshape(s.shape[0], -1)
+        if self.matmul == "fp16x2" and flat.is_cuda:
+            out = split_fp16_matmul(flat, self.w)
+        else:
+            out = flat @ self.w
+        return out.view(s.shape[0], *self.target_shape)
 
     def normalize(self) -> None:
         if self.norm is None:

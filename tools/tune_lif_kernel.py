@@ -35,8 +35,8 @@ def main():
     ref_s, _ = K.lif_multistep(x, backend="torch")
     (ref_g,) = torch.autograd.grad(ref_s.sum(), x)
     rows = []
-    for block, warps, stages in itertools.product((256, 512, 1024, 2048), (2, 4, 8), (1, 2, 3)):
-        K.LAUNCH.update(BLOCK=block, num_warps=warps, STAGES=stages)
+    for block, warps, chunk in itertools.product((128, 256, 512, 1024), (1, 2, 4), (1, 4, 8, 16)):
+        K.LAUNCH.update(BLOCK=block, num_warps=warps, CHUNK=chunk)
         try:
             s, _ = K.lif_multistep(x)
             (g,) = torch.autograd.grad(s.sum(), x)
@@ -50,10 +50,10 @@ def main():
                 with torch.no_grad():
                     return K.lif_multistep(x)
 
-            r = {"BLOCK": block, "num_warps": warps, "STAGES": stages, "ok": ok,
+            r = {"BLOCK": block, "num_warps": warps, "CHUNK": chunk, "ok": ok,
                  "fwd_bwd_ms": round(time_ms(fb), 4), "fwd_ms": round(time_ms(f), 4)}
         except Exception as e:  # a configuration the compiler rejects
-            r = {"BLOCK": block, "num_warps": warps, "STAGES": stages, "error": str(e)[:100]}
+            r = {"BLOCK": block, "num_warps": warps, "CHUNK": chunk, "error": str(e)[:100]}
         rows.append(r)
         print(json.dumps(r), flush=True)
     best = min((r for r in rows if r.get("ok")), key=lambda r: r["fwd_bwd_ms"])
