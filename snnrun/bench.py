@@ -79,9 +79,11 @@ def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, d
 
     from snnrun.experiment import build_experiment
 
-    engines = ("graph", "compiled", "eager")
+    engines = ("auto", "graph", "compiled", "eager")
     if engine not in engines:
         raise ConfigError(f"engine must be one of {', '.join(engines)}, got {engine!r}", key="workload.engine")
+    if engine == "auto":  # what `snnrun train` does by default: compiled steps in a graph on CUDA
+        engine = "compiled" if str(device).startswith("cuda") else "eager"
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[
             "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
@@ -104,7 +106,7 @@ class DiehlCookTrain(Workload):
     learning = True
 
     def __init__(self, n: int = 400, batch: int = 256, time: float = 250.0, dt: float = 1.0,
-                 engine: str = "graph", precision: str = "highest"):
+                 engine: str = "auto", precision: str = "fp16x2"):
         self.n, self.batch, self.time, self.dt, self.engine = int(n), int(batch), float(time), float(dt), engine
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (highest: float32 matmuls, "
@@ -136,7 +138,7 @@ class DiehlCookTrain(Workload):
                 "first_call_s": round(first_call_s, 2),
                 "repeat_ms": [round(s * 1e3, 3) for s in secs], "steps_per_sample": exp.encoder.steps,
                 "peak_mem_mib": peak_mib(device),
-                "engine_used": ("compiled+" if self.engine == "compiled" else "") +
+                "engine_used": ("compiled+" if exp.network.compiled else "") +
                 ("graph" if exp.runner.enabled and device.type == "cuda" else "eager")}
 
 

@@ -12,6 +12,7 @@ from snnrun.connections import Connection
 from snnrun.errors import ConfigError
 from snnrun.learning import LearningRule
 from snnrun.neurons import NeuronModel
+from snnrun.random_keys import GOLDEN
 from snnrun.registry import _to_plain
 
 
@@ -37,12 +38,16 @@ class Network(nn.Module):
         self.learners = dict(learners or {})
         self.dt = float(dt)
         self._incoming = {g: [c for c in self.connections.values() if c.target == g] for g in self.groups}
+        for i, g in enumerate(self.groups.values()):  # independent random streams, reproducible per seed
+            g.rng_seed = (torch.initial_seed() + i * GOLDEN) % 2**62
         self._step = self.step
+        self.compiled = False
 
     def compile_step(self, **options) -> None:
         """Run each time step through ``torch.compile`` (fuses the elementwise neuron, trace and
         learning updates into a few kernels); combine with CUDA-graph capture for speed."""
         self._step = torch.compile(self.step, dynamic=False, **options)
+        self.compiled = True
 
     # -- simulation ------------------------------------------------------------------------
     def reset_state(self, batch_size: int) -> None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
+from snnrun.random_keys import counter_uniform
 from snnrun.registry import Registered, Registry
 
 
@@ -62,6 +63,11 @@ class NeuronModel(Registered, nn.Module):
         self.batch_size = 0
         self.s: torch.Tensor = torch.zeros(0)
         self.x: torch.Tensor = torch.zeros(0)
+        # counter-based random numbers on CUDA (batch_rand_like): the draw number lives on the
+        # device so captured graphs advance it; the seed follows torch's (a Network gives each
+        # of its groups its own stream)
+        self.register_buffer("rng_draws", torch.zeros((), dtype=torch.int64), persistent=False)
+        self.rng_seed = torch.initial_seed() % 2**62
 
     # -- state -----------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -109,8 +115,16 @@ class NeuronModel(Registered, nn.Module):
         return total if self.data_parallel is None else self.data_parallel.all_reduce_(total)
 
     def batch_rand_like(self, t: torch.Tensor) -> torch.Tensor:
-        """``rand_like(t)`` whose rows do not depend on the rank that simulates them."""
-        return torch.rand_like(t) if self.data_parallel is None else self.data_parallel.rand_rows(t)
+        """Uniform [0, 1) numbers shaped like ``t`` whose rows do not depend on the rank that
+        simulates them. On CUDA they are counter-based (:mod:`snnrun.random_keys`), which fuse
+        into a compiled step instead of costing a generator kernel per step."""
+        dp = self.data_parallel
+        if not t.is_cuda:
+            return torch.rand_like(t) if dp is None else dp.rand_rows(t)
+        self.rng_draws.add_(1)
+        rows = t.shape[0] if dp is None else dp.global_n
+        keys = counter_uniform((rows, *t.shape[1:]), self.rng_draws, self.rng_seed).to(t.dtype)
+        return keys if dp is None else keys[dp.rows]
 
     def batch_any(self, t: torch.Tensor) -> bool:
         return bool(t.any()) if self.data_parallel is None else self.data_parallel.any_(t)
