@@ -34,13 +34,12 @@ def _version() -> tuple[int, int]:
 
 
 def _spec(a) -> object:
-    if isinstance(a, torch.Tensor):
-        return a.dtype, a.data_ptr() % 16 == 0
-    if isinstance(a, bool):
-        return a
-    if isinstance(a, int):
-        return a == 1, a % 16 == 0, -(2**31) <= a < 2**31
-    return type(a)
+    t = type(a)
+    if t is torch.Tensor or isinstance(a, torch.Tensor):
+        return a.dtype, a.data_ptr() & 15 == 0
+    if t is int:
+        return a == 1, a & 15 == 0, -(2**31) <= a < 2**31
+    return t  # floats are not specialised; bools are passed as constexprs
 
 
 class FastLaunch:

@@ -233,6 +233,10 @@ if triton is not None:
     _launch_fwd, _launch_bwd = FastLaunch(_lif_fwd_kernel), FastLaunch(_lif_bwd_kernel)
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)  # (triton.cdiv is a jit function in recent Triton: slow to call from Python)
+
+
 def triton_available(t: torch.Tensor) -> bool:
     # the kernels index with 32-bit offsets
     return triton is not None and t.is_cuda and t.dtype == torch.float32 and t.numel() < 2**31
@@ -267,8 +271,8 @@ class LIFMultiStep(torch.autograd.Function):
             s_seq, vT = torch.empty_like(x), x.new_empty(step_shape)
             # the membrane potential entering every CHUNK-th step: all the backward pass needs
             # besides x (which autograd keeps anyway), 1/CHUNK of a saved h
-            ckpt = x.new_empty((triton.cdiv(T, LAUNCH["CHUNK"]), *step_shape)) if need_grad else vT
-            _launch_fwd(triton.cdiv(N, LAUNCH["BLOCK"]), x, vT if v0_scalar else v0, s_seq, ckpt, vT, T, N, k,
+            ckpt = x.new_empty((_cdiv(T, LAUNCH["CHUNK"]), *step_shape)) if need_grad else vT
+            _launch_fwd(_cdiv(N, LAUNCH["BLOCK"]), x, vT if v0_scalar else v0, s_seq, ckpt, vT, T, N, k,
                         float(v_th), vr, float(v0) if v0_scalar else 0.0, MODE=mode, SOFT=soft,
                         STORE_CKPT=need_grad, V0_SCALAR=v0_scalar, **LAUNCH)
             saved = (x, ckpt) if need_grad else (None, None)
@@ -303,7 +307,7 @@ class LIFMultiStep(torch.autograd.Function):
             g_v0 = x.new_empty(x.shape[1:]) if need_gv0 else None
             gv_zero = g_vT is None
             g_vT = x if gv_zero else (g_vT if g_vT.is_contiguous() else g_vT.contiguous())
-            _launch_bwd(triton.cdiv(N, LAUNCH["BLOCK"]), g_s, g_vT, x, ckpt, g_x, g_x if g_v0 is None else g_v0,
+            _launch_bwd(_cdiv(N, LAUNCH["BLOCK"]), g_s, g_vT, x, ckpt, g_x, g_x if g_v0 is None else g_v0,
                         T, N, k, c_v, c_x, v_th, vr, alpha, MODE=mode, SOFT=soft, DETACH=detach,
                         ATAN=(kind == "atan"), GS_SCALAR=scalar, GV_ZERO=gv_zero, STORE_GV0=need_gv0,
                         **LAUNCH)
