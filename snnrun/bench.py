@@ -151,11 +151,12 @@ class DiehlCookEval(DiehlCookTrain):
 
 @Workload.register("lif_fwd_bwd")
 class LIFForwardBackward(Workload):
-    """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call."""
+    """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call.
+    ``model``: lif (tau 2), if, or plif (learned k = sigmoid(w), its gradient computed too)."""
 
     def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused"):
-        if model not in ("lif", "if"):
-            raise ConfigError(f"model must be lif or if, got {model!r}", key="workload.model")
+        if model not in ("lif", "if", "plif"):
+            raise ConfigError(f"model must be lif, if or plif, got {model!r}", key="workload.model")
         if backend not in ("fused", "loop"):
             raise ConfigError(f"backend must be fused or loop, got {backend!r}", key="workload.backend")
         self.T, self.B, self.N, self.model, self.backend = int(T), int(B), int(N), model, backend
@@ -165,17 +166,20 @@ class LIFForwardBackward(Workload):
 
         g = torch.Generator(device=device).manual_seed(0)
         x = (1.5 * torch.rand(self.T, self.B, self.N, device=device, generator=g)).requires_grad_(True)
-        tau = 2.0 if self.model == "lif" else None
+        tau = None if self.model == "if" else 2.0
+        w = torch.zeros((), device=device, requires_grad=True)  # plif: k = sigmoid(0) = 1/tau
         layer = lif_multistep if self.backend == "fused" else lif_multistep_loop
 
+        def run_layer():
+            return layer(x, tau=tau, k=torch.sigmoid(w) if self.model == "plif" else None)
+
         def fwd_bwd():
-            s, _ = layer(x, tau=tau)
-            (gx,) = torch.autograd.grad(s.sum(), x)
-            return gx
+            s, _ = run_layer()
+            return torch.autograd.grad(s.sum(), [x, w] if self.model == "plif" else [x])
 
         def fwd():
             with torch.no_grad():
-                return layer(x, tau=tau)
+                return run_layer()
 
         inner = 10 if device.type == "cuda" else 1
         # at least 5 warm-up groups (as the peer harness): clocks ramp up, Triton compiles

@@ -73,12 +73,24 @@ def test_triton_equals_torch_backend_on_gpu():
     lif_multistep(x)[0].sum().backward()
     lif_multistep(y, backend="torch")[0].sum().backward()
     assert (x.grad - y.grad).norm() / y.grad.norm() < 1e-6
+    # a learned k (PLIF): read on the device, its gradient reduced from the kernel's partial sums
+    for decay_input in (True, False):
+        w1 = torch.tensor(0.2, device="cuda", requires_grad=True)
+        w2 = torch.tensor(0.2, device="cuda", requires_grad=True)
+        s1, _ = lif_multistep(x, k=torch.sigmoid(w1), decay_input=decay_input)
+        s2, _ = lif_multistep(y, k=torch.sigmoid(w2), decay_input=decay_input, backend="torch")
+        assert torch.equal(s1, s2)
+        (s1 * g).sum().backward()
+        (s2 * g).sum().backward()
+        assert torch.allclose(w1.grad, w2.grad, rtol=1e-4)
 
 
 @pytest.mark.parametrize("node", [
     {"type": "surrogate_lif", "tau": 2.0},
     {"type": "surrogate_lif", "tau": 3.0, "decay_input": False, "v_reset": None, "surrogate": "atan"},
     {"type": "surrogate_if", "detach_reset": True},
+    {"type": "plif", "init_tau": 2.5},
+    {"type": "plif", "init_tau": 4.0, "decay_input": False, "v_reset": None},
 ])
 def test_trainable_nodes_take_the_fused_path_with_identical_results(node, monkeypatch):
     from snnrun.kernels import lif_multistep as K
@@ -98,9 +110,11 @@ def test_trainable_nodes_take_the_fused_path_with_identical_results(node, monkey
     s_s = torch.stack([stepped(x[t]) for t in range(12)])
     assert torch.equal(s_f, s_s) and torch.equal(fused.v, stepped.v)
     g = torch.randn_like(s_f)
-    (gf,) = torch.autograd.grad((s_f * g).sum(), x)
-    (gs,) = torch.autograd.grad((s_s * g).sum(), x)
-    assert torch.allclose(gf, gs, rtol=1e-5, atol=1e-6)
+    params_f, params_s = list(fused.parameters()), list(stepped.parameters())
+    gf = torch.autograd.grad((s_f * g).sum(), [x, *params_f])
+    gs = torch.autograd.grad((s_s * g).sum(), [x, *params_s])
+    for a, b in zip(gf, gs):  # the input's gradient, and PLIF's learned time constant's
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a, b)
 
 
 INTERPRETED_CHECK = r"""
@@ -129,6 +143,15 @@ for T, chunk in [(13, 4), (5, 8)]:
         K.lif_multistep(x, **case)[0].sum().backward()
         K.lif_multistep(y, backend="torch", **case)[0].sum().backward()
         assert (x.grad - y.grad).norm() / y.grad.norm() < 1e-6, (T, chunk, case)
+        if case["tau"] is not None:  # a learned k (PLIF): its gradient from the kernel
+            w1 = torch.tensor(0.3, requires_grad=True)
+            w2 = torch.tensor(0.3, requires_grad=True)
+            s1, v1 = K.lif_multistep(x, v0, k=torch.sigmoid(w1), **case)
+            s2, v2 = K.lif_multistep(y, v0b, k=torch.sigmoid(w2), backend="torch", **case)
+            assert torch.equal(s1, s2), (T, chunk, case)
+            ((s1 * g).sum() + (v1 * gv).sum()).backward()
+            ((s2 * g).sum() + (v2 * gv).sum()).backward()
+            assert abs(float(w1.grad - w2.grad)) <= 1e-5 * abs(float(w2.grad)) + 1e-6, (w1.grad, w2.grad)
 print("ok")
 """
 

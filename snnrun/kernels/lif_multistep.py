@@ -18,14 +18,19 @@ Backward through time with a surrogate derivative sg'(h - v_th) for dH::
     dv_t/dh_t = 1 - v_th sg'                        soft (1 if detach_reset)
     g_h_t     = g_s_t sg' + g_v_t dv_t/dh_t
     g_x_t     = g_h_t * c_x,        g_v_{t-1} = g_h_t * c_v
-with c_x = 1/tau (decay_input) or 1, c_v = 1 - 1/tau (LIF) or 1 (IF).
+    g_k      += g_h_t * dh_t/dk     dh/dk = x_t - (v_{t-1} - v_rest)  or  -(v_{t-1} - v_rest)
+with c_x = k (decay_input) or 1, c_v = 1 - k (LIF) or 1 (IF). ``k`` may be a tensor with a
+gradient (PLIF's k = sigmoid(w)): then the kernels read it from memory (no host sync) and the
+backward pass returns dL/dk.
 
-Only h is kept for the backward pass (spikes and v are recomputed from it), and the
-CUDA path runs each direction as one Triton kernel: one thread per (batch, neuron) element
-walking over T, so x is read once, s and h written once, and the backward reads g_s and h
-once and writes g_x once — the memory traffic floor for this layer, instead of ~10 kernels
-per step in eager PyTorch. The CPU fallback runs the same arithmetic in the same order, so
-both paths give the same numbers (to float rounding of fused multiply-adds).
+The CUDA path runs each direction as one Triton kernel, one thread per (batch, neuron)
+element walking over T in chunks of CHUNK steps whose inputs are loaded at once. The forward
+kernel writes the spikes and, for the backward pass, only the membrane potential entering each
+chunk (1/CHUNK of the state); the backward kernel recomputes h from those checkpoints and x
+(which autograd keeps anyway) instead of reading a saved [T, ...] h. Per direction x is read
+once and spikes/g_x written once: the memory traffic floor for this layer, instead of ~10
+kernels per step in eager PyTorch. The CPU fallback keeps h and runs the same arithmetic in
+the same order, so both paths give the same numbers (to float rounding of fused multiply-adds).
 """
 
 from __future__ import annotations
@@ -58,11 +63,12 @@ def surrogate_grad(u: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
 IF_MODE, LIF_DECAY_INPUT, LIF_NO_DECAY_INPUT = 0, 1, 2
 
 
-def _mode(tau: float | None, decay_input: bool, k: float | None = None) -> tuple[int, float, float, float]:
-    """(mode, k, c_v, c_x): the charge equation, and dh/dv, dh/dx for the backward pass."""
+def _mode(tau: float | None, decay_input: bool, k=None) -> tuple[int, object, object, object]:
+    """(mode, k, c_v, c_x): the charge equation, and dh/dv, dh/dx for the backward pass
+    (tensors where ``k`` is a tensor)."""
     if tau is None or math.isinf(tau):
         return IF_MODE, 0.0, 1.0, 1.0
-    k = 1.0 / tau if k is None else float(k)
+    k = 1.0 / tau if k is None else (k if torch.is_tensor(k) else float(k))
     if decay_input:
         return LIF_DECAY_INPUT, k, 1.0 - k, k
     return LIF_NO_DECAY_INPUT, k, 1.0 - k, 1.0
@@ -88,10 +94,13 @@ def _forward_torch(x, v0, mode, k, v_th, v_reset, soft):
     return s_seq, h_seq, v
 
 
-def _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, v_reset, soft, detach_reset, kind, alpha):
+def _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, v_reset, soft, detach_reset, kind, alpha,
+                    grad_k=None):
+    """``grad_k``: None, or (mode, x, v0) to also return dL/dk (v_{t-1} rebuilt from h and s)."""
     T = g_s.shape[0]
     g_x = torch.empty_like(g_s)
     g_v = g_vT
+    g_k = None
     for t in range(T - 1, -1, -1):
         h, s = h_seq[t], s_seq[t]
         sg = surrogate_grad(h - v_th, kind, alpha)
@@ -102,7 +111,18 @@ def _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, v_reset, soft, deta
         g_h = g_s[t] * sg + g_v * dv_dh
         g_x[t] = g_h * c_x
         g_v = g_h * c_v
-    return g_x, g_v
+        if grad_k is not None:
+            mode, x, v0 = grad_k
+            v_rest = 0.0 if soft else v_reset
+            if t == 0:
+                v_prev = v0
+            else:
+                hp, sp = h_seq[t - 1], s_seq[t - 1]
+                v_prev = hp - sp * v_th if soft else hp - sp * (hp - v_reset)
+            dh_dk = x[t] - (v_prev - v_rest) if mode == LIF_DECAY_INPUT else -(v_prev - v_rest)
+            term = (g_h * dh_dk).sum()
+            g_k = term if g_k is None else g_k + term
+    return g_x, g_v, g_k
 
 
 # -- Triton path ------------------------------------------------------------------------------------
@@ -134,13 +154,16 @@ if triton is not None:
         return tl.sum(tl.where(rows[:, None] == i, block, 0.0), axis=0)
 
     @triton.jit
-    def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, ckpt_ptr, vT_ptr, T, N, k, v_th, v_reset, v0_value,
+    def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, ckpt_ptr, vT_ptr, k_ptr, T, N, k, v_th, v_reset, v0_value,
                         MODE: tl.constexpr, SOFT: tl.constexpr, STORE_CKPT: tl.constexpr,
-                        V0_SCALAR: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
+                        V0_SCALAR: tl.constexpr, K_PTR: tl.constexpr, BLOCK: tl.constexpr,
+                        CHUNK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         rows = tl.arange(0, CHUNK)
         v_rest = 0.0 if SOFT else v_reset
+        if K_PTR:  # a learned k (PLIF) is read on the device: no host sync per call
+            k = tl.load(k_ptr)
         if V0_SCALAR:  # every element starts at one value: nothing to materialise or read
             v = tl.full([BLOCK], v0_value, tl.float32)
         else:
@@ -164,14 +187,21 @@ if triton is not None:
         tl.store(vT_ptr + offs, v, mask=mask)
 
     @triton.jit
-    def _lif_bwd_kernel(gs_ptr, gvT_ptr, x_ptr, ckpt_ptr, gx_ptr, gv0_ptr, T, N, k, c_v, c_x, v_th,
-                        v_reset, alpha, MODE: tl.constexpr, SOFT: tl.constexpr, DETACH: tl.constexpr,
+    def _lif_bwd_kernel(gs_ptr, gvT_ptr, x_ptr, ckpt_ptr, gx_ptr, gv0_ptr, k_ptr, gk_ptr, T, N, k, c_v, c_x,
+                        v_th, v_reset, alpha, MODE: tl.constexpr, SOFT: tl.constexpr, DETACH: tl.constexpr,
                         ATAN: tl.constexpr, GS_SCALAR: tl.constexpr, GV_ZERO: tl.constexpr,
-                        STORE_GV0: tl.constexpr, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
+                        STORE_GV0: tl.constexpr, K_PTR: tl.constexpr, GRAD_K: tl.constexpr,
+                        BLOCK: tl.constexpr, CHUNK: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < N
         rows = tl.arange(0, CHUNK)
         v_rest = 0.0 if SOFT else v_reset
+        if K_PTR:  # learned k: dh/dv and dh/dx follow from it here
+            k = tl.load(k_ptr)
+            c_v = 1.0 - k
+            if MODE == 1:
+                c_x = k
+        g_k = tl.zeros([BLOCK], tl.float32)  # per-element sum over t of g_h dh/dk (GRAD_K)
         if GV_ZERO:  # the final potential was not used: no gradient flows into it
             g_v = tl.zeros([BLOCK], tl.float32)
         else:
@@ -192,7 +222,10 @@ if triton is not None:
                 GS = tl.load(gs_ptr + tile, mask=tmask, other=0.0)
             v = tl.load(ckpt_ptr + c * N + offs, mask=mask, other=0.0)
             H = tl.zeros([CHUNK, BLOCK], dtype=tl.float32)
+            VP = tl.zeros([CHUNK, BLOCK], dtype=tl.float32)  # v before each charge (GRAD_K)
             for i in tl.static_range(CHUNK):
+                if GRAD_K:
+                    VP = tl.where(rows[:, None] == i, v[None, :], VP)
                 h = _charge(v, _row(X, rows, i), k, v_rest, MODE)
                 s, v = _fire_reset(h, v_th, v_reset, SOFT)
                 H = tl.where(rows[:, None] == i, h[None, :], H)
@@ -224,10 +257,20 @@ if triton is not None:
                         dv_dh = (1.0 - s) + (v_reset - h) * sg
                 g_h = g_s * sg + g_v * dv_dh
                 GX = tl.where(rows[:, None] == i, (g_h * c_x)[None, :], GX)
-                g_v = tl.where(c * CHUNK + i < T, g_h * c_v, g_v)
+                valid = c * CHUNK + i < T
+                g_v = tl.where(valid, g_h * c_v, g_v)
+                if GRAD_K:
+                    vp = _row(VP, rows, i) - v_rest
+                    if MODE == 1:
+                        dh_dk = _row(X, rows, i) - vp
+                    else:
+                        dh_dk = -vp
+                    g_k += tl.where(valid, g_h * dh_dk, 0.0)
             tl.store(gx_ptr + tile, GX, mask=tmask)
         if STORE_GV0:
             tl.store(gv0_ptr + offs, g_v, mask=mask)
+        if GRAD_K:
+            tl.store(gk_ptr + offs, g_k, mask=mask)
 
 
     _launch_fwd, _launch_bwd = FastLaunch(_lif_fwd_kernel), FastLaunch(_lif_bwd_kernel)
@@ -249,12 +292,14 @@ LAUNCH = {"BLOCK": 256, "num_warps": 2, "CHUNK": 8}
 
 class LIFMultiStep(torch.autograd.Function):
     """Autograd function over a whole spike train; see the module docstring. ``v0`` is a tensor
-    broadcastable to one step of ``x_seq``, or a float (every element starts there)."""
+    broadcastable to one step of ``x_seq``, or a float (every element starts there); ``k`` a
+    float or a 0-dim tensor (learned: its gradient is returned)."""
 
     @staticmethod
     def forward(ctx, x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha, backend, k):
         soft = v_reset is None
         mode, k, c_v, c_x = _mode(tau, decay_input, k)
+        k_tensor = torch.is_tensor(k)
         vr = 0.0 if soft else float(v_reset)
         # host work is kept to a minimum here: at [32, 128, 4096] the two kernels take ~0.1 ms
         # on an H100/H200, about what the Python around them costs
@@ -264,36 +309,39 @@ class LIFMultiStep(torch.autograd.Function):
         if not v0_scalar and (v0.shape != step_shape or not v0.is_contiguous()):
             v0 = v0.expand(step_shape).contiguous()
         use_triton = backend != "torch" and triton_available(x)
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        need_grad = any(ctx.needs_input_grad)
         if use_triton:
             T = x.shape[0]
             N = x.numel() // T
             s_seq, vT = torch.empty_like(x), x.new_empty(step_shape)
+            if k_tensor:
+                k = k.detach().to(device=x.device, dtype=torch.float32).reshape(1)
             # the membrane potential entering every CHUNK-th step: all the backward pass needs
             # besides x (which autograd keeps anyway), 1/CHUNK of a saved h
             ckpt = x.new_empty((_cdiv(T, LAUNCH["CHUNK"]), *step_shape)) if need_grad else vT
-            _launch_fwd(_cdiv(N, LAUNCH["BLOCK"]), x, vT if v0_scalar else v0, s_seq, ckpt, vT, T, N, k,
-                        float(v_th), vr, float(v0) if v0_scalar else 0.0, MODE=mode, SOFT=soft,
-                        STORE_CKPT=need_grad, V0_SCALAR=v0_scalar, **LAUNCH)
-            saved = (x, ckpt) if need_grad else (None, None)
+            _launch_fwd(_cdiv(N, LAUNCH["BLOCK"]), x, vT if v0_scalar else v0, s_seq, ckpt, vT,
+                        k if k_tensor else x, T, N, 0.0 if k_tensor else k, float(v_th), vr,
+                        float(v0) if v0_scalar else 0.0, MODE=mode, SOFT=soft, STORE_CKPT=need_grad,
+                        V0_SCALAR=v0_scalar, K_PTR=k_tensor, **LAUNCH)
+            saved = (x, ckpt, k if k_tensor else None, None) if need_grad else (None,) * 4
         else:
-            if v0_scalar:
-                v0 = torch.full_like(x[0], float(v0))
-            s_seq, h_seq, vT = _forward_torch(x, v0, mode, k, float(v_th), vr, soft)
+            v0t = torch.full_like(x[0], float(v0)) if v0_scalar else v0
+            s_seq, h_seq, vT = _forward_torch(x, v0t, mode, k.detach() if k_tensor else k, float(v_th), vr, soft)
             # spikes are not saved: the backward pass recomputes them as h >= v_th
-            saved = (h_seq, None) if need_grad else (None, None)
+            saved = (h_seq, x, k.detach() if k_tensor else None, v0t) if need_grad else (None,) * 4
         ctx.save_for_backward(*saved)
-        ctx.cfg = (mode, k, c_v, c_x, float(v_th), vr, soft, bool(detach_reset), surrogate, float(alpha),
-                   use_triton)
+        ctx.cfg = (mode, k_tensor, k, c_v, c_x, float(v_th), vr, soft, bool(detach_reset), surrogate,
+                   float(alpha), use_triton)
         return s_seq, vT
 
     @staticmethod
     def backward(ctx, g_s, g_vT):
-        first, ckpt = ctx.saved_tensors
-        mode, k, c_v, c_x, v_th, vr, soft, detach, kind, alpha, use_triton = ctx.cfg
-        need_gv0 = ctx.needs_input_grad[1]
+        first, second, k_saved, v0t = ctx.saved_tensors
+        mode, k_tensor, k, c_v, c_x, v_th, vr, soft, detach, kind, alpha, use_triton = ctx.cfg
+        need_gv0, need_gk = ctx.needs_input_grad[1], ctx.needs_input_grad[10]
+        g_k = None
         if use_triton:
-            x = first
+            x, ckpt = first, second
             T = x.shape[0]
             N = x.numel() // T
             # a broadcast gradient (all strides 0, as from loss = s.sum()) is read as its one
@@ -305,31 +353,39 @@ class LIFMultiStep(torch.autograd.Function):
                 g_s = g_s.contiguous()
             g_x = torch.empty_like(x)
             g_v0 = x.new_empty(x.shape[1:]) if need_gv0 else None
+            gk_parts = x.new_empty(N) if need_gk else None
             gv_zero = g_vT is None
             g_vT = x if gv_zero else (g_vT if g_vT.is_contiguous() else g_vT.contiguous())
             _launch_bwd(_cdiv(N, LAUNCH["BLOCK"]), g_s, g_vT, x, ckpt, g_x, g_x if g_v0 is None else g_v0,
-                        T, N, k, c_v, c_x, v_th, vr, alpha, MODE=mode, SOFT=soft, DETACH=detach,
-                        ATAN=(kind == "atan"), GS_SCALAR=scalar, GV_ZERO=gv_zero, STORE_GV0=need_gv0,
-                        **LAUNCH)
+                        k_saved if k_tensor else x, g_x if gk_parts is None else gk_parts, T, N,
+                        0.0 if k_tensor else k, 0.0 if k_tensor else c_v, 1.0 if k_tensor else c_x, v_th, vr,
+                        alpha, MODE=mode, SOFT=soft, DETACH=detach, ATAN=(kind == "atan"), GS_SCALAR=scalar,
+                        GV_ZERO=gv_zero, STORE_GV0=need_gv0, K_PTR=k_tensor, GRAD_K=need_gk, **LAUNCH)
+            if need_gk:
+                g_k = gk_parts.sum().reshape(())
         else:
-            h_seq = first
+            h_seq, x = first, second
+            if k_tensor:
+                c_v, c_x = 1.0 - k_saved, (k_saved if mode == LIF_DECAY_INPUT else 1.0)
             g_vT = torch.zeros_like(h_seq[0]) if g_vT is None else g_vT
             g_s = torch.zeros_like(h_seq) if g_s is None else g_s
             s_seq = ((h_seq - v_th) >= 0).to(h_seq.dtype)
-            g_x, g_v0 = _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, vr, soft, detach, kind, alpha)
+            g_x, g_v0, g_k = _backward_torch(g_s, g_vT, s_seq, h_seq, c_v, c_x, v_th, vr, soft, detach, kind, alpha,
+                                             grad_k=(mode, x, v0t) if need_gk else None)
             g_v0 = g_v0 if need_gv0 else None
-        return g_x, g_v0, None, None, None, None, None, None, None, None, None
+        return g_x, g_v0, None, None, None, None, None, None, None, None, g_k
 
 
 def lif_multistep(x_seq: torch.Tensor, v0: torch.Tensor | float | None = None, *, tau: float | None = 2.0,
                   v_th: float = 1.0, v_reset: float | None = 0.0, decay_input: bool = True,
                   detach_reset: bool = False, surrogate: str = "sigmoid", alpha: float = 4.0,
-                  backend: str = "auto", k: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  backend: str = "auto", k: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a LIF (``tau``) or IF (``tau=None``) layer over ``x_seq`` [T, B, ...].
 
     Returns (spikes [T, B, ...], final membrane potential [B, ...]). ``backend``: ``auto``
     (Triton on CUDA float32, PyTorch otherwise) or ``torch``. ``k`` overrides the leak factor
-    1/tau (e.g. dt/tau computed by the caller, for bit-identical results with its own steps).
+    1/tau (e.g. dt/tau computed by the caller, for bit-identical results with its own steps);
+    a 0-dim tensor ``k`` (PLIF's sigmoid(w)) receives its gradient.
     """
     if surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
@@ -358,18 +414,20 @@ class _HeavisideSG(torch.autograd.Function):
 
 def lif_multistep_loop(x_seq: torch.Tensor, *, tau: float | None = 2.0, v_th: float = 1.0,
                        v_reset: float | None = 0.0, decay_input: bool = True, detach_reset: bool = False,
-                       surrogate: str = "sigmoid", alpha: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+                       surrogate: str = "sigmoid", alpha: float = 4.0,
+                       k: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Same equations as :func:`lif_multistep`, one autograd step at a time."""
     vr = 0.0 if v_reset is None else v_reset
     v = torch.full_like(x_seq[0], vr)
+    k = (None if tau is None else 1.0 / tau) if k is None else k
     out = []
     for t in range(x_seq.shape[0]):
-        if tau is None:
+        if k is None:
             h = v + x_seq[t]
         elif decay_input:
-            h = v + (1.0 / tau) * (x_seq[t] - (v - vr))
+            h = v + k * (x_seq[t] - (v - vr))
         else:
-            h = v - (1.0 / tau) * (v - vr) + x_seq[t]
+            h = v - k * (v - vr) + x_seq[t]
         s = _HeavisideSG.apply(h - v_th, surrogate, alpha)
         sr = s.detach() if detach_reset else s
         v = h - sr * v_th if v_reset is None else h - sr * (h - v_reset)

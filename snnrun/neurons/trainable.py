@@ -126,7 +126,7 @@ class TrainableNode(NeuronModel):
             self.v_seq = torch.stack(vs)
         return torch.stack(spikes)
 
-    def fused_forward_multi(self, x_seq: torch.Tensor, *, tau: float | None, k: float = 0.0,
+    def fused_forward_multi(self, x_seq: torch.Tensor, *, tau: float | None, k: float | torch.Tensor = 0.0,
                             decay_input: bool = True) -> torch.Tensor | None:
         """T steps through the fused kernel (:mod:`snnrun.kernels.lif_multistep`: one Triton pass
         per direction on CUDA, a graph-free loop on the CPU) where it computes exactly this node's
@@ -227,6 +227,14 @@ class ParametricLIFNode(LIFNode):
 
     def decay_factor(self) -> torch.Tensor:
         return torch.sigmoid(self.w)
+
+    def forward_multi(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # the fused kernels take k = sigmoid(w) as a tensor and return its gradient
+        fused = None
+        if type(self) is ParametricLIFNode:
+            fused = self.fused_forward_multi(x_seq, tau=self.tau, k=self.decay_factor(),
+                                             decay_input=self.decay_input)
+        return TrainableNode.forward_multi(self, x_seq) if fused is None else fused
 
     @property
     def tau_now(self) -> float:
