@@ -152,11 +152,15 @@ class DiehlCookEval(DiehlCookTrain):
 @Workload.register("lif_fwd_bwd")
 class LIFForwardBackward(Workload):
     """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call.
-    ``model``: lif (tau 2), if, or plif (learned k = sigmoid(w), its gradient computed too)."""
+    ``model``: lif (tau 2), if, plif (learned k = sigmoid(w), its gradient computed too), or alif
+    (exp-Euler adaptive LIF, brainstate's defaults: tau 5, tau_a 100, beta 0.1, relu_grad)."""
 
     def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused"):
-        if model not in ("lif", "if", "plif"):
-            raise ConfigError(f"model must be lif, if or plif, got {model!r}", key="workload.model")
+        if model not in ("lif", "if", "plif", "alif"):
+            raise ConfigError(f"model must be lif, if, plif or alif, got {model!r}", key="workload.model")
+        if model == "alif" and backend == "loop":
+            raise ConfigError("the loop baseline covers lif, if and plif; alif runs fused only",
+                              key="workload.backend")
         if backend not in ("fused", "loop"):
             raise ConfigError(f"backend must be fused or loop, got {backend!r}", key="workload.backend")
         self.T, self.B, self.N, self.model, self.backend = int(T), int(B), int(N), model, backend
@@ -171,6 +175,11 @@ class LIFForwardBackward(Workload):
         layer = lif_multistep if self.backend == "fused" else lif_multistep_loop
 
         def run_layer():
+            if self.model == "alif":
+                from snnrun.kernels.alif_multistep import alif_multistep
+
+                zeros = x.new_zeros(x.shape[1:])
+                return alif_multistep(x, zeros, zeros, tau=5.0, tau_a=100.0, beta=0.1)[:2]
             return layer(x, tau=tau, k=torch.sigmoid(w) if self.model == "plif" else None)
 
         def fwd_bwd():

@@ -62,6 +62,35 @@ class ExpEulerLIFNode(TrainableNode):
         else:
             self.v = self.v - (self.v.detach() - self.v_reset) * s
 
+    def forward_multi(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # exp_euler_lif and alif (not subclasses that change the equations, as lif_ref) run T
+        # steps through snnrun.kernels.alif_multistep: one Triton kernel per direction on CUDA
+        fused = self.fused_forward_multi(x_seq) if type(self) in (ExpEulerLIFNode, ALIFNode) else None
+        return super().forward_multi(x_seq) if fused is None else fused
+
+    def fused_forward_multi(self, x_seq: torch.Tensor) -> torch.Tensor | None:
+        """T steps through the fused kernels where they compute exactly this node's equations (a
+        sigmoid, atan or relu_grad surrogate, no v recording, no traces); None otherwise."""
+        from snnrun.kernels.alif_multistep import SURROGATES, alif_multistep
+
+        kind = getattr(self.surrogate, "registered_name", None)
+        params = self.surrogate.params()
+        if kind not in SURROGATES or len(params) != (2 if kind == "relu_grad" else 1) or self.store_v_seq \
+                or self.traces or self.sum_input:
+            return None
+        self.ensure_state(x_seq[0])
+        adapt = isinstance(self, ALIFNode)
+        spikes, self.v, a = alif_multistep(
+            x_seq, self.v, self.a if adapt else torch.zeros_like(self.v), tau=self.tau, r=self.r,
+            v_rest=self.v_rest, v_th=self.v_threshold, v_reset=self.v_reset, spk_reset=self.spk_reset,
+            tau_a=self.tau_a if adapt else None, beta=self.beta if adapt else 0.0, dt=self.dt,
+            detach_reset=self.detach_reset, surrogate=kind, alpha=params[0],
+            width=params[1] if kind == "relu_grad" else 1.0)
+        if adapt:
+            self.a = a
+        self.s = spikes[-1]
+        return spikes
+
 
 @NeuronModel.register("lif_ref")
 class LIFRefNode(ExpEulerLIFNode):
