@@ -221,11 +221,9 @@ if triton is not None:
             if not GS_SCALAR:
                 GS = tl.load(gs_ptr + tile, mask=tmask, other=0.0)
             v = tl.load(ckpt_ptr + c * N + offs, mask=mask, other=0.0)
+            v_chunk = v  # (GRAD_K) the potential before the chunk's first charge
             H = tl.zeros([CHUNK, BLOCK], dtype=tl.float32)
-            VP = tl.zeros([CHUNK, BLOCK], dtype=tl.float32)  # v before each charge (GRAD_K)
             for i in tl.static_range(CHUNK):
-                if GRAD_K:
-                    VP = tl.where(rows[:, None] == i, v[None, :], VP)
                 h = _charge(v, _row(X, rows, i), k, v_rest, MODE)
                 s, v = _fire_reset(h, v_th, v_reset, SOFT)
                 H = tl.where(rows[:, None] == i, h[None, :], H)
@@ -259,8 +257,12 @@ if triton is not None:
                 GX = tl.where(rows[:, None] == i, (g_h * c_x)[None, :], GX)
                 valid = c * CHUNK + i < T
                 g_v = tl.where(valid, g_h * c_v, g_v)
-                if GRAD_K:
-                    vp = _row(VP, rows, i) - v_rest
+                if GRAD_K:  # v before this step's charge: the previous step's reset h
+                    if i == 0:
+                        vp = v_chunk - v_rest
+                    else:
+                        _, v_prev = _fire_reset(_row(H, rows, i - 1), v_th, v_reset, SOFT)
+                        vp = v_prev - v_rest
                     if MODE == 1:
                         dh_dk = _row(X, rows, i) - vp
                     else:
