@@ -32,13 +32,13 @@ from __future__ import annotations
 import torch
 
 from snnrun.kernels.launch import FastLaunch
-from snnrun.kernels.lif_multistep import LAUNCH, _cdiv, surrogate_grad, triton_available
+from snnrun.kernels.lif_multistep import LAUNCH, _cdiv, spike_grad, surrogate_grad, triton_available
 
 try:
     import triton
     import triton.language as tl
 
-    from snnrun.kernels.lif_multistep import _row
+    from snnrun.kernels.lif_multistep import _chunk, _load_or_zero, _row
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
@@ -130,9 +130,7 @@ if triton is not None:
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
         a = tl.load(a0_ptr + offs, mask=mask, other=0.0)
         for c in range(0, tl.cdiv(T, CHUNK)):
-            t = c * CHUNK + rows
-            tile = t[:, None] * N + offs[None, :]
-            tmask = (t < T)[:, None] & mask[None, :]
+            tile, tmask = _chunk(c, rows, offs, mask, T, N, CHUNK)
             X = tl.load(x_ptr + tile, mask=tmask, other=0.0)
             if STORE_CKPT:
                 tl.store(ckv_ptr + c * N + offs, v, mask=mask)
@@ -160,22 +158,14 @@ if triton is not None:
         mask = offs < N
         rows = tl.arange(0, CHUNK)
         g = v_th - v_reset
-        if GV_ZERO:
-            g_v = tl.zeros([BLOCK], tl.float32)
-        else:
-            g_v = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
-        if GA_ZERO:
-            g_a = tl.zeros([BLOCK], tl.float32)
-        else:
-            g_a = tl.load(gaT_ptr + offs, mask=mask, other=0.0)
+        g_v = _load_or_zero(gvT_ptr, offs, mask, GV_ZERO, BLOCK)
+        g_a = _load_or_zero(gaT_ptr, offs, mask, GA_ZERO, BLOCK)
         if GS_SCALAR:
             g_scalar = tl.load(gs_ptr)
         n_chunks = tl.cdiv(T, CHUNK)
         for j in range(0, n_chunks):
             c = n_chunks - 1 - j
-            t = c * CHUNK + rows
-            tile = t[:, None] * N + offs[None, :]
-            tmask = (t < T)[:, None] & mask[None, :]
+            tile, tmask = _chunk(c, rows, offs, mask, T, N, CHUNK)
             X = tl.load(x_ptr + tile, mask=tmask, other=0.0)
             if not GS_SCALAR:
                 GS = tl.load(gs_ptr + tile, mask=tmask, other=0.0)
@@ -271,11 +261,7 @@ class ALIFMultiStep(torch.autograd.Function):
             x, ckv, cka = first, second, third
             T = x.shape[0]
             N = x.numel() // T
-            scalar = g_s is None or all(st == 0 for st in g_s.stride())
-            if g_s is None:
-                g_s = torch.zeros(1, device=x.device)
-            elif not scalar and not g_s.is_contiguous():
-                g_s = g_s.contiguous()
+            g_s, scalar = spike_grad(g_s, x.device)
             g_x, g_v0, g_a0 = torch.empty_like(x), x.new_empty(x.shape[1:]), x.new_empty(x.shape[1:])
             gv_zero, ga_zero = g_vT is None, g_aT is None
             g_vT = x if gv_zero else g_vT.contiguous()

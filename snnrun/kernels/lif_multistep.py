@@ -148,6 +148,19 @@ if triton is not None:
         return s, v
 
     @triton.jit
+    def _chunk(c, rows, offs, mask, T, N, CHUNK: tl.constexpr):
+        """Offsets and mask of chunk c's [CHUNK, BLOCK] tile of a [T, N] tensor."""
+        t = c * CHUNK + rows
+        return t[:, None] * N + offs[None, :], (t < T)[:, None] & mask[None, :]
+
+    @triton.jit
+    def _load_or_zero(ptr, offs, mask, ZERO: tl.constexpr, BLOCK: tl.constexpr):
+        """A final state's incoming gradient; ZERO where that state was not used (None)."""
+        if ZERO:
+            return tl.zeros([BLOCK], tl.float32)
+        return tl.load(ptr + offs, mask=mask, other=0.0)
+
+    @triton.jit
     def _row(block, rows, i):
         # row i of a [CHUNK, BLOCK] tile whose CHUNK rows sit in one thread's registers: a
         # select-and-add over the rows, exact (x + 0 = x), with no shared-memory round trip
@@ -171,9 +184,7 @@ if triton is not None:
         for c in range(0, tl.cdiv(T, CHUNK)):
             # CHUNK steps of input are requested at once: one thread walks T dependent steps,
             # so without this the loop waits on memory latency at every step
-            t = c * CHUNK + rows
-            tile = t[:, None] * N + offs[None, :]
-            tmask = (t < T)[:, None] & mask[None, :]
+            tile, tmask = _chunk(c, rows, offs, mask, T, N, CHUNK)
             X = tl.load(x_ptr + tile, mask=tmask, other=0.0)
             if STORE_CKPT:  # the state entering each chunk: the backward pass recomputes from it
                 tl.store(ckpt_ptr + c * N + offs, v, mask=mask)
@@ -202,18 +213,13 @@ if triton is not None:
             if MODE == 1:
                 c_x = k
         g_k = tl.zeros([BLOCK], tl.float32)  # per-element sum over t of g_h dh/dk (GRAD_K)
-        if GV_ZERO:  # the final potential was not used: no gradient flows into it
-            g_v = tl.zeros([BLOCK], tl.float32)
-        else:
-            g_v = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
+        g_v = _load_or_zero(gvT_ptr, offs, mask, GV_ZERO, BLOCK)
         if GS_SCALAR:
             g_scalar = tl.load(gs_ptr)
         n_chunks = tl.cdiv(T, CHUNK)
         for j in range(0, n_chunks):
             c = n_chunks - 1 - j
-            t = c * CHUNK + rows
-            tile = t[:, None] * N + offs[None, :]
-            tmask = (t < T)[:, None] & mask[None, :]
+            tile, tmask = _chunk(c, rows, offs, mask, T, N, CHUNK)
             # recompute this chunk's h from its checkpoint and input (the same arithmetic as
             # the forward pass, so the same spikes): reading x back costs what reading a saved
             # h would, and nothing of size [T, ...] is written in the forward pass but spikes
@@ -276,6 +282,17 @@ if triton is not None:
 
 
     _launch_fwd, _launch_bwd = FastLaunch(_lif_fwd_kernel), FastLaunch(_lif_bwd_kernel)
+
+
+def spike_grad(g_s: torch.Tensor | None, device) -> tuple[torch.Tensor, bool]:
+    """The spikes' incoming gradient for the backward kernels, and whether it is one value: a
+    broadcast gradient (all strides 0, as from loss = s.sum()) is read through its one element
+    (the expanded tensor points at it) instead of being materialised as [T, ...]."""
+    if g_s is None:
+        return torch.zeros(1, device=device), True
+    if all(st == 0 for st in g_s.stride()):
+        return g_s, True
+    return (g_s if g_s.is_contiguous() else g_s.contiguous()), False
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -346,13 +363,7 @@ class LIFMultiStep(torch.autograd.Function):
             x, ckpt = first, second
             T = x.shape[0]
             N = x.numel() // T
-            # a broadcast gradient (all strides 0, as from loss = s.sum()) is read as its one
-            # value (the expanded tensor points at it) instead of being materialised
-            scalar = g_s is None or all(st == 0 for st in g_s.stride())
-            if g_s is None:
-                g_s = torch.zeros(1, device=x.device)
-            elif not scalar and not g_s.is_contiguous():
-                g_s = g_s.contiguous()
+            g_s, scalar = spike_grad(g_s, x.device)
             g_x = torch.empty_like(x)
             g_v0 = x.new_empty(x.shape[1:]) if need_gv0 else None
             gk_parts = x.new_empty(N) if need_gk else None
