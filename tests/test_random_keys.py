@@ -40,3 +40,19 @@ def test_one_spike_choice_with_counter_keys_is_uniform_among_crossing_neurons():
     assert picks[[0, 2, 3, 6, 7, 8]].sum() == 0
     # each of the 4 is chosen 1000 +- 3 sd (sd = sqrt(4000 * 1/4 * 3/4) = 27)
     assert torch.all((picks[[1, 4, 5, 9]] - 1000).abs() < 82)
+
+
+def test_draw_counter_is_checkpointed_and_old_checkpoints_still_load():
+    from snnrun.neurons import NeuronModel
+
+    a = NeuronModel.build({"type": "diehl_cook", "n": 4})
+    a.rng_draws.fill_(17)  # as after 17 CUDA draws
+    state = a.state_dict()
+    assert int(state["rng_draws"]) == 17
+    b = NeuronModel.build({"type": "diehl_cook", "n": 4})
+    b.load_state_dict(state)
+    assert int(b.rng_draws) == 17  # a resumed run continues the stream
+    del state["rng_draws"]  # a checkpoint from before the counter existed
+    c = NeuronModel.build({"type": "diehl_cook", "n": 4})
+    c.load_state_dict(state)
+    assert int(c.rng_draws) == 0

@@ -64,9 +64,9 @@ class NeuronModel(Registered, nn.Module):
         self.s: torch.Tensor = torch.zeros(0)
         self.x: torch.Tensor = torch.zeros(0)
         # counter-based random numbers on CUDA (batch_rand_like): the draw number lives on the
-        # device so captured graphs advance it; the seed follows torch's (a Network gives each
-        # of its groups its own stream)
-        self.register_buffer("rng_draws", torch.zeros((), dtype=torch.int64), persistent=False)
+        # device so captured graphs advance it, and in checkpoints so a resumed run continues
+        # the stream; the seed follows torch's (a Network gives each of its groups its own)
+        self.register_buffer("rng_draws", torch.zeros((), dtype=torch.int64))
         self.rng_seed = torch.initial_seed() % 2**62
 
     # -- state -----------------------------------------------------------------------------
@@ -113,6 +113,11 @@ class NeuronModel(Registered, nn.Module):
         """Sum over the batch (dim 0) of a per-sample quantity that updates shared state (theta)."""
         total = t.sum(0, dtype=dtype)
         return total if self.data_parallel is None else self.data_parallel.all_reduce_(total)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the draw counter existed still load (it starts at 0)
+        state_dict.setdefault(prefix + "rng_draws", self.rng_draws.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def batch_rand_like(self, t: torch.Tensor) -> torch.Tensor:
         """Uniform [0, 1) numbers shaped like ``t`` whose rows do not depend on the rank that
