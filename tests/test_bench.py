@@ -27,6 +27,20 @@ def test_bad_overrides_are_clear():
     assert e.value.key == "workload.neurons" and "batch" in str(e.value)
 
 
+def test_bad_workload_values_name_the_key_and_the_choices():
+    from snnrun.bench import DiehlCookTrain, LIFForwardBackward
+
+    with pytest.raises(ConfigError) as e:
+        DiehlCookTrain(precision="fp8")
+    assert e.value.key == "workload.precision" and "highest, high, fp16x2" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        LIFForwardBackward(model="hh")
+    assert e.value.key == "workload.model" and "lif, if, plif or alif" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        LIFForwardBackward(model="alif", backend="loop")
+    assert e.value.key == "workload.backend" and "alif runs fused only" in str(e.value)
+
+
 def test_dc_and_lif_workloads_run_on_cpu():
     out = run_bench(["workload=dc_train", "workload.n=20", "workload.batch=2", "workload.time=10",
                      "repeats=1", "warmup=1", "device=cpu"])

@@ -53,3 +53,19 @@ def test_cuda_product_is_float32_accurate(compiled):
     fn = torch.compile(split_fp16_matmul) if compiled else split_fp16_matmul
     exact = a.double() @ w.double()
     assert float((fn(a, w).double() - exact).abs().max()) < 1e-5 * float(exact.abs().max())
+
+
+def test_dense_connection_matmul_option_is_checked():
+    from snnrun.connections import Connection
+    from snnrun.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        Connection.build({"type": "dense", "source": "a", "target": "b", "matmul": "bf16"})
+    assert e.value.key.endswith("matmul") and "fp32, fp16x2" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # unbounded weights could overflow fp16
+        Connection.build({"type": "dense", "source": "a", "target": "b", "matmul": "fp16x2"})
+    assert e.value.key.endswith("matmul") and "wmin and wmax" in str(e.value)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b", "matmul": "fp16x2",
+                             "wmin": 0.0, "wmax": 1.0}, source_shape=(3,), target_shape=(2,))
+    s = torch.tensor([[1.0, 0.0, 1.0]])
+    assert torch.equal(conn(s), s @ conn.w)  # on the CPU the product stays float32
