@@ -63,6 +63,27 @@ def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
     return out
 
 
+def graph_us(fn, reps: int = 20, inner: int = 10, warmup: int = 3) -> float:
+    """Median GPU microseconds per call of ``fn``, ``inner`` calls captured in one CUDA graph and
+    replayed ``reps`` times: GPU time alone, without the host's per-call overhead (tools/)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(inner):
+            fn()
+    out = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b) * 1e3 / inner)
+    return statistics.median(out)
+
+
 def peak_mib(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
 

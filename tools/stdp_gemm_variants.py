@@ -3,29 +3,11 @@
     python tools/stdp_gemm_variants.py [n_in] [n_out] [batch]
 """
 
-import statistics
 import sys
 
 import torch
 
-
-def time_us(fn, reps=50):
-    for _ in range(5):
-        fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(20):
-            fn()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b) * 1e3 / 20)
-    return statistics.median(out)
+from snnrun.bench import graph_us
 
 
 def main():
@@ -66,7 +48,7 @@ def main():
             w2 = w.clone()
             fn(w2)
             err = float((w2.double() - ref).abs().max())
-            us = time_us(lambda: fn(w.clone()))
+            us = graph_us(lambda: fn(w.clone()), reps=50, inner=20, warmup=5)
             print(f"{prec:8s} {name:15s} {us:8.2f} us/step  max|err| {err:.2e}")
 
 

@@ -10,32 +10,13 @@ Results are checked against the PyTorch reference path first.
 
 import itertools
 import json
-import statistics
 import sys
 
 import torch
 import triton
 
+from snnrun.bench import graph_us
 from snnrun.kernels import lif_multistep as K
-
-
-def graph_us(fn, reps=20, inner=10):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(inner):
-            fn()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b) * 1e3 / inner)
-    return statistics.median(out)
 
 
 def main():

@@ -64,11 +64,14 @@ IF_MODE, LIF_DECAY_INPUT, LIF_NO_DECAY_INPUT = 0, 1, 2
 
 
 def _mode(tau: float | None, decay_input: bool, k=None) -> tuple[int, object, object, object]:
-    """(mode, k, c_v, c_x): the charge equation, and dh/dv, dh/dx for the backward pass
-    (tensors where ``k`` is a tensor)."""
+    """(mode, k, c_v, c_x): the charge equation, and dh/dv, dh/dx for the backward pass.
+    A tensor ``k`` (learned) gives c_v = c_x = None: the backward pass derives them from the
+    saved k (the kernels on the device), which spares two tensor ops per forward call."""
     if tau is None or math.isinf(tau):
         return IF_MODE, 0.0, 1.0, 1.0
-    k = 1.0 / tau if k is None else (k if torch.is_tensor(k) else float(k))
+    if torch.is_tensor(k):
+        return (LIF_DECAY_INPUT if decay_input else LIF_NO_DECAY_INPUT), k, None, None
+    k = 1.0 / tau if k is None else float(k)
     if decay_input:
         return LIF_DECAY_INPUT, k, 1.0 - k, k
     return LIF_NO_DECAY_INPUT, k, 1.0 - k, 1.0
