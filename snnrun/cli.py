@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.markup import escape
 
 from snnrun.errors import ConfigError, TrainingInterrupted
-from snnrun.logging import console
+from snnrun.run.console import console
 
 USAGE = __doc__
 
@@ -63,7 +63,7 @@ def _hydra_app(task: Callable, args: list[str]) -> None:
 def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
 
-    from snnrun.train import train
+    from snnrun.engine.loop import train
 
     with user_errors():
         summary = train(cfg, output_dir=HydraConfig.get().runtime.output_dir)
@@ -71,7 +71,7 @@ def _train_task(cfg):
 
 
 def _eval(args: list[str]) -> None:
-    from snnrun.train import evaluate_run
+    from snnrun.engine.loop import evaluate_run
 
     with user_errors():
         kv = dict(a.split("=", 1) for a in args if "=" in a)
@@ -117,7 +117,7 @@ def _list(args: list[str]) -> None:
 
 
 def _bench(args: list[str]) -> None:
-    from snnrun.bench import run_bench
+    from snnrun.commands.bench import run_bench
 
     with user_errors():
         run_bench(args)
@@ -135,7 +135,7 @@ def _key_values(args: list[str], cmd: str, required: tuple[str, ...] = ()) -> di
 
 
 def _resume(args: list[str]) -> None:
-    from snnrun.train import resume_run
+    from snnrun.engine.loop import resume_run
 
     with user_errors():
         kv = _key_values(args, "resume", ("run_dir",))
@@ -144,14 +144,14 @@ def _resume(args: list[str]) -> None:
 
 
 def _report(args: list[str]) -> None:
-    from snnrun.report import report_run
+    from snnrun.run.report import report_run
 
     with user_errors():
         report_run(_key_values(args, "report", ("run_dir",))["run_dir"])
 
 
 def _compare(args: list[str]) -> None:
-    from snnrun.sweep import compare
+    from snnrun.run.sweep import compare
 
     with user_errors():
         dirs = [a for a in args if not a.startswith("csv=")]
@@ -174,7 +174,7 @@ def _shell_completion(args: list[str]) -> None:
 
 
 def _probe(args: list[str]) -> None:
-    from snnrun.probe import run_probe
+    from snnrun.commands.probe import run_probe
 
     with user_errors():
         path = run_probe(args)
@@ -183,16 +183,16 @@ def _probe(args: list[str]) -> None:
 
 def registries() -> dict:
     import snnrun.data  # noqa: F401  (registration side effects)
-    from snnrun.connections import Connection
+    from snnrun.components.connections import Connection
     from snnrun.data import DatasetSource
-    from snnrun.decoders import Decoder
-    from snnrun.encoders import Encoder
-    from snnrun.generators import Generator
-    from snnrun.layers import Layer
-    from snnrun.learning import LearningRule
-    from snnrun.losses import Loss
-    from snnrun.neurons import NeuronModel
-    from snnrun.surrogates import Surrogate
+    from snnrun.components.decoders import Decoder
+    from snnrun.components.encoders import Encoder
+    from snnrun.components.generators import Generator
+    from snnrun.components.layers import Layer
+    from snnrun.components.learning import LearningRule
+    from snnrun.components.losses import Loss
+    from snnrun.components.neurons import NeuronModel
+    from snnrun.components.surrogates import Surrogate
 
     return {"neurons": NeuronModel.registry, "encoders": Encoder.registry,
             "connections": Connection.registry, "learners": LearningRule.registry,

@@ -32,9 +32,9 @@ class TrainerConfig:
     assign_every: int = 250            # samples between running-accuracy / label updates
     label_pass: bool = True
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
-    cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/graph.py)
+    cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/engine/cuda_graph.py)
     compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
-    strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/distributed.py)
+    strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/engine/data_parallel.py)
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
 

@@ -1,4 +1,4 @@
-"""The fused multi-step exp-Euler LIF / ALIF (snnrun.kernels.alif_multistep) against the
+"""The fused multi-step exp-Euler LIF / ALIF (snnrun.engine.kernels.alif_multistep) against the
 step-by-step nodes (autograd through every step), on the CPU path here, through Triton's
 interpreter, and the compiled Triton kernels on a GPU."""
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from snnrun.kernels.alif_multistep import alif_multistep
-from snnrun.neurons import NeuronModel
+from snnrun.engine.kernels.alif_multistep import alif_multistep
+from snnrun.components.neurons import NeuronModel
 
 from tests.test_lif_kernel import _triton_version
 
@@ -25,7 +25,7 @@ NODES = [
 
 @pytest.mark.parametrize("node", NODES, ids=lambda n: "-".join(f"{k}={v}" for k, v in n.items()))
 def test_fused_nodes_match_their_steps(node, monkeypatch):
-    from snnrun.kernels import alif_multistep as A
+    from snnrun.engine.kernels import alif_multistep as A
 
     calls = []
     real = A.ALIFMultiStep.apply
@@ -64,7 +64,7 @@ def test_adaptation_lowers_the_rate_under_constant_drive():
 
 INTERPRETED_CHECK = r"""
 import torch
-from snnrun.kernels import alif_multistep as A
+from snnrun.engine.kernels import alif_multistep as A
 A.triton_available = lambda t: True  # CPU tensors through the (interpreted) Triton kernels
 torch.manual_seed(0)
 for T, chunk in [(13, 4), (5, 8)]:

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from snnrun.bench import parse_overrides, run_bench
+from snnrun.commands.bench import parse_overrides, run_bench
 from snnrun.errors import ConfigError
 from tests.conftest import snnrun_exe
 
@@ -28,7 +28,7 @@ def test_bad_overrides_are_clear():
 
 
 def test_bad_workload_values_name_the_key_and_the_choices():
-    from snnrun.bench import DiehlCookTrain, LIFForwardBackward
+    from snnrun.commands.bench import DiehlCookTrain, LIFForwardBackward
 
     with pytest.raises(ConfigError) as e:
         DiehlCookTrain(precision="fp8")

@@ -5,8 +5,8 @@ from omegaconf import OmegaConf
 
 from snnrun.cli import registries
 from snnrun.config import config_dir, model_names
-from snnrun.experiment import build_experiment
-from snnrun.train_gradient import build_gradient_experiment, is_gradient_config
+from snnrun.engine.experiment import build_experiment
+from snnrun.engine.gradient_loop import build_gradient_experiment, is_gradient_config
 
 DATA = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml"))
 PRESET_REGISTRY = {"neuron": "neurons", "connection": "connections", "encoder": "encoders",

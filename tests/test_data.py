@@ -9,7 +9,7 @@ import torch
 
 from snnrun.data import DatasetSource, build_dataset, read_idx
 from snnrun.errors import ConfigError
-from snnrun.train import train
+from snnrun.engine.loop import train
 
 MNIST_T10K = "../shared/data/mnist-t10k"
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snnrun.decoders import AllActivityDecoder, LabelAssignment, ProportionWeightingDecoder
+from snnrun.components.decoders import AllActivityDecoder, LabelAssignment, ProportionWeightingDecoder
 
 
 def hand_made():

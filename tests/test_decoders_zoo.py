@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snnrun.decoders import Decoder, LabelAssignment
+from snnrun.components.decoders import Decoder, LabelAssignment
 from snnrun.errors import ConfigError
 
 

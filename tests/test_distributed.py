@@ -1,4 +1,4 @@
-"""Data-parallel training (snnrun/distributed.py): torchrun with 2 CPU processes (gloo) learns the
+"""Data-parallel training (snnrun/engine/data_parallel.py): torchrun with 2 CPU processes (gloo) learns the
 same weights as one process with the same global batch and seed, and only rank 0 writes files.
 
 "Same" is checked with a tight tolerance, not bit equality: the ranks' weight updates (STDP) or

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from snnrun.encoders import Encoder, PoissonEncoder
+from snnrun.components.encoders import Encoder, PoissonEncoder
 from snnrun.errors import ConfigError
 
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from snnrun.encoders import Encoder
-from snnrun.generators import Generator
+from snnrun.components.encoders import Encoder
+from snnrun.components.generators import Generator
 
 
 def enc(node, **kw):

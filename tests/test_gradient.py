@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from snnrun.errors import ConfigError
-from snnrun.layers import build_feedforward
-from snnrun.learning import LearningRule
-from snnrun.losses import Loss, first_spike_times
-from snnrun.network import build_network
-from snnrun.neurons.trainable import TrainableNode
-from snnrun.train import evaluate_run, train
-from snnrun.train_gradient import build_gradient_experiment, is_gradient_config
+from snnrun.components.layers import build_feedforward
+from snnrun.components.learning import LearningRule
+from snnrun.components.losses import Loss, first_spike_times
+from snnrun.engine.network import build_network
+from snnrun.components.neurons.trainable import TrainableNode
+from snnrun.engine.loop import evaluate_run, train
+from snnrun.engine.gradient_loop import build_gradient_experiment, is_gradient_config
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",
                 "seed", "versions", "n_train", "n_test", "train_samples", "epochs", "model", "dataset",
@@ -304,7 +304,7 @@ def test_gradient_run_is_reproducible_and_re_evaluates(mlp_run, tmp_path):
 
 
 def test_gradient_run_resumes_after_a_stop(compose_cfg, tmp_path, mlp_run, monkeypatch):
-    import snnrun.train_gradient as tg
+    import snnrun.engine.gradient_loop as tg
     from snnrun.errors import TrainingInterrupted
 
     class StopAfterEpoch2:  # a SIGTERM arriving during epoch 2

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from snnrun.kernels.lif_multistep import lif_multistep, lif_multistep_loop
+from snnrun.engine.kernels.lif_multistep import lif_multistep, lif_multistep_loop
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -93,8 +93,8 @@ def test_triton_equals_torch_backend_on_gpu():
     {"type": "plif", "init_tau": 4.0, "decay_input": False, "v_reset": None},
 ])
 def test_trainable_nodes_take_the_fused_path_with_identical_results(node, monkeypatch):
-    from snnrun.kernels import lif_multistep as K
-    from snnrun.neurons import NeuronModel
+    from snnrun.engine.kernels import lif_multistep as K
+    from snnrun.components.neurons import NeuronModel
 
     calls = []
     real = K.LIFMultiStep.apply
@@ -119,7 +119,7 @@ def test_trainable_nodes_take_the_fused_path_with_identical_results(node, monkey
 
 INTERPRETED_CHECK = r"""
 import torch
-from snnrun.kernels import lif_multistep as K
+from snnrun.engine.kernels import lif_multistep as K
 K.triton_available = lambda t: True  # CPU tensors through the (interpreted) Triton kernels
 torch.manual_seed(0)
 for T, chunk in [(13, 4), (5, 8)]:
@@ -177,9 +177,9 @@ def test_triton_kernels_match_torch_path_in_the_interpreter():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fast_launch_recompiles_for_other_alignments_and_sizes():
-    """Kernels called directly after their first compile (snnrun.kernels.launch) must not be
+    """Kernels called directly after their first compile (snnrun.engine.kernels.launch) must not be
     reused for inputs they were not specialised for: 16-byte alignment, sizes."""
-    from snnrun.kernels import lif_multistep as K
+    from snnrun.engine.kernels import lif_multistep as K
 
     torch.manual_seed(4)
     before = K._launch_fwd.direct_calls

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from snnrun.errors import ConfigError
-from snnrun.loggers import build_sinks, open_metrics
-from snnrun.train import train
+from snnrun.run.metrics import build_sinks, open_metrics
+from snnrun.engine.loop import train
 from tests.conftest import TINY
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.neurons import NeuronModel
-from snnrun.neurons.trainable import TrainableNode
-from snnrun.probe import fi_curve, neuron_node
+from snnrun.components.neurons import NeuronModel
+from snnrun.components.neurons.trainable import TrainableNode
+from snnrun.commands.probe import fi_curve, neuron_node
 
 
 def build(node, dt=1.0, n=1):

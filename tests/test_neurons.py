@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.neurons import AdaptiveLIFNodes, DiehlCookNodes, Input, LIFNodes, NeuronModel
+from snnrun.components.neurons import AdaptiveLIFNodes, DiehlCookNodes, Input, LIFNodes, NeuronModel
 
 
 def run_constant(group, current, steps):

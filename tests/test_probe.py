@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.probe import fi_curve, parse_args, run_probe, simulate
+from snnrun.commands.probe import fi_curve, parse_args, run_probe, simulate
 from tests.conftest import snnrun_exe
 
 

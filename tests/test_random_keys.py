@@ -1,8 +1,8 @@
-"""Counter-based random numbers (snnrun.random_keys) and the one-spike choice that uses them."""
+"""Counter-based random numbers (snnrun.engine.random_keys) and the one-spike choice that uses them."""
 
 import torch
 
-from snnrun.random_keys import counter_uniform, splitmix64
+from snnrun.engine.random_keys import counter_uniform, splitmix64
 
 
 def test_splitmix64_matches_the_reference_values():
@@ -43,7 +43,7 @@ def test_one_spike_choice_with_counter_keys_is_uniform_among_crossing_neurons():
 
 
 def test_draw_counter_is_checkpointed_and_old_checkpoints_still_load():
-    from snnrun.neurons import NeuronModel
+    from snnrun.components.neurons import NeuronModel
 
     a = NeuronModel.build({"type": "diehl_cook", "n": 4})
     a.rng_draws.fill_(17)  # as after 17 CUDA draws

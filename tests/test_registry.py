@@ -2,7 +2,7 @@ import pytest
 
 from snnrun.cli import registries
 from snnrun.errors import ConfigError
-from snnrun.neurons import LIFNodes, NeuronModel
+from snnrun.components.neurons import LIFNodes, NeuronModel
 from snnrun.registry import Registry
 
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
-from snnrun.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint
+from snnrun.run.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint
 from snnrun.errors import ConfigError
-from snnrun.train import train
+from snnrun.engine.loop import train
 from tests.conftest import TINY, snnrun_exe
 
 # long enough (2 epochs x 200 samples, one at a time) to be stopped mid-epoch

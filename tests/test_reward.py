@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from snnrun.connections import Connection
+from snnrun.components.connections import Connection
 from snnrun.errors import ConfigError
-from snnrun.learning import LearningRule
-from snnrun.learning.reward import LabelMatch, set_labels
-from snnrun.network import build_network
-from snnrun.neurons import Input
+from snnrun.components.learning import LearningRule
+from snnrun.components.learning.reward import LabelMatch, set_labels
+from snnrun.engine.network import build_network
+from snnrun.components.neurons import Input
 
 TAU = 20.0
 
@@ -228,7 +228,7 @@ def test_tempotron_depresses_a_wrong_spike_at_its_first_spike():
 
 # -- learns from the reward alone -----------------------------------------------------------------------
 def test_mstdp_digits_learns_above_chance_from_reward_alone(compose_cfg, tmp_path):
-    from snnrun.train import train
+    from snnrun.engine.loop import train
 
     over = ["+model=mstdp_digits", "logger=plain", "seed=0", "data.limit_train=480", "trainer.epochs=1"]
     untrained = train(compose_cfg(*over, "trainer.epochs=0"), tmp_path / "before")

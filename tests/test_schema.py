@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from snnrun.errors import ConfigError
-from snnrun.experiment import build_experiment
+from snnrun.engine.experiment import build_experiment
 from tests.conftest import TINY, snnrun_exe
 
 

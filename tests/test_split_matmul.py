@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snnrun.kernels.split_matmul import LO_SCALE, split_fp16, split_fp16_matmul
+from snnrun.engine.kernels.split_matmul import LO_SCALE, split_fp16, split_fp16_matmul
 
 
 def parts(w):
@@ -56,7 +56,7 @@ def test_cuda_product_is_float32_accurate(compiled):
 
 
 def test_dense_connection_matmul_option_is_checked():
-    from snnrun.connections import Connection
+    from snnrun.components.connections import Connection
     from snnrun.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from snnrun.connections import Connection
+from snnrun.components.connections import Connection
 from snnrun.errors import ConfigError
-from snnrun.learning import LearningRule
-from snnrun.neurons import Input, LIFNodes
+from snnrun.components.learning import LearningRule
+from snnrun.components.neurons import Input, LIFNodes
 
 
 def make(w0=0.5, nu=(1e-2, 1e-1), wmin=None, wmax=None, reduction="sum", batch=1, tc=20.0):
@@ -135,6 +135,6 @@ def test_owner_equals_sum_for_a_single_sample():
 
 
 def test_owner_is_refused_by_rules_without_it():
-    from snnrun.learning.base import LearningRule as Base
+    from snnrun.components.learning.base import LearningRule as Base
 
     assert not Base.supports_owner

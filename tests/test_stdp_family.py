@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnrun.connections import Connection
+from snnrun.components.connections import Connection
 from snnrun.errors import ConfigError
-from snnrun.learning import LearningRule
-from snnrun.network import build_network
-from snnrun.neurons import Input
+from snnrun.components.learning import LearningRule
+from snnrun.engine.network import build_network
+from snnrun.components.neurons import Input
 
 TAU = 20.0
 

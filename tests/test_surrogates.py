@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.surrogates import Surrogate, build_surrogate
+from snnrun.components.surrogates import Surrogate, build_surrogate
 
 # the analytic derivatives, written out independently of the implementation
 ANALYTIC = {

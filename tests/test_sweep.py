@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from omegaconf import OmegaConf
 
-from snnrun.sweep import compare
+from snnrun.run.sweep import compare
 from tests.conftest import TINY, snnrun_exe
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.train import evaluate_run, train
+from snnrun.engine.loop import evaluate_run, train
 from tests.conftest import TINY
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.network import build_network
-from snnrun.neurons import NeuronModel
-from snnrun.surrogates import build_surrogate
+from snnrun.engine.network import build_network
+from snnrun.components.neurons import NeuronModel
+from snnrun.components.surrogates import build_surrogate
 
 TRAINABLE = ["surrogate_if", "surrogate_lif", "plif", "leaky_integrator"]
 

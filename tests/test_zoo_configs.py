@@ -6,8 +6,8 @@ from omegaconf import OmegaConf
 
 from snnrun.config import config_dir
 from snnrun.errors import ConfigError
-from snnrun.experiment import build_experiment
-from snnrun.neurons import NeuronModel
+from snnrun.engine.experiment import build_experiment
+from snnrun.components.neurons import NeuronModel
 from snnrun.registry import accepted_kwargs
 
 ZOO = ["mcculloch_pitts", "if", "boosted_lif", "current_lif", "if_soft_reset", "constant_current_lif",

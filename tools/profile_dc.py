@@ -8,7 +8,7 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from snnrun.bench import _dc_experiment
+from snnrun.commands.bench import _dc_experiment
 
 
 def main():

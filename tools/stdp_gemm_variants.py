@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from snnrun.bench import graph_us
+from snnrun.commands.bench import graph_us
 
 
 def main():

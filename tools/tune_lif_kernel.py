@@ -15,8 +15,8 @@ import sys
 import torch
 import triton
 
-from snnrun.bench import graph_us
-from snnrun.kernels import lif_multistep as K
+from snnrun.commands.bench import graph_us
+from snnrun.engine.kernels import lif_multistep as K
 
 
 def main():

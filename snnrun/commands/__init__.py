@@ -1,0 +1,1 @@
+"""Commands besides train/eval that are not run plumbing: ``snnrun bench`` and ``snnrun probe``."""

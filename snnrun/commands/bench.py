@@ -1,0 +1,336 @@
+"""`snnrun bench`: named workloads timed on this machine, printed as a table and JSON lines.
+
+Every result carries the hardware, versions, the workload's parameters, throughput
+(images/s or ms per call), peak device memory and, where it means something, effective
+memory bandwidth. Timing: warm-up first, device synchronised around each repeat, the median
+of the repeats reported. Nothing here asserts a speed: the numbers are for reading.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from snnrun.config import config_dir
+from snnrun.errors import ConfigError
+from snnrun.engine.experiment import resolve_device
+from snnrun.registry import Registered, Registry
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": str(device), "torch": torch.__version__,
+                            "python": platform.python_version(), "cpu_threads": torch.get_num_threads()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["cpu_cores"] = os.cpu_count()
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda)
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds per call for each repeat, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def graph_us(fn, reps: int = 20, inner: int = 10, warmup: int = 3) -> float:
+    """Median GPU microseconds per call of ``fn``, ``inner`` calls captured in one CUDA graph and
+    replayed ``reps`` times: GPU time alone, without the host's per-call overhead (tools/)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(inner):
+            fn()
+    out = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b) * 1e3 / inner)
+    return statistics.median(out)
+
+
+def peak_mib(device: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
+
+
+class Workload(Registered):
+    """A named benchmark: ``run(device, warmup, repeats) -> result dict``."""
+
+    registry: Registry = Registry("workload")
+
+
+def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str,
+                   matmul: str = "fp32"):
+    from hydra import compose, initialize_config_dir
+
+    from snnrun.engine.experiment import build_experiment
+
+    engines = ("auto", "graph", "compiled", "eager")
+    if engine not in engines:
+        raise ConfigError(f"engine must be one of {', '.join(engines)}, got {engine!r}", key="workload.engine")
+    if engine == "auto":  # what `snnrun train` does by default: compiled steps in a graph on CUDA
+        engine = "compiled" if str(device).startswith("cuda") else "eager"
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
+            f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
+            f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
+            f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}",
+            f"model.network.connections.X_Ae.matmul={matmul}"])
+    exp = build_experiment(cfg)
+    x = exp.data.train.x[:batch].to(exp.device)
+    return exp, x
+
+
+PRECISIONS = ("highest", "high", "fp16x2")
+
+
+@Workload.register("dc_train")
+class DiehlCookTrain(Workload):
+    """Diehl & Cook training (STDP on) images/s at MNIST size, BindsNET's eth_mnist settings."""
+
+    learning = True
+
+    def __init__(self, n: int = 400, batch: int = 256, time: float = 250.0, dt: float = 1.0,
+                 engine: str = "auto", precision: str = "fp16x2"):
+        self.n, self.batch, self.time, self.dt, self.engine = int(n), int(batch), float(time), float(dt), engine
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (highest: float32 matmuls, "
+                              f"high: TF32, fp16x2: split fp16 weights on tensor cores), got {precision!r}",
+                              key="workload.precision")
+        self.precision = precision
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high" if self.precision == "high" else "highest")
+        try:
+            return self._run(device, warmup, repeats)
+        finally:
+            torch.set_float32_matmul_precision(before)
+
+    def _run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        exp, x = _dc_experiment(self.n, self.batch, self.time, self.dt, self.engine, str(device),
+                                "fp16x2" if self.precision == "fp16x2" else "fp32")
+        exp.network.train(self.learning)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        exp.simulate(x)  # compilation and graph capture happen here
+        sync(device)
+        first_call_s = time.perf_counter() - t0
+        secs = timed(lambda: exp.simulate(x), device, warmup, repeats)
+        med = statistics.median(secs)
+        return {"images_per_s": round(self.batch / med, 2), "ms_per_batch": round(med * 1e3, 3),
+                "first_call_s": round(first_call_s, 2),
+                "repeat_ms": [round(s * 1e3, 3) for s in secs], "steps_per_sample": exp.encoder.steps,
+                "peak_mem_mib": peak_mib(device),
+                "engine_used": ("compiled+" if exp.network.compiled else "") +
+                ("graph" if exp.runner.enabled and device.type == "cuda" else "eager")}
+
+
+@Workload.register("dc_eval")
+class DiehlCookEval(DiehlCookTrain):
+    """Diehl & Cook inference (learning off, thresholds frozen) images/s."""
+
+    learning = False
+
+
+@Workload.register("lif_fwd_bwd")
+class LIFForwardBackward(Workload):
+    """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call.
+    ``model``: lif (tau 2), if, plif (learned k = sigmoid(w), its gradient computed too), or alif
+    (exp-Euler adaptive LIF, brainstate's defaults: tau 5, tau_a 100, beta 0.1, relu_grad)."""
+
+    def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused"):
+        if model not in ("lif", "if", "plif", "alif"):
+            raise ConfigError(f"model must be lif, if, plif or alif, got {model!r}", key="workload.model")
+        if model == "alif" and backend == "loop":
+            raise ConfigError("the loop baseline covers lif, if and plif; alif runs fused only",
+                              key="workload.backend")
+        if backend not in ("fused", "loop"):
+            raise ConfigError(f"backend must be fused or loop, got {backend!r}", key="workload.backend")
+        self.T, self.B, self.N, self.model, self.backend = int(T), int(B), int(N), model, backend
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        from snnrun.engine.kernels.lif_multistep import lif_multistep, lif_multistep_loop
+
+        g = torch.Generator(device=device).manual_seed(0)
+        x = (1.5 * torch.rand(self.T, self.B, self.N, device=device, generator=g)).requires_grad_(True)
+        tau = None if self.model == "if" else 2.0
+        w = torch.zeros((), device=device, requires_grad=True)  # plif: k = sigmoid(0) = 1/tau
+        layer = lif_multistep if self.backend == "fused" else lif_multistep_loop
+
+        def run_layer():
+            if self.model == "alif":
+                from snnrun.engine.kernels.alif_multistep import alif_multistep
+
+                zeros = x.new_zeros(x.shape[1:])
+                return alif_multistep(x, zeros, zeros, tau=5.0, tau_a=100.0, beta=0.1)[:2]
+            return layer(x, tau=tau, k=torch.sigmoid(w) if self.model == "plif" else None)
+
+        def fwd_bwd():
+            s, _ = run_layer()
+            return torch.autograd.grad(s.sum(), [x, w] if self.model == "plif" else [x])
+
+        def fwd():
+            with torch.no_grad():
+                return run_layer()
+
+        inner = 10 if device.type == "cuda" else 1
+        # at least 5 warm-up groups (as the peer harness): clocks ramp up, Triton compiles
+        warmup = max(warmup, 5) if device.type == "cuda" else warmup
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        ms_fb = statistics.median(timed(lambda: [fwd_bwd() for _ in range(inner)], device, warmup, repeats)) / inner
+        ms_f = statistics.median(timed(lambda: [fwd() for _ in range(inner)], device, warmup, repeats)) / inner
+        tensor_bytes = self.T * self.B * self.N * 4
+        peak = peak_mib(device)
+        return {"fwd_bwd_ms": round(ms_fb * 1e3, 4), "fwd_ms": round(ms_f * 1e3, 4),
+                # x read, spikes written (forward); grad read, grad_x written (backward)
+                "fwd_bwd_gb_s": round(4 * tensor_bytes / ms_fb / 1e9, 1),
+                "fwd_gb_s": round(2 * tensor_bytes / ms_f / 1e9, 1),
+                "peak_extra_mib": None if peak is None else round(peak - base / 2**20, 1),
+                "backend_used": ("eager autograd loop" if self.backend == "loop" else
+                                 "triton" if device.type == "cuda" else "fused-torch (CPU)")}
+
+
+@Workload.register("csnn_train_step")
+class CSNNTrainStep(Workload):
+    """One surrogate-BPTT optimiser step of ``+model=csnn`` on 28x28 inputs, images/s."""
+
+    def __init__(self, batch: int = 128, T: int = 4, model: str = "csnn", amp: bool = False):
+        self.batch, self.T, self.model, self.amp = int(batch), int(T), str(model), bool(amp)
+
+    def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+        from hydra import compose, initialize_config_dir
+
+        from snnrun.engine.gradient_loop import build_gradient_experiment
+
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[
+                f"+model={self.model}", "data=synthetic", "data.shape=[1,28,28]", "data.n_classes=10",
+                f"data.n_train={self.batch * 2}", "data.n_test=1", f"model.T={self.T}", f"device={device}",
+                f"model.learner.amp={self.amp}"])
+        exp = build_gradient_experiment(cfg)
+        exp.learner.configure(exp.model, epochs=1, steps_per_epoch=1000)
+        exp.model.train()
+        x = exp.train.x[:self.batch].to(device)
+        y = exp.train.y[:self.batch].to(device)
+
+        def step():
+            exp.learner.train_step(lambda: exp.present(x), exp.loss, y, device)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        secs = timed(step, device, warmup, repeats)
+        med = statistics.median(secs)
+        return {"images_per_s": round(self.batch / med, 2), "ms_per_step": round(med * 1e3, 3),
+                "repeat_ms": [round(s_ * 1e3, 3) for s_ in secs], "peak_mem_mib": peak_mib(device)}
+
+
+def parse_overrides(args: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """bench.yaml + `key=value` args; comma lists in workload.* values sweep (a product)."""
+    base = OmegaConf.load(config_dir() / "bench.yaml")
+    kv = {}
+    for a in args:
+        if "=" not in a:
+            raise ConfigError(f"arguments are key=value, got {a!r}", key="bench")
+        k, v = a.split("=", 1)
+        kv[k] = v
+    name = kv.pop("workload", str(base.workload))
+    path = config_dir() / "workload" / f"{name}.yaml"
+    if not path.is_file():
+        Workload.registry.get(name, key="workload")  # unknown name: did-you-mean error
+    wl = OmegaConf.to_container(OmegaConf.load(path))
+    top = OmegaConf.to_container(base)
+    sweeps: dict[str, list[Any]] = {}
+    for k, v in kv.items():
+        if k.startswith("workload."):
+            field = k.split(".", 1)[1]
+            if field not in wl:
+                from snnrun.registry import did_you_mean
+
+                raise ConfigError(f"unknown workload option '{field}'.{did_you_mean(field, wl)} "
+                                  f"Allowed: {', '.join(sorted(wl))}", key=k)
+            sweeps[field] = [yaml.safe_load(x) for x in v.split(",")]
+        elif k in top:
+            top[k] = yaml.safe_load(v)
+        else:
+            raise ConfigError(f"unknown bench option. Allowed: workload, workload.<option>, "
+                              f"{', '.join(sorted(top))}", key=k)
+    configs = []
+    for combo in itertools.product(*sweeps.values()):
+        configs.append({**wl, **dict(zip(sweeps, combo))})
+    return top, configs
+
+
+def run_bench(args: list[str]) -> list[dict[str, Any]]:
+    from rich.table import Table
+
+    from snnrun.run.console import console
+
+    top, configs = parse_overrides(args)
+    device = resolve_device(top["device"])
+    hw = hardware(device)
+    console.print(f"[bold]snnrun bench[/] on {hw.get('gpu', hw.get('cpu', '?'))} ({device}), torch {hw['torch']}")
+    results = []
+    for wcfg in configs:
+        workload = Workload.registry.build(wcfg, key="workload")
+        res = workload.run(device, int(top["warmup"]), int(top["repeats"]))
+        record = {"workload": wcfg["type"], "params": {k: v for k, v in wcfg.items() if k != "type"},
+                  **res, "hardware": hw}
+        results.append(record)
+        line = json.dumps(record)
+        print(line, flush=True)
+        if top.get("out"):
+            with open(top["out"], "a") as f:
+                f.write(line + "\n")
+    table = Table(title=f"snnrun bench: {hw.get('gpu', hw.get('cpu', ''))}")
+    table.add_column("workload")
+    table.add_column("params")
+    table.add_column("result", justify="right")
+    table.add_column("peak MiB", justify="right")
+    for r in results:
+        main = (f"{r['images_per_s']:,.1f} images/s" if "images_per_s" in r else
+                f"{r['fwd_bwd_ms']:.3f} ms fwd+bwd ({r['fwd_bwd_gb_s']} GB/s), {r['fwd_ms']:.3f} ms fwd")
+        peak = r.get("peak_mem_mib", r.get("peak_extra_mib"))
+        table.add_row(r["workload"], " ".join(f"{k}={v}" for k, v in r["params"].items()), main,
+                      "-" if peak is None else f"{peak:,.0f}")
+    console.print(table)
+    return results

@@ -1,0 +1,233 @@
+"""Gradient learners: surrogate-gradient backpropagation through time (BPTT).
+
+Configured at ``model.learner`` of a feed-forward gradient model (``model.layers``), not per
+connection like the local rules::
+
+    learner:
+      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA surrogate)
+      optimizer: {type: Adam, lr: 1.0e-3}             # any torch.optim class, by its own name
+      scheduler: {type: CosineAnnealingLR}             # any torch.optim.lr_scheduler class, or null
+      weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
+      grad_clip: null               # max global gradient norm
+      amp: false                    # bf16 autocast (CUDA only; ignored on CPU)
+      val_fraction: 0.1             # of the training set, held out to select the best epoch
+      surrogate: null               # replace the surrogate of every trainable node
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from snnrun.errors import ConfigError
+from snnrun.components.learning.base import LearningRule
+from snnrun.registry import accepted_kwargs, did_you_mean
+from snnrun.components.surrogates import build_surrogate
+
+# schedulers stepped once per batch rather than once per epoch (unless `interval` says otherwise)
+PER_STEP_SCHEDULERS = {"OneCycleLR", "CyclicLR"}
+
+
+def _torch_class(module, name: str, base: type, what: str, key: str) -> type:
+    cls = getattr(module, str(name), None)
+    options = sorted(n for n, c in vars(module).items()
+                     if inspect.isclass(c) and issubclass(c, base) and c is not base and not n.startswith("_"))
+    if not (inspect.isclass(cls) and issubclass(cls, base)):
+        raise ConfigError(f"unknown {what} '{name}'.{did_you_mean(name, options)} "
+                          f"Available (torch's names): {', '.join(options)}", key=key)
+    return cls
+
+
+def _check_options(cls: type, kwargs: dict, set_by_snnrun: set[str], key: str, what: str) -> None:
+    """Unknown keyword arguments of a torch class are errors listing the ones it takes."""
+    allowed = accepted_kwargs(cls)
+    if allowed is None:
+        return
+    allowed -= set_by_snnrun
+    for k in kwargs:
+        if k not in allowed:
+            raise ConfigError(f"unknown option '{k}' for {what}.{did_you_mean(k, allowed)} "
+                              f"Allowed: {', '.join(sorted(allowed))}", key=f"{key}.{k}")
+
+
+def _split_type(node: Any, key: str) -> tuple[str, dict]:
+    node = {"type": node} if isinstance(node, str) else dict(node or {})
+    if "type" not in node:
+        raise ConfigError("missing 'type' (a torch class name)", key=key)
+    return str(node.pop("type")), node
+
+
+@LearningRule.register("surrogate_bptt", "stbp", "sbp")
+class SurrogateBPTT:
+    """Surrogate-gradient BPTT: trains every layer and trainable neuron parameter of a model.
+
+    Losses come from ``model.loss``; the spike's derivative from each node's surrogate (or the
+    learner's ``surrogate``, which overrides them all). One :meth:`train_step` per batch:
+    zero grads, forward (bf16 autocast on CUDA with ``amp``), loss, backward through time,
+    clip, optimizer step, and the scheduler step for per-batch schedulers.
+    """
+
+    gradient = True
+    default_surrogate: Any = None
+
+    def __init__(self, *, optimizer: Any = None, scheduler: Any = None, weight_decay: float = 0.0,
+                 grad_clip: float | None = None, amp: bool | str = False, val_fraction: float = 0.1,
+                 surrogate: Any = None, connection=None, source=None, target=None, dt: float = 1.0):
+        if connection is not None:
+            raise ConfigError(f"{self.registered_name} trains a whole feed-forward model: set it as "
+                              "model.learner (with model.layers), not under model.network.learners",
+                              key="type")
+        self.optimizer_node = optimizer if optimizer is not None else {"type": "Adam", "lr": 1e-3}
+        self.scheduler_node = scheduler
+        self.weight_decay = float(weight_decay)
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"grad_clip must be > 0 or null, got {grad_clip}", key="grad_clip")
+        if amp not in (False, True, "bf16", None):
+            raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA) or false, got {amp!r}", key="amp")
+        self.amp = bool(amp)
+        self.val_fraction = float(val_fraction)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}", key="val_fraction")
+        surrogate = surrogate if surrogate is not None else self.default_surrogate
+        self.surrogate = None if surrogate is None else build_surrogate(surrogate)
+        # validate the optimizer/scheduler names now (before any data is loaded)
+        self.opt_cls, self.opt_kwargs = self._optimizer_spec()
+        self.sched_cls, self.sched_kwargs, self.interval = self._scheduler_spec()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+
+    # -- construction -------------------------------------------------------------------------
+    def _optimizer_spec(self):
+        name, kwargs = _split_type(self.optimizer_node, "optimizer")
+        cls = _torch_class(torch.optim, name, torch.optim.Optimizer, "optimizer", "optimizer.type")
+        if "weight_decay" in kwargs:
+            raise ConfigError("set weight decay once, as learner weight_decay (it skips biases, norms and "
+                              "time constants)", key="optimizer.weight_decay")
+        _check_options(cls, kwargs, {"params", "weight_decay"}, "optimizer", f"optimizer {name}")
+        return cls, kwargs
+
+    def _scheduler_spec(self):
+        if self.scheduler_node is None:
+            return None, {}, "epoch"
+        name, kwargs = _split_type(self.scheduler_node, "scheduler")
+        interval = kwargs.pop("interval", "step" if name in PER_STEP_SCHEDULERS else "epoch")
+        if interval not in ("epoch", "step"):
+            raise ConfigError(f"interval is 'epoch' or 'step', got {interval!r}", key="scheduler.interval")
+        base = getattr(torch.optim.lr_scheduler, "LRScheduler", None) or torch.optim.lr_scheduler._LRScheduler
+        sched = torch.optim.lr_scheduler
+        cls = getattr(sched, name, None)
+        if not (inspect.isclass(cls) and (issubclass(cls, base) or name == "ReduceLROnPlateau")):
+            cls = _torch_class(sched, name, base, "scheduler", "scheduler.type")
+        _check_options(cls, kwargs, {"optimizer"}, "scheduler", f"scheduler {name}")
+        return cls, kwargs, interval
+
+    def configure(self, model: nn.Module, *, epochs: int, steps_per_epoch: int) -> None:
+        """Build the optimizer and scheduler for ``model``; apply the surrogate override."""
+        if self.surrogate is not None:
+            from snnrun.components.neurons.trainable import TrainableNode
+
+            for m in model.modules():
+                if isinstance(m, TrainableNode):
+                    m.surrogate = self.surrogate
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        if not decay and not no_decay:
+            raise ConfigError("the model has no trainable parameters", key="model.layers")
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        try:
+            self.optimizer = self.opt_cls([g for g in groups if g["params"]], **self.opt_kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"cannot build optimizer {self.opt_cls.__name__}: {e}", key="model.learner.optimizer") from e
+        self.scheduler = None
+        if self.sched_cls is not None:
+            kw = dict(self.sched_kwargs)
+            name = self.sched_cls.__name__
+            total = epochs if self.interval == "epoch" else max(1, epochs * steps_per_epoch)
+            if name == "CosineAnnealingLR":
+                kw.setdefault("T_max", total)
+            elif name == "OneCycleLR":
+                kw.setdefault("max_lr", [g["lr"] for g in self.optimizer.param_groups])
+                kw.setdefault("total_steps", total)
+            try:
+                self.scheduler = self.sched_cls(self.optimizer, **kw)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"cannot build scheduler {name}: {e}", key="model.learner.scheduler") from e
+
+    # -- training ---------------------------------------------------------------------------
+    def autocast(self, device: torch.device):
+        """bf16 autocast on CUDA when ``amp`` is on; a no-op elsewhere."""
+        if self.amp and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, forward, loss_fn, y: torch.Tensor, device: torch.device):
+        """One optimisation step. ``forward()`` returns the model output; returns (loss, output)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast(device):
+            output = forward()
+            loss = loss_fn.loss(output, y)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                     self.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+        return loss.detach(), output
+
+    def end_epoch(self, val_loss: float | None) -> None:
+        if self.scheduler is None or self.interval != "epoch":
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if val_loss is not None:
+                self.scheduler.step(val_loss)
+        else:
+            self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("optimizer") is not None and self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler") is not None and self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+
+@LearningRule.register("stca")
+class STCA(SurrogateBPTT):
+    """SPAIC's STCA: BPTT with the STCA pseudo-derivative 1/alpha [|v - theta| < alpha] (alpha=0.5)
+    in every trainable node (override with ``surrogate``)."""
+
+    default_surrogate = {"type": "stca", "alpha": 0.5}
+
+
+def is_gradient_learner(node: Any) -> bool:
+    """Whether a ``model.learner`` node names a gradient learner (surrogate_bptt and friends)."""
+    if node is None:
+        return False
+    from snnrun.registry import import_target
+
+    try:
+        node = dict(node)
+    except (TypeError, ValueError):
+        return False
+    if "_target_" in node:
+        cls = import_target(node["_target_"], key="model.learner._target_")
+    elif "type" in node:
+        cls = LearningRule.registry.get(str(node["type"]), key="model.learner.type")
+    else:
+        return False
+    return bool(getattr(cls, "gradient", False))

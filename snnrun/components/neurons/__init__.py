@@ -1,0 +1,10 @@
+"""Neuron models, registered by name: ``NeuronModel.registry.names()``."""
+
+from snnrun.components.neurons.base import Input, NeuronModel
+from snnrun.components.neurons.lif import LIFNodes
+from snnrun.components.neurons.adaptive import AdaptiveLIFNodes, DiehlCookNodes
+from snnrun.components.neurons import integrate_fire, izhikevich, srm, hh, adex, glif, rate, integer  # noqa: F401  (zoo: registration)
+from snnrun.components.neurons.trainable import IFNode, LIFNode, LeakyIntegrator, ParametricLIFNode, TrainableNode  # noqa: F401
+from snnrun.components.neurons import clif, exp_euler  # noqa: F401  (trainable zoo: registration)
+
+__all__ = ["NeuronModel", "Input", "LIFNodes", "AdaptiveLIFNodes", "DiehlCookNodes"]

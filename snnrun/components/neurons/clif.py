@@ -1,0 +1,92 @@
+"""SPAIC's current-based LIF with three kernels (``clif``) and its adaptive variant (``aclif``),
+trainable with surrogate gradients (SPAIC trains them with STCA/STBP)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from snnrun.errors import ConfigError
+from snnrun.components.neurons.base import NeuronModel
+from snnrun.components.neurons.integrate_fire import psp_norm
+from snnrun.components.neurons.trainable import TrainableNode
+
+
+@NeuronModel.register("clif")
+class CLIFNode(TrainableNode):
+    """Current LIF, 3 kernels: v = M - S - E (SPAIC's ``CLIFModel``).
+
+    Each step, with beta_z = exp(-dt / tau_z)::
+
+        I = V0 x;   M <- beta_p M + I;   S <- beta_q S + I       PSP = M - S
+        v = M - S - E;   s = H(v - v_threshold)                  (surrogate backward)
+        E <- beta_m E + v_threshold s                            reset kernel, used next step
+
+    V0 = (1 / (b - 1)) b^(b / (b - 1)), b = tau_p / tau_q, scales the PSP kernel
+    exp(-t/tau_p) - exp(-t/tau_q) to a peak of 1. ``v_reset`` is not used (the reset is the E
+    kernel). Defaults (SPAIC): tau_m=20, tau_p=12, tau_q=8 ms, v_threshold=1.
+    """
+
+    def __init__(self, n=1, *, tau_m: float = 20.0, tau_p: float = 12.0, tau_q: float = 8.0, **kw):
+        super().__init__(n, **kw)
+        for name, tau in (("tau_m", tau_m), ("tau_p", tau_p), ("tau_q", tau_q)):
+            if not tau > 0:
+                raise ConfigError(f"{name} must be > 0 ms, got {tau}", key=name)
+        self.tau_m, self.tau_p, self.tau_q = float(tau_m), float(tau_p), float(tau_q)
+        self.beta_m, self.beta_p, self.beta_q = (math.exp(-self.dt / t) for t in (self.tau_m, self.tau_p, self.tau_q))
+        self.v0 = psp_norm(self.tau_p, self.tau_q)
+
+    @property
+    def v_init(self) -> float:
+        return 0.0
+
+    def reset_dynamics(self) -> None:
+        super().reset_dynamics()
+        self.m, self.q, self.e = self.state_tensor(0.0), self.state_tensor(0.0), self.state_tensor(0.0)
+
+    def reset_kernel(self) -> torch.Tensor:
+        return self.e
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        i = self.v0 * x
+        self.m = self.beta_p * self.m + i
+        self.q = self.beta_q * self.q + i
+        self.v = self.m - self.q - self.reset_kernel()
+
+    def neuronal_reset(self, spike: torch.Tensor) -> None:
+        self.e = self.beta_m * self.e + self.v_threshold * self.reset_spike(spike)
+
+
+@NeuronModel.register("aclif")
+class AdaptiveCLIFNode(CLIFNode):
+    """Adaptive CLIF (SPAIC's ``aclif``): clif whose reset kernel grows with recent firing.
+
+    On top of ``clif``::
+
+        A <- beta_a A + s[t-1]                   spike history, tau_a = 2000 ms
+        v  = M - S - (E + beta_adaptive A)
+
+    so a neuron that fired a lot needs more input to fire again. Defaults: tau_a=2000 ms,
+    beta_adaptive=0.1.
+    """
+
+    def __init__(self, n=1, *, tau_a: float = 2000.0, beta_adaptive: float = 0.1, **kw):
+        super().__init__(n, **kw)
+        if not tau_a > 0:
+            raise ConfigError(f"tau_a must be > 0 ms, got {tau_a}", key="tau_a")
+        self.tau_a, self.beta_adaptive = float(tau_a), float(beta_adaptive)
+        self.beta_a = math.exp(-self.dt / self.tau_a)
+
+    def reset_dynamics(self) -> None:
+        super().reset_dynamics()
+        self.adapt = self.state_tensor(0.0)
+        self.last_s = self.state_tensor(0.0)
+
+    def reset_kernel(self) -> torch.Tensor:
+        self.adapt = self.beta_a * self.adapt + self.last_s
+        return self.e + self.beta_adaptive * self.adapt
+
+    def neuronal_reset(self, spike: torch.Tensor) -> None:
+        super().neuronal_reset(spike)
+        self.last_s = spike

@@ -1,8 +1,0 @@
-"""Learning rules, registered by name: ``LearningRule.registry.names()``."""
-
-from snnrun.learning.base import LearningRule
-from snnrun.learning.stdp import PostPreSTDP
-from snnrun.learning import gradient  # noqa: F401  (surrogate_bptt, stbp, sbp, stca)
-from snnrun.learning import reward  # noqa: F401  (mstdp, mstdpet, reward_switch_stdp, tempotron)
-
-__all__ = ["LearningRule", "PostPreSTDP"]

@@ -1,0 +1,167 @@
+"""``snnrun report run_dir=DIR``: inspect a finished (or stopped) run without rerunning it.
+
+Prints the summary and what the run changed relative to its model's current defaults, and
+(re)draws the figures: learning curves (metrics.jsonl), spike raster and membrane traces of a
+few test samples (simulated once from the checkpoint, learning off), receptive fields, and the
+confusion matrix (stored in summary.json, so no test pass is needed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from rich.markup import escape
+from rich.table import Table
+
+from snnrun.run.checkpoint import load_checkpoint
+from snnrun.errors import ConfigError
+from snnrun.run.console import console, fmt
+from snnrun.run.plots import (save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png,
+                          save_weights_png)
+
+SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
+                "device", "seed", "model", "dataset", "resumed", "git_commit")
+
+
+def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
+    """What the run changed relative to ``+model=<its model>`` with today's defaults.
+
+    Group choices that differ come first (``data``: digits -> synthetic); values are then
+    compared with the defaults *of the run's choices*, so only explicit value changes show.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from snnrun.config import config_dir
+    from snnrun.engine.loop import config_diff
+
+    run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    choices = {}
+    if hydra_yaml.is_file():
+        choices = OmegaConf.to_container(OmegaConf.load(hydra_yaml).hydra.runtime.choices)
+    model = choices.pop("model", None) or OmegaConf.select(run_cfg, "model.name")
+    base = [f"+model={model}"] if model else []
+
+    def defaults(overrides):
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=True)
+
+    try:
+        default = defaults(base)
+        default_choices = OmegaConf.to_container(default.hydra.runtime.choices)
+        changed = {k: (default_choices.get(k), v) for k, v in choices.items()
+                   if not k.startswith("hydra/") and default_choices.get(k) != v}
+        reference = defaults(base + [f"{k}={v}" for k, (_, v) in changed.items()
+                                     if v is not None and k in default_choices]) if changed else default
+    except Exception as e:  # the model or a preset may no longer exist in this install
+        raise ConfigError(f"cannot compose the defaults of model '{model}' to compare with: "
+                          f"{str(e).splitlines()[0]}", key="model") from e
+    ref = OmegaConf.to_container(reference)
+    ref.pop("hydra", None)
+    return {**{f"({k})": v for k, v in changed.items()}, **config_diff(ref, OmegaConf.to_container(run_cfg))}
+
+
+def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> list[Path]:
+    """Simulate the first test samples step by step; raster of every group and membrane traces of
+    the readout's most active neurons for sample 0."""
+    net, readout = exp.network, exp.readout
+    net.eval()
+    x = exp.data.test.x[:n_samples].to(exp.device)
+    if not len(x):
+        return []
+    torch.manual_seed(0)  # the pictures are reproducible
+    spikes = exp.encoder(x)
+    spikes = spikes.reshape(spikes.shape[0], x.shape[0], *net.groups[exp.input_group].shape)
+    net.reset_state(x.shape[0])
+    trains = {g: [] for g in net.groups}
+    v = []
+    with torch.no_grad():
+        for t in range(spikes.shape[0]):
+            net.step({exp.input_group: spikes[t]})
+            for g, group in net.groups.items():
+                trains[g].append(group.s.reshape(x.shape[0], -1)[0].cpu())
+            grp = net.groups[readout]
+            if hasattr(grp, "v"):
+                v.append(grp.v.reshape(x.shape[0], -1)[0].cpu())
+    trains = {g: torch.stack(s) for g, s in trains.items()}
+    label = int(exp.data.test.y[0])
+    written = [run_dir / "raster.png"]
+    save_raster_png(trains, net.dt, written[0], f"test sample 0 (label {label}): spikes per group")
+    if v:
+        v = torch.stack(v)
+        top = trains[readout].sum(0).argsort(descending=True)[:n_traces].tolist()
+        grp = net.groups[readout]
+        th = grp.threshold() if hasattr(grp, "threshold") else None
+        th = None if th is None else torch.as_tensor(th, dtype=torch.float32).cpu().flatten().expand(v.shape[1])
+        written.append(run_dir / "membrane.png")
+        save_membrane_png(v, top, net.dt, written[-1], f"{readout}: most active neurons, test sample 0 "
+                          f"(label {label})", threshold=th)
+    return written
+
+
+def _is_gradient(cfg) -> bool:
+    try:
+        from snnrun.engine.gradient_loop import is_gradient_config
+    except ImportError:
+        return False
+    return bool(is_gradient_config(cfg))
+
+
+def report_run(run_dir: str | Path) -> dict[str, Any]:
+    """Print the summary and config diff of a run and redraw its figures; returns what was found."""
+    from snnrun.engine.experiment import build_experiment
+    from snnrun.engine.loop import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+
+    t = Table(title=f"run {run_dir}", title_justify="left", show_header=False)
+    if summary is None:
+        t.add_row("status", "[yellow]unfinished[/] (no summary.json): resume with snnrun resume "
+                            f"run_dir={run_dir}")
+    else:
+        for k in SUMMARY_KEYS:
+            if k in summary:
+                t.add_row(k, fmt(summary[k]))
+        for name, d in (summary.get("decoders") or {}).items():
+            t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
+    console.print(t)
+
+    diff = default_config_diff(run_dir)
+    d = Table(title="config vs. the model's defaults", title_justify="left")
+    for col in ("key", "default", "this run"):
+        d.add_column(col)
+    for k, (default, ours) in diff.items():
+        d.add_row(k, escape(str(default)), escape(str(ours)))  # config values, literally
+    console.print(d if diff else "config: the model's defaults, unchanged")
+
+    written = []
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+    if save_learning_curves_png(records, run_dir / "learning_curves.png", f"learning curves: {run_dir.name}"):
+        written.append(run_dir / "learning_curves.png")
+    if summary and summary.get("confusion"):
+        written.append(run_dir / "confusion.png")
+        save_confusion_png(torch.tensor(summary["confusion"]), written[-1],
+                           f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
+
+    if _is_gradient(cfg):  # its loop owns model building; its figures come from its own run
+        console.print("figures: " + ", ".join(p.name for p in written))
+        return {"summary": summary, "diff": diff, "figures": written}
+    exp = build_experiment(cfg)
+    exp.load_state_dict(load_checkpoint(run_dir, fallback=False))
+    readout_in = [c for c in exp.network.connections.values()
+                  if c.target == exp.readout and c.source == exp.input_group]
+    if readout_in:
+        written.append(run_dir / "weights.png")
+        save_weights_png(readout_in[0].w, exp.data.shape, written[-1],
+                         f"{readout_in[0].source} -> {readout_in[0].target} receptive fields")
+    written += draw_activity(exp, run_dir)
+    console.print("figures: " + ", ".join(p.name for p in written))
+    return {"summary": summary, "diff": diff, "figures": written}
