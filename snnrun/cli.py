@@ -188,7 +188,6 @@ def registries() -> dict:
     from snnrun.components.decoders import Decoder
     from snnrun.components.encoders import Encoder
     from snnrun.components.generators import Generator
-    from snnrun.components.layers import Layer
     from snnrun.components.learning import LearningRule
     from snnrun.components.losses import Loss
     from snnrun.components.neurons import NeuronModel
@@ -198,7 +197,7 @@ def registries() -> dict:
             "connections": Connection.registry, "learners": LearningRule.registry,
             "decoders": Decoder.registry, "datasets": DatasetSource.registry,
             "surrogates": Surrogate.registry, "generators": Generator.registry,
-            "layers": Layer.registry, "losses": Loss.registry}
+            "losses": Loss.registry}
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,

@@ -240,21 +240,21 @@ class CSNNTrainStep(Workload):
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
         from hydra import compose, initialize_config_dir
 
-        from snnrun.engine.gradient_loop import build_gradient_experiment
+        from snnrun.engine.experiment import build_experiment
 
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
             cfg = compose("config", overrides=[
                 f"+model={self.model}", "data=synthetic", "data.shape=[1,28,28]", "data.n_classes=10",
                 f"data.n_train={self.batch * 2}", "data.n_test=1", f"model.T={self.T}", f"device={device}",
                 f"model.learner.amp={self.amp}"])
-        exp = build_gradient_experiment(cfg)
-        exp.learner.configure(exp.model, epochs=1, steps_per_epoch=1000)
-        exp.model.train()
+        exp = build_experiment(cfg)
+        exp.gradient.configure(exp.network, epochs=1, steps_per_epoch=1000)
+        exp.network.train()
         x = exp.train.x[:self.batch].to(device)
         y = exp.train.y[:self.batch].to(device)
 
         def step():
-            exp.learner.train_step(lambda: exp.present(x), exp.loss, y, device)
+            exp.gradient_step(x, y)
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

@@ -154,9 +154,13 @@ class ConstantCurrentEncoder(Encoder):
         return (x.float() * self.amplitude).unsqueeze(0).expand(self.steps, *x.shape).contiguous()
 
 
-@Encoder.register("float")
-class FloatEncoder(Encoder):
-    """Pass-through: the sample itself at every step, I[t] = x (for real-valued input layers)."""
+@Encoder.register("direct", "float")
+class DirectEncoder(Encoder):
+    """Direct (analog) input: the sample itself at every step, I[t] = x (real-valued input layers;
+    SpikingJelly's CSNN feeds the image to its first conv layer this way). Being the same at every
+    step, the network computes what a static input drives through delay-0 connections once."""
+
+    static = True
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(0).expand(self.steps, *x.shape).contiguous()

@@ -19,8 +19,12 @@ from typing import Callable
 import torch
 
 
+def _clone(out):
+    return {k: v.clone() for k, v in out.items()} if isinstance(out, dict) else out.clone()
+
+
 class GraphRunner:
-    """Calls ``fn(x) -> tensor`` through a CUDA graph per (input shape, train/eval mode).
+    """Calls ``fn(x) -> tensor (or dict of tensors)`` through a CUDA graph per (input shape, train/eval mode).
 
     ``fn`` must be capturable: static shapes, no host syncs, and state it keeps between
     calls (weights, thresholds) updated in place — true for snnrun's Network.run.
@@ -30,7 +34,7 @@ class GraphRunner:
                  enabled: bool = True, warmup: int = 2):
         self.fn, self.module, self.warmup = fn, module, warmup
         self.enabled = enabled and torch.cuda.is_available()
-        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self._graphs: dict[tuple, tuple] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.enabled and x.is_cuda):
@@ -39,11 +43,11 @@ class GraphRunner:
         if key not in self._graphs:
             self._graphs[key] = self._capture(x)
             # the warm-up and capture already presented this batch once: that counts as its run
-            return self._graphs[key][2].clone()
+            return _clone(self._graphs[key][2])
         graph, static_x, static_out = self._graphs[key]
         static_x.copy_(x, non_blocking=True)
         graph.replay()
-        return static_out.clone()
+        return _clone(static_out)
 
     def _capture(self, x: torch.Tensor):
         # learning state must not move during warm-up: snapshot it and restore afterwards,

@@ -4,13 +4,18 @@ One run, N processes (one per GPU; gloo on CPU). ``trainer.batch_size`` is the *
 each rank takes a contiguous share of every global batch, so a run learns the same with any
 number of processes (up to float summation order). What is reduced across ranks:
 
-- gradient models: gradients (DistributedDataParallel; BatchNorm becomes SyncBatchNorm on GPUs),
-  epoch loss/accuracy, validation and test predictions;
-- local-learning models (STDP): at every time step each rank simulates its share of the batch
-  and the batch-summed quantities -- a rule's weight update, adaptive-threshold increments,
-  'owner' claims -- are all-reduced, so every rank holds the same weights at every step;
-  the readout counts of each batch are all-gathered, so label assignment, running and test
-  accuracy are those of the whole batch / test set.
+- a gradient learner: gradients (DistributedDataParallel; BatchNorm becomes SyncBatchNorm on
+  GPUs) and the epoch's loss/accuracy;
+- local rules (every rule: its update is read back as the change of the weights, at each step
+  and at the end of a presentation): each rank simulates its share of the batch and the
+  batch-summed quantities -- a rule's weight update, adaptive-threshold increments, 'owner'
+  claims -- are all-reduced, so every rank holds the same weights at every step;
+- the readout of every batch (counts, and the trains a decoder reads) is all-gathered, so label
+  assignment, running, validation and test accuracy are those of the whole batch / split.
+
+The strategy is an explicit object: :meth:`DataParallel.attach` hands it to the experiment, which
+hands it to the network's groups and rules (``use_strategy``); they call it where a batch-shared
+quantity is formed (``batch_sum``, ``batch_rand_like``, a rule's ``step``, ``claim``).
 
 Random streams stay rank-independent: every rank seeds the same generators and draws the
 random numbers of the *whole* global batch (Poisson spikes, D&C's one-spike choice), then keeps
@@ -23,7 +28,6 @@ silenced on the other ranks by the CLI (``snnrun/cli.py``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from datetime import timedelta
 from typing import Any, Callable
@@ -32,32 +36,12 @@ import torch
 import torch.distributed as dist
 
 from snnrun.errors import ConfigError
+from snnrun.run.ranks import env_rank, is_main, rank_zero_only  # noqa: F401  (re-exported)
 
 STRATEGIES = ("single", "ddp")
 BACKENDS = ("auto", "nccl", "gloo")
 
 _active: "DataParallel | None" = None
-# local rules whose batch combination is a sum/mean/owner of per-sample updates (checked to be
-# reproduced exactly by all-reducing the per-step update); label- or reward-driven rules are not yet
-LOCAL_RULES = ("PostPreSTDP",)
-
-
-def env_rank() -> int:
-    """This process's rank as torchrun announces it (0 outside torchrun)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_main() -> bool:
-    return env_rank() == 0
-
-
-def rank_zero_only(fn: Callable) -> Callable:
-    """Run ``fn`` on rank 0 only (writers of run files); other ranks get None."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs) if is_main() else None
-
-    return wrapper
 
 
 def active() -> "DataParallel | None":
@@ -108,6 +92,13 @@ class DataParallel:
         base, extra = divmod(n, self.world)
         return base + (rank < extra)
 
+    def agree_signal(self, signum: int | None) -> int | None:
+        """The stop signal any rank received (so that every rank stops at the same batch)."""
+        if self.world == 1:
+            return signum
+        flag = self.all_reduce_(torch.tensor([signum or 0], device=self.comm_device), dist.ReduceOp.MAX)
+        return signum or int(flag) or None
+
     def broadcast_object(self, obj: Any) -> Any:
         if self.world == 1:
             return obj
@@ -127,14 +118,14 @@ class DataParallel:
         return bool(self.all_reduce_(flag, dist.ReduceOp.MAX if self.world > 1 else None))
 
     # -- local learning ------------------------------------------------------------------------
-    def reduced_update(self, rule) -> None:
-        """Run ``rule.update()`` on this rank's samples; apply the sum of all ranks' updates.
+    def reduced_update(self, rule, update=None) -> None:
+        """Run ``rule.update()`` (or ``update``) on this rank's samples; apply the sum of all ranks' updates.
 
         The update is read back as the change of the weights, so any rule whose batch
         reduction is a sum (or 'mean', rescaled to the global batch) works unchanged."""
         w = rule.connection.w
         before = w.detach().clone()
-        rule.update()
+        (update or rule.update)()
         with torch.no_grad():
             w.sub_(before)
             if rule.reduction == "mean" and self.global_n:
@@ -159,18 +150,11 @@ class DataParallel:
         return rule._dp_owner
 
     def claim(self, rule, s_post: torch.Tensor) -> None:
-        """``PostPreSTDP.claim`` across ranks: ``rule.owner`` holds the *local* row of each
+        """``PostPreSTDP.claim`` across ranks (the rule asks its strategy): ``rule.owner`` holds the *local* row of each
         neuron's owner, -1 where the owner is on another rank (its rows add nothing here)."""
         owner = self._claim_global(rule, s_post)
         local = owner - self.rows.start
         rule.owner = torch.where((owner >= 0) & (local < s_post.shape[0]) & (local >= 0), local, -1)
-
-    def owner_mask(self, rule, s_post: torch.Tensor) -> torch.Tensor:
-        """``PostPreSTDP.owner_mask`` across ranks: (B_local, n_post) 1 where the sample owns j."""
-        owner = self._claim_global(rule, s_post)
-        rule.owner = owner
-        samples = torch.arange(s_post.shape[0], device=s_post.device)[:, None] + self.rows.start
-        return (samples == owner[None, :]).to(s_post.dtype)
 
     def check_batch(self, exp) -> None:
         bs = int(exp.cfg["trainer"]["batch_size"])
@@ -178,62 +162,33 @@ class DataParallel:
             raise ConfigError(f"trainer.batch_size is the global batch, split over the {self.world} processes; "
                               f"it must be >= {self.world}, got {bs}", key="trainer.batch_size")
 
-    def attach_local_learning(self, exp) -> None:
-        """Hook an Experiment's network into this run (see the module docstring)."""
+    def attach(self, exp) -> None:
+        """Hand this strategy to an experiment: the network's groups and local rules reduce their
+        batch-shared quantities through it, the experiment shards and gathers batches through it,
+        and a gradient learner trains a DistributedDataParallel wrapper of the network
+        (SyncBatchNorm on GPUs unless ``trainer.sync_batchnorm=false``: batch statistics of the
+        global batch, as in one process)."""
         self.check_batch(exp)
-        for name, rule in exp.network.learners.items():
-            if type(rule).__name__ not in LOCAL_RULES:
-                raise ConfigError(f"data-parallel local learning supports the rules {', '.join(LOCAL_RULES)} "
-                                  f"(batch-summed updates); this one is {type(rule).__name__}",
-                                  key=f"model.network.learners.{name}")
-        exp.data_parallel = self
-        for group in exp.network.groups.values():
-            group.data_parallel = self
-        for rule in exp.network.learners.values():
-            rule.data_parallel = self
-            if rule.reduction == "owner":  # the rule's claim step, with global sample indices
-                for api in ("claim", "owner_mask"):
-                    if hasattr(rule, api):
-                        setattr(rule, api, functools.partial(getattr(self, api), rule))
+        exp.strategy = self
+        exp.network.use_strategy(self)
         # collectives run eagerly every step: no torch.compile'd step, no captured CUDA graph
-        from snnrun.engine.cuda_graph import GraphRunner
-
-        exp.network._step = exp.network.step
-        exp.runner = GraphRunner(exp._simulate, exp.network, enabled=False)
-
-    # -- gradient models -----------------------------------------------------------------------
-    def wrap_gradient(self, exp) -> None:
-        """DistributedDataParallel around the model (SyncBatchNorm on GPUs unless
-        ``trainer.sync_batchnorm=false``: batch statistics of the global batch, as in one process)."""
-        self.check_batch(exp)
-        exp.data_parallel = self
-        if self.world == 1:
+        exp.network.uncompile_step()
+        exp.runner.enabled = False
+        if exp.gradient is None or self.world == 1:
             return
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         if exp.device.type == "cuda" and bool(exp.cfg["trainer"].get("sync_batchnorm", True)):
             # exact global-batch statistics, at the price of collectives inside every forward
             # and backward pass; sync_batchnorm=false keeps per-GPU statistics (faster)
-            exp.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(exp.model)
-        exp.ddp = DDP(exp.model, device_ids=[self.local_rank] if exp.device.type == "cuda" else None)
+            exp.network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(exp.network)
+        exp.trained = DDP(exp.network, device_ids=[self.local_rank] if exp.device.type == "cuda" else None)
 
     def loss_scale(self) -> float:
         """Factor on this rank's mean loss so DDP's gradient average is the global batch mean
         (1 when the shares are equal)."""
         local = self.rows.stop - self.rows.start
         return self.world * local / self.global_n if self.global_n else 1.0
-
-    def evaluate(self, exp, split, batch_size: int, bar=None) -> tuple[float, torch.Tensor]:
-        """``exp.evaluate`` over this rank's share of ``split``; loss and predictions of all of it."""
-        from snnrun.data import Split
-
-        n = len(split)
-        rows = self.shard(n)
-        loss, preds = exp.evaluate(Split(split.x[rows], split.y[rows]), batch_size, bar)
-        total = torch.tensor([loss * (rows.stop - rows.start)], dtype=torch.float64, device=self.comm_device)
-        self.all_reduce_(total)
-        preds = self.gather_rows(preds.to(self.comm_device), n).cpu()
-        return float(total) / max(n, 1), preds
 
     def sum_(self, *values: float) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64, device=self.comm_device)
@@ -242,20 +197,6 @@ class DataParallel:
     @property
     def comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-
-class ScaledLoss:
-    """A loss times ``scale`` (see :meth:`DataParallel.loss_scale`); predictions unchanged."""
-
-    def __init__(self, base, scale: float):
-        self.base, self.scale = base, float(scale)
-
-    def loss(self, output, y):
-        out = self.base.loss(output, y)
-        return out if self.scale == 1.0 else out * self.scale
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
 
 
 def validate(trainer: Any, device: torch.device) -> tuple[str, str]:

@@ -1,9 +1,20 @@
-"""An experiment assembled from config: dataset, network, encoder, decoders, label assignment."""
+"""An experiment assembled from config: dataset, network, encoder, learners, decoders.
+
+One model description (``model:``)::
+
+    encoder:   {type: poisson, time: 250, dt: 1, intensity: 128}   # or direct: the sample at every step
+    network:   {groups: {...}, connections: {...}, delay: 1}        # snnrun/engine/network.py
+    input:     X            # the group fed by the encoder (default: the only `input` group)
+    readout:   Ae           # the group whose activity is decoded (and scored by a gradient loss)
+    decoders:  [all_activity, proportion_weighting]
+    learner:   {type: post_pre, connection: X_Ae}                  # one learner, or a mapping of
+                                                                   # named learners (STDP + gradient)
+"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,13 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snnrun import config as _config  # noqa: F401  (registers the resolvers)
-from snnrun.data import Dataset, Split, build_dataset
-from snnrun.components.decoders import Decoder, LabelAssignment
+from snnrun.components.decoders import Decoder, LabelAssignment, Readout
 from snnrun.components.encoders import Encoder
-from snnrun.errors import ConfigError
+from snnrun.components.learning.base import Learner, LearningRule
+from snnrun.components.neurons import Input
+from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
 from snnrun.engine.network import Network, build_network
-from snnrun.components.neurons import Input
+from snnrun.errors import ConfigError
+from snnrun.registry import _to_plain, import_target
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
 
@@ -60,10 +73,14 @@ class Experiment:
     network: Network
     encoder: Encoder
     decoders: dict[str, Decoder]
-    assignment: LabelAssignment
+    learners: dict[str, Learner]
     input_group: str
     readout: str
-    data_parallel: Any = None  # snnrun.engine.data_parallel.DataParallel in a torchrun run
+    train: Split
+    val: Split
+    assignment: LabelAssignment | None = None
+    strategy: Any = None  # snnrun.engine.data_parallel.DataParallel in a torchrun run
+    trained: torch.nn.Module | None = field(default=None, repr=False)  # what a gradient step runs (DDP's wrapper)
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
@@ -71,68 +88,208 @@ class Experiment:
         if compile_ is True or (compile_ == "auto" and self.device.type == "cuda"):
             self.network.compile_step()
         enabled = bool(trainer.get("cuda_graphs", True))
-        self.runner = GraphRunner(self._simulate, self.network, enabled=enabled)
+        self.runner = GraphRunner(self._present_nograd, self.network, enabled=enabled)
+        self.gradient = next((l for l in self.learners.values() if l.gradient), None)
+        self.n_classes = self.data.n_classes
+        needs = set().union(*(d.needs for d in self.decoders.values()))
+        self.record_spikes = "spikes" in needs
+        self.record_v = "v" in needs
+        if self.trained is None:
+            self.trained = self.network
+
+    # -- presenting a batch -----------------------------------------------------------------
+    def _inputs(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+        """The encoded batch as network inputs; a data-parallel rank keeps its rows of the whole
+        batch's encoding (a sample's random spikes do not depend on the rank that simulates it)."""
+        group = self.network.groups[self.input_group]
+        rows = self.strategy.rows if self.strategy is not None else slice(None)
+        if getattr(self.encoder, "static", False):
+            return {self.input_group: x[rows].reshape(-1, *group.shape), "steps": self.encoder.steps}, \
+                (self.input_group,)
+        spikes = self.encoder(x)
+        spikes = spikes.reshape(spikes.shape[0], x.shape[0], *group.shape)[:, rows]
+        return {self.input_group: spikes}, ()
+
+    def _run(self, x: torch.Tensor, spikes: bool, v: bool, module=None) -> dict[str, torch.Tensor]:
+        inputs, static = self._inputs(x)
+        g = self.readout
+        out = (module or self.network)(inputs, count=(g,), record=(g,) if spikes else (),
+                                       record_v=(g,) if v else (), static=static)
+        res = {"counts": out["counts"][g].flatten(1)}
+        if spikes:
+            res["spikes"] = out["spikes"][g].flatten(2)
+        if v:
+            res["v"] = out["v"][g].flatten(2)
+        return res
+
+    def _present_nograd(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.inference_mode():
+            return self._run(x, self.record_spikes and not self.network.training,
+                             self.record_v and not self.network.training)
+
+    def present(self, x: torch.Tensor) -> Readout:
+        """Present a batch with gradients off (learning by local rules when the network is in
+        train mode); on CUDA each batch shape runs as one captured graph (snnrun/engine/cuda_graph.py).
+        In a data-parallel run the readout of the whole batch is returned."""
+        sp = self.strategy
+        if sp is not None:
+            sp.begin_batch(x.shape[0])
+        out = self.runner(x.to(self.device, non_blocking=True))
+        if sp is not None:
+            out = {k: sp.gather_rows(t if k == "counts" else t.transpose(0, 1), x.shape[0])
+                   for k, t in out.items()}
+            out = {k: t if k == "counts" else t.transpose(0, 1) for k, t in out.items()}
+        return Readout(counts=out["counts"], spikes=out.get("spikes"), v=out.get("v"), dt=self.network.dt)
 
     def simulate(self, x: torch.Tensor) -> torch.Tensor:
-        """Present a batch of samples; return the readout group's spike counts (B, n).
-        On CUDA each batch shape runs as one captured graph (see snnrun/engine/cuda_graph.py). In a
-        data-parallel run this rank simulates its share of ``x``; the counts of all are returned."""
-        dp = self.data_parallel
-        if dp is None:
-            return self.runner(x.to(self.device, non_blocking=True))
-        dp.begin_batch(x.shape[0])
-        return dp.gather_rows(self.runner(x.to(self.device, non_blocking=True)), x.shape[0])
+        """The readout group's spike counts (B, n) for a batch (see :meth:`present`)."""
+        return self.present(x).counts
 
-    @torch.no_grad()
-    def _simulate(self, x: torch.Tensor) -> torch.Tensor:
-        # one conversion of the whole train instead of one per step
-        spikes = self.encoder(x).to(self.network.groups[self.input_group].dtype)
-        spikes = spikes.reshape(spikes.shape[0], x.shape[0], *self.network.groups[self.input_group].shape)
-        if self.data_parallel is not None:  # encoded as a whole batch: a sample's spikes don't depend on its rank
-            spikes = spikes[:, self.data_parallel.rows]
-        out = self.network.run({self.input_group: spikes}, count=(self.readout,))
-        return out[self.readout].reshape(spikes.shape[1], self.network.groups[self.readout].n)
+    def gradient_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One optimiser step of the gradient learner on a batch (this rank's rows in a
+        data-parallel run); returns (loss, {"out": spikes (T, B, n), "v": ...})."""
+        sp = self.strategy
+        scale = 1.0
+        if sp is not None:
+            sp.begin_batch(x.shape[0])
+            y, scale = y[sp.rows], sp.loss_scale()
+        needs_v = self.gradient.loss.needs_v
 
-    def collect_counts(self, split: Split, batch_size: int, progress=None) -> torch.Tensor:
-        chunks = []
-        for start in range(0, len(split), batch_size):
-            xb = split.x[start:start + batch_size]
-            chunks.append(self.simulate(xb).cpu())
-            if progress is not None:
-                progress.advance(len(xb))
-        n = self.network.groups[self.readout].n
-        return torch.cat(chunks) if chunks else torch.zeros(0, n)
+        def forward():
+            out = self._run(x.to(self.device, non_blocking=True), True, needs_v, module=self.trained)
+            return {"out": out["spikes"], "v": out.get("v")}
 
-    def predict(self, counts: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.predict_with(counts, self.assignment)
+        loss, out = self.gradient.train_step(forward, y, self.device, scale)
+        return loss / scale, out
 
-    def predict_with(self, counts: torch.Tensor, assignment: LabelAssignment) -> dict[str, torch.Tensor]:
-        return {name: d.predict(counts, assignment).cpu() for name, d in self.decoders.items()}
+    # -- decoding ---------------------------------------------------------------------------
+    def predict(self, readout: Readout, assignment: LabelAssignment | None = None) -> dict[str, torch.Tensor]:
+        assignment = assignment if assignment is not None else self.assignment
+        return {name: d.predict(readout, assignment, self.n_classes)
+                for name, d in self.decoders.items()}
 
+    def begin_presentation(self, y: torch.Tensor) -> None:
+        for learner in self.learners.values():
+            learner.begin_presentation(y)
+
+    # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"network": self.network.state_dict(), "assignment": self.assignment.state_dict()}
+        return {"network": self.network.state_dict(),
+                "assignment": None if self.assignment is None else self.assignment.state_dict(),
+                "learners": {n: l.state_dict() for n, l in self.learners.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], network: dict[str, Any] | None = None) -> None:
         try:
-            self.network.load_state_dict(state["network"])
-        except RuntimeError as e:
+            self.network.load_state_dict(network if network is not None else state["network"])
+        except (RuntimeError, KeyError) as e:
             raise ConfigError("the checkpoint does not fit this model (sizes or components differ): "
                               + str(e).splitlines()[0], key="model") from e
-        self.assignment.load_state_dict(state["assignment"])
+        self.runner.reset()
+        if self.assignment is not None and state.get("assignment") is not None:
+            self.assignment.load_state_dict(state["assignment"])
+        for n, s in (state.get("learners") or {}).items():
+            if n in self.learners:
+                self.learners[n].load_state_dict(s)
 
 
-def build_experiment(cfg: DictConfig) -> Experiment:
-    if "model" not in cfg or cfg.model is None:
+def learner_nodes(node: Any) -> dict[str, dict[str, Any]]:
+    """``model.learner`` as {name: node}: one learner (a node with ``type``/``_target_``) is named
+    ``learner``; a mapping of named learners is taken as it is; null means no learning."""
+    node = _to_plain(node) if node is not None else None
+    if not node:
+        return {}
+    if isinstance(node, str):
+        return {"learner": {"type": node}}
+    if "type" in node or "_target_" in node:
+        return {"learner": dict(node)}
+    out = {}
+    for name, sub in node.items():
+        sub = _to_plain(sub)
+        if not isinstance(sub, dict) or not ("type" in sub or "_target_" in sub):
+            raise ConfigError("a learner needs 'type' (snnrun list learners); several learners go in a mapping "
+                              "of named learners, each with its own 'type'", key=f"model.learner.{name}")
+        out[name] = dict(sub)
+    return out
+
+
+def _learner_class(node: dict, key: str):
+    if "_target_" in node:
+        return import_target(node["_target_"], key=f"{key}._target_")
+    return LearningRule.registry.get(str(node["type"]), key=f"{key}.type")
+
+
+def build_learners(node: Any, network: Network, dt: float) -> dict[str, Learner]:
+    """Build the model's learners; attach local rules to their connections and choose what the
+    gradient learner (at most one) trains."""
+    nodes = learner_nodes(node)
+    learners: dict[str, Learner] = {}
+    local: dict[str, LearningRule] = {}
+    gradient_name = None
+    single = list(nodes) == ["learner"]
+    for name, spec in nodes.items():
+        key = "model.learner" if single else f"model.learner.{name}"
+        cls = _learner_class(spec, key)
+        if getattr(cls, "gradient", False):
+            if gradient_name is not None:
+                raise ConfigError(f"one gradient learner per model ('{gradient_name}' is one)", key=key)
+            gradient_name = name
+            learners[name] = LearningRule.registry.build(spec, key=key)
+            continue
+        spec = dict(spec)
+        cname = spec.pop("connection", None)
+        if cname not in network.connections:
+            raise ConfigError(f"'connection' must name a connection, one of: {', '.join(network.connections)}",
+                              key=f"{key}.connection")
+        conn = network.connections[cname]
+        if not hasattr(conn, "w") or not isinstance(getattr(conn, "w", None), torch.Tensor):
+            raise ConfigError(f"connection '{cname}' has no weights for a local rule to learn", key=f"{key}.connection")
+        rule = LearningRule.build(spec, key=key, connection=conn, source=network.groups[conn.source],
+                                  target=network.groups[conn.target], dt=dt)
+        local[name] = learners[name] = rule
+    network.learners = local
+    owned = {id(r.connection) for r in local.values()}
+    for cname, conn in network.connections.items():
+        conn.set_trainable(False)
+    if gradient_name is not None:
+        grad = learners[gradient_name]
+        names = grad.connections if grad.connections is not None else list(network.connections)
+        for cname in names:
+            key = f"model.learner{'' if single else '.' + gradient_name}.connections"
+            if cname not in network.connections:
+                raise ConfigError(f"no connection '{cname}'. Connections: {', '.join(network.connections)}", key=key)
+            conn = network.connections[cname]
+            if id(conn) in owned:
+                if grad.connections is not None:
+                    raise ConfigError(f"connection '{cname}' is learned by a local rule", key=key)
+                continue
+            conn.set_trainable(conn.learn)
+    return learners
+
+
+def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out a stratified ``fraction`` of the training split (fixed by ``seed``)."""
+    if fraction <= 0 or len(train) < 2:
+        return train, Split(train.x[:0], train.y[:0])
+    tr, va = stratified_split(train.y.numpy(), fraction, seed)
+    tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+    return Split(train.x[tr], train.y[tr]), Split(train.x[va], train.y[va])
+
+
+def build_experiment(cfg: DictConfig | dict) -> Experiment:
+    if "model" not in cfg or cfg["model"] is None:
         from snnrun.config import model_names
 
         raise ConfigError(f"choose a model: +model=<one of {', '.join(model_names())}>", key="model")
-    plain = resolved(cfg)
+    plain = resolved(cfg) if OmegaConf.is_config(cfg) else cfg
     model = plain["model"]
     missing = MODEL_KEYS - set(model)
     if missing:
-        raise ConfigError(f"a model config needs {', '.join(sorted(missing))}", key="model")
+        hint = (" (the `layers:` list is now a network of groups and connections: see conf/model/snn_mlp.yaml)"
+                if "layers" in model else "")
+        raise ConfigError(f"a model config needs {', '.join(sorted(missing))}{hint}", key="model")
     device = resolve_device(plain.get("device", "auto"))
-    seed_everything(int(plain.get("seed", 0)))
+    seed = int(plain.get("seed", 0))
+    seed_everything(seed)
 
     data = build_dataset(plain["data"])
     encoder = Encoder.build(model["encoder"], key="model.encoder")
@@ -150,13 +307,25 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     readout = model["readout"]
     if readout not in network.groups:
         raise ConfigError(f"no group '{readout}'. Groups: {', '.join(network.groups)}", key="model.readout")
+    n_readout = network.groups[readout].n
     decoders = {}
-    for i, d in enumerate(model["decoders"]):
+    for i, d in enumerate(model["decoders"] or []):
         node = {"type": d} if isinstance(d, str) else d
-        decoders[node.get("type", node.get("_target_", f"decoder{i}"))] = Decoder.build(
-            node, key=f"model.decoders.{i}")
+        dec = Decoder.build(node, key=f"model.decoders.{i}")
+        dec.check(n_readout, data.n_classes)
+        decoders[node.get("type", node.get("_target_", f"decoder{i}"))] = dec
     if not decoders:
         raise ConfigError("list at least one decoder", key="model.decoders")
+    learners = build_learners(model.get("learner"), network, encoder.dt)
+    needs = set().union(*(d.needs for d in decoders.values()))
+    gradient = next((l for l in learners.values() if l.gradient), None)
+    if ("v" in needs or (gradient is not None and gradient.loss.needs_v)) and \
+            not hasattr(network.groups[readout], "v"):
+        raise ConfigError(f"a decoder or the loss reads the membrane potential, but group '{readout}' has none",
+                          key="model.readout")
     network.to(device)
-    assignment = LabelAssignment(network.groups[readout].n, data.n_classes, device=device)
-    return Experiment(plain, device, data, network, encoder, decoders, assignment, input_group, readout)
+    assignment = LabelAssignment(n_readout, data.n_classes, device=device) if "assignment" in needs else None
+    val_fraction = float(getattr(gradient, "val_fraction", 0.0) or 0.0)
+    train, val = split_validation(data.train, val_fraction, seed)
+    return Experiment(plain, device, data, network, encoder, decoders, learners, input_group, readout,
+                      train, val, assignment)

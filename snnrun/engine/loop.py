@@ -1,9 +1,18 @@
-"""The training loop for local-learning models, test evaluation, and re-evaluation of a run.
+"""The training loop: one for every model and learner, plus test evaluation and re-evaluation.
 
-Phases: (1) learning epochs with periodic label assignment (running accuracy, as in BindsNET's
-eth_mnist example), (2) a label-assignment pass over the training set with learning off,
-(3) test evaluation with every decoder. Library code: it never reads ``hydra.*``; the CLI
-passes the run directory in.
+Per epoch, shuffled batches of the training split: the learners get the labels
+(``begin_presentation``), then the batch is either presented with learning on (local rules learn
+inside the simulation, every step) or, with a gradient learner, run forward and trained by one
+optimiser step. Every ``trainer.assign_every`` samples a metrics line: running accuracy of the
+count-based decoders (with the label assignment of earlier samples), the loss of a gradient
+learner, images/s. At each epoch end: the running label assignment is kept, the validation split
+(``learner.val_fraction`` of a gradient learner) is evaluated and the best epoch remembered, the
+learning-rate schedule steps, and a checkpoint is written (also every ``trainer.checkpoint_every``
+samples, and on SIGINT/SIGTERM/SIGUSR2). After the epochs: the best epoch's weights, a
+label-assignment pass with learning off (when a decoder assigns labels), the test pass with every
+decoder, figures and summary.json.
+
+Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +29,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import snnrun
-from snnrun.engine import data_parallel as distributed
-from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
-                               rng_state, save_checkpoint, set_rng_state)
-from snnrun.components.decoders import LabelAssignment
-from snnrun.config import config_dir
+from snnrun.components.decoders import LabelAssignment, Readout
+from snnrun.data import Split
+from snnrun.engine import data_parallel
+from snnrun.engine.experiment import Experiment, build_experiment, resolved
 from snnrun.errors import ConfigError
-from snnrun.engine.experiment import Experiment, build_experiment
-from snnrun.components.learning.reward import set_labels
-from snnrun.run.metrics import open_metrics
+from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
+                                   rng_state, save_checkpoint, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.run.metrics import open_metrics
 from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
+from snnrun.run.ranks import is_main
 
 EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
+FINISHED = "trained"  # the stage after learning, best-epoch restore and label pass
 
 
 def versions() -> dict[str, str]:
@@ -52,21 +61,73 @@ def git_commit() -> str | None:
         return None
 
 
-def test_phase(exp: Experiment, show_progress: bool) -> dict[str, Any]:
-    """Evaluate on the test split with learning off. Seeded so re-evaluation gives the same numbers."""
+# -- evaluation --------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    """Per-decoder predictions over a split, its readout counts, and the gradient loss."""
+
+    preds: dict[str, torch.Tensor]
+    counts: torch.Tensor
+    loss: float | None = None
+    images_per_s: float = 0.0
+
+    def accuracy(self, y: torch.Tensor) -> dict[str, float]:
+        return {name: float((p == y).float().mean()) if len(y) else float("nan") for name, p in self.preds.items()}
+
+
+@torch.no_grad()
+def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: bool = True) -> Evaluation:
+    """Present a split with learning off, in batches; decode every batch (``predict``)."""
     exp.network.eval()
-    seed = int(exp.cfg.get("seed", 0)) + EVAL_SEED_OFFSET
-    torch.manual_seed(seed)
+    preds: dict[str, list] = {name: [] for name in exp.decoders}
+    counts, loss_sum = [], 0.0
+    grad = exp.gradient
+    for start in range(0, len(split), batch_size):
+        xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
+        r = exp.present(xb)
+        counts.append(r.counts.cpu())
+        if predict:
+            for name, p in exp.predict(r).items():
+                preds[name].append(p.cpu())
+        if grad is not None and r.spikes is not None:
+            loss_sum += float(grad.loss.loss({"out": r.spikes, "v": r.v}, yb.to(r.spikes.device))) * len(yb)
+        if bar is not None:
+            bar.advance(len(xb))
+    n = exp.network.groups[exp.readout].n
+    return Evaluation({k: torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for k, v in preds.items()},
+                      torch.cat(counts) if counts else torch.zeros(0, n),
+                      loss_sum / max(len(split), 1) if grad is not None else None,
+                      bar.images_per_s if bar is not None else 0.0)
+
+
+def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
+    """Assign labels from one pass over the training split with learning off."""
+    split = exp.train
+    if exp.assignment is None or not len(split):
+        return
+    with PhaseProgress("assign labels", len(split), show) as bar:
+        ev = evaluate(exp, split, batch_size, bar, predict=False)
+    exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
+    exp.assignment.update(ev.counts, split.y)
+    metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
+                silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
+
+
+def test_phase(exp: Experiment, show: bool) -> dict[str, Any]:
+    """Evaluate on the test split with learning off. Seeded so re-evaluation gives the same numbers."""
+    torch.manual_seed(int(exp.cfg.get("seed", 0)) + EVAL_SEED_OFFSET)
     test = exp.data.test
     bs = int(exp.cfg["trainer"].get("eval_batch_size", 256))
-    with PhaseProgress("test", len(test), show_progress) as bar:
-        counts = exp.collect_counts(test, bs, bar)
-    preds = exp.predict(counts)
-    per_decoder = {name: {"test_accuracy": float((p == test.y).float().mean())} for name, p in preds.items()}
+    with PhaseProgress("test", len(test), show) as bar:
+        ev = evaluate(exp, test, bs, bar)
+    per_decoder = {name: {"test_accuracy": acc} for name, acc in ev.accuracy(test.y).items()}
     best = max(per_decoder, key=lambda k: per_decoder[k]["test_accuracy"])
-    return {"test_accuracy": per_decoder[best]["test_accuracy"], "best_decoder": best,
-            "decoders": per_decoder, "n_test": len(test), "test_images_per_s": bar.images_per_s,
-            "silent_test_samples": int((counts.sum(1) == 0).sum()), "_preds": preds[best]}
+    out = {"test_accuracy": per_decoder[best]["test_accuracy"], "best_decoder": best,
+           "decoders": per_decoder, "n_test": len(test), "test_images_per_s": ev.images_per_s,
+           "silent_test_samples": int((ev.counts.sum(1) == 0).sum()), "_preds": ev.preds[best]}
+    if ev.loss is not None:
+        out["test_loss"] = ev.loss
+    return out
 
 
 def finish(exp: Experiment, output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
@@ -76,142 +137,322 @@ def finish(exp: Experiment, output_dir: Path, results: dict[str, Any]) -> dict[s
     results["confusion"] = cm.tolist()  # rows: true class; `snnrun report` redraws it from summary.json
     save_confusion_png(cm, output_dir / "confusion.png",
                        f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
-    rows = {name: r for name, r in results["decoders"].items()}
-    console.print(results_table(f"test accuracy ({results['n_test']} samples)", rows, ["test_accuracy"]))
+    console.print(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
+                                ["test_accuracy"]))
+    save_receptive_fields(exp, output_dir / "weights.png")
     return results
 
 
+def save_receptive_fields(exp: Experiment, path: Path) -> bool:
+    """The input weights of the first dense connection out of the input group, one tile per
+    target neuron (Diehl & Cook's learned digits; a dense gradient model's first layer)."""
+    n_in = exp.network.groups[exp.input_group].n
+    for c in exp.network.connections.values():
+        w = getattr(c, "w", None)
+        if c.source == exp.input_group and isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[0] == n_in:
+            save_weights_png(w.detach(), exp.data.shape, path, f"{c.source} -> {c.target} receptive fields")
+            return True
+    return False
+
+
+# -- training ----------------------------------------------------------------------------------
 @dataclass
 class Progress:
-    """Where the learning epochs stand: everything besides the model a resumed run needs."""
+    """Where training stands: everything besides the model a resumed run needs."""
 
     epoch: int = 1                      # current epoch (1-based)
     start: int = 0                      # index into this epoch's order of the next batch
     order: torch.Tensor | None = None   # this epoch's sample order
     samples: int = 0
     train_time: float = 0.0
-    window_c: list = field(default_factory=list)  # counts/labels since the last label update
+    window_c: list = field(default_factory=list)  # counts/labels since the last running-accuracy line
     window_y: list = field(default_factory=list)
-    stage: str = "train"                # train -> labelled (learning and label pass done)
+    loss_sum: float = 0.0               # gradient loss and correct predictions over this epoch
+    correct: int = 0
+    seen: int = 0
+    best: dict = field(default_factory=lambda: {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf"),
+                                                "network": None})
+    stage: str = "train"                # train -> trained (learning, best restore and label pass done)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "start": self.start, "order": self.order, "samples": self.samples,
-                "train_time": self.train_time, "stage": self.stage,
-                "window_c": torch.cat(self.window_c) if self.window_c else None,
-                "window_y": torch.cat(self.window_y) if self.window_y else None}
+                "train_time": self.train_time, "stage": self.stage, "best": self.best,
+                "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "window_c": torch.cat(self.window_c).cpu() if self.window_c else None,
+                "window_y": torch.cat(self.window_y).cpu() if self.window_y else None}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> "Progress":
-        return cls(s["epoch"], s["start"], s["order"], s["samples"], s["train_time"],
-                   [s["window_c"]] if s["window_c"] is not None else [],
-                   [s["window_y"]] if s["window_y"] is not None else [], s["stage"])
+        p = cls(s["epoch"], s["start"], s["order"], s["samples"], s["train_time"],
+                [s["window_c"]] if s["window_c"] is not None else [],
+                [s["window_y"]] if s["window_y"] is not None else [])
+        p.loss_sum, p.correct, p.seen = s.get("loss_sum", 0.0), s.get("correct", 0), s.get("seen", 0)
+        p.best, p.stage = s["best"], s["stage"]
+        return p
 
 
-class Checkpointer:
-    """Writes this loop's checkpoints: model, label statistics, progress, RNG streams, metrics position."""
+class Trainer:
+    """One run: the experiment, its run directory, metrics, checkpoints and progress."""
 
-    def __init__(self, exp: Experiment, output_dir: Path, metrics, running: LabelAssignment,
-                 order_gen: torch.Generator):
-        self.exp, self.output_dir, self.metrics = exp, output_dir, metrics
-        self.running, self.order_gen = running, order_gen
+    def __init__(self, cfg: DictConfig | dict, output_dir: str | Path, strategy=None):
+        self.t_start = time.perf_counter()
+        self.output_dir = Path(output_dir)
+        self.exp = exp = build_experiment(cfg)
+        self.strategy = strategy
+        if strategy is not None:
+            strategy.attach(exp)
+        tr = exp.cfg["trainer"]
+        self.epochs, self.bs = int(tr["epochs"]), int(tr["batch_size"])
+        self.ebs = int(tr.get("eval_batch_size", 256))
+        self.assign_every = int(tr.get("assign_every", 250))
+        self.ckpt_every = int(tr.get("checkpoint_every") or 0)
+        self.do_label_pass = bool(tr.get("label_pass", True))
+        self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
+        if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
+            raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
+                              key="trainer")
+        if self.ckpt_every < 0:
+            raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {self.ckpt_every}",
+                              key="trainer.checkpoint_every")
+        self.n_train = len(exp.train)
+        if exp.gradient is not None:
+            steps = (self.n_train + self.bs - 1) // self.bs
+            exp.gradient.configure(exp.network, epochs=self.epochs, steps_per_epoch=steps)
+        self.order_gen = torch.Generator().manual_seed(int(exp.cfg["seed"]))
+        self.running = (LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, device=exp.device)
+                        if exp.assignment is not None else None)
+        self.prog = Progress()
+        self.metrics = None
 
-    def __call__(self, prog: Progress) -> None:
+    # -- the run directory ----------------------------------------------------------------
+    def open(self) -> dict[str, Any] | None:
+        """Create the run dir; resume from its checkpoint (``resume=true``); return the summary of a
+        run that already finished, else None. Rank 0 reads and writes, every rank gets the answer."""
+        exp, sp = self.exp, self.strategy
+        if is_main():
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        saved = data_parallel.from_rank_zero(sp, resume_point, self.output_dir, exp.cfg)
+        done = data_parallel.from_rank_zero(sp, finished_summary, self.output_dir, saved)
+        if done is not None:
+            console.print(f"[green]already finished[/]: {self.output_dir} (summary.json); nothing to resume")
+            return done
+        if is_main():
+            (self.output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+        self.saved = saved
+        if saved is not None:
+            exp.load_state_dict(saved)
+            if self.running is not None and saved.get("running_assignment") is not None:
+                self.running.load_state_dict(saved["running_assignment"])
+            self.prog = Progress.from_state(saved["progress"])
+            set_rng_state(saved["rng"], order=self.order_gen)
+        self.metrics = open_metrics(exp.cfg.get("logger"), self.output_dir,
+                                    resume_from=saved and saved["metrics"])
+        return None
+
+    def checkpoint(self) -> None:
         save_checkpoint(self.output_dir, {
-            **self.exp.state_dict(), "running_assignment": self.running.state_dict(),
-            "progress": prog.state_dict(), "rng": rng_state(order=self.order_gen),
+            **self.exp.state_dict(),
+            "running_assignment": None if self.running is None else self.running.state_dict(),
+            "progress": self.prog.state_dict(), "rng": rng_state(order=self.order_gen),
             "metrics": self.metrics.position(), "config": self.exp.cfg, "versions": versions(),
             # kept for readers of older checkpoints / quick inspection
-            "epoch": prog.epoch, "samples": prog.samples})
+            "epoch": self.prog.epoch, "samples": self.prog.samples})
+
+    def announce(self) -> None:
+        exp, p = self.exp, self.prog
+        what = (f"resuming epoch {p.epoch}, sample {p.start}" if self.saved is not None and p.stage == "train"
+                else f"resuming after training ({p.stage})" if self.saved is not None else "")
+        learners = ", ".join(getattr(l, "registered_name", type(l).__name__) for l in exp.learners.values())
+        console.print(f"[bold]snnrun[/] {exp.cfg['model'].get('name', 'model')} on {exp.data.name} "
+                      f"({self.n_train} train{f' / {len(exp.val)} val' if len(exp.val) else ''} / "
+                      f"{len(exp.data.test)} test, T={exp.encoder.steps}), "
+                      f"{learners or 'no learner'}, device {exp.device}, seed {exp.cfg['seed']}"
+                      + (f"; [yellow]{what}[/]" if what else ""))
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        done = self.open()
+        if done is not None:
+            return done
+        exp, prog = self.exp, self.prog
+        self.announce()
+        sp = self.strategy
+        try:
+            with StopOnSignal(agree=sp.agree_signal if sp is not None else None) as stop:
+                self.stop = stop
+                if prog.stage == "train":
+                    self.learn_epochs()
+                    if prog.best["network"] is not None and len(exp.val):
+                        exp.load_state_dict({}, network=prog.best["network"])
+                    if self.do_label_pass:
+                        label_pass(exp, self.ebs, self.metrics, self.show)
+                    prog.stage = FINISHED
+                    self.checkpoint()
+                    self.interrupted()
+                results = test_phase(exp, self.show)
+                self.interrupted()  # the finished checkpoint is the resume point: the test phase reruns
+            self.metrics.log(phase="test", **{k: v for k, v in results.items() if not k.startswith("_")})
+        finally:
+            self.metrics.close()
+        return self.summarise(results)
+
+    def interrupted(self) -> None:
+        if self.stop.requested:
+            raise TrainingInterrupted(self.stop.signum, self.output_dir)
+
+    def learn_epochs(self) -> None:
+        exp, prog = self.exp, self.prog
+        train_x, train_y = exp.train.x.to(exp.device), exp.train.y.to(exp.device)  # batches gathered there
+        last_ckpt = prog.samples
+        while prog.epoch <= self.epochs:
+            exp.network.train()
+            if prog.order is None:
+                prog.order = torch.randperm(self.n_train, generator=self.order_gen)
+                prog.loss_sum, prog.correct, prog.seen = 0.0, 0, 0
+            order = prog.order.to(exp.device)
+            loss_sum = torch.zeros((), device=exp.device, dtype=torch.float64)  # summed on the device: no
+            correct = torch.zeros((), device=exp.device, dtype=torch.long)      # host sync per batch
+            with PhaseProgress(f"epoch {prog.epoch}/{self.epochs}", self.n_train, self.show) as bar:
+                if prog.start:  # resumed mid-epoch
+                    bar.progress.update(bar.task, completed=prog.start)
+                base_time = prog.train_time
+                while prog.start < self.n_train:
+                    idx = order[prog.start:prog.start + self.bs]
+                    xb, yb = train_x[idx], train_y[idx]
+                    counts = self.train_batch(xb, yb, loss_sum, correct)
+                    if self.running is not None:
+                        prog.window_c.append(counts)
+                        prog.window_y.append(yb)
+                    prog.samples += len(idx)
+                    prog.start += len(idx)
+                    prog.seen += len(idx)
+                    extra = None
+                    if prog.samples % self.assign_every < len(idx) or prog.start >= self.n_train:
+                        extra = self.log_window(bar, loss_sum, correct)
+                    bar.advance(len(idx), extra)
+                    prog.train_time = base_time + bar.elapsed
+                    if prog.start >= self.n_train:
+                        break  # the epoch-end checkpoint below covers this point
+                    if self.stop.requested or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every):
+                        self.sync_sums(loss_sum, correct)
+                        self.checkpoint()
+                        last_ckpt = prog.samples
+                        self.interrupted()
+            self.sync_sums(loss_sum, correct)
+            self.end_epoch(bar.elapsed)
+            prog.epoch, prog.start, prog.order = prog.epoch + 1, 0, None
+            self.checkpoint()
+            last_ckpt = prog.samples
+            self.interrupted()
+
+    def sync_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
+        """Move the device-side epoch sums into the progress record (one host sync)."""
+        self.prog.loss_sum += float(loss_sum)
+        self.prog.correct += int(correct)
+        loss_sum.zero_()
+        correct.zero_()
+
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, loss_sum: torch.Tensor,
+                    correct: torch.Tensor) -> torch.Tensor:
+        """Learn from one batch; return its readout counts (B, n)."""
+        exp, sp = self.exp, self.strategy
+        exp.begin_presentation(yb if sp is None else yb[sp.shard(len(yb))])
+        if exp.gradient is None:
+            return exp.present(xb).counts
+        loss, out = exp.gradient_step(xb, yb)
+        y_rows = yb if sp is None else yb[sp.rows]
+        loss_sum += loss.detach().double() * len(y_rows)
+        correct += (exp.gradient.loss.predict(out).detach() == y_rows).sum()
+        counts = out["out"].detach().sum(0)
+        return counts if sp is None else sp.gather_rows(counts, len(yb))
+
+    def log_window(self, bar, loss_sum, correct) -> str | None:
+        """A metrics line: running accuracy of the count-based decoders with the labels assigned
+        from earlier samples, then the window's counts update the running assignment."""
+        exp, prog = self.exp, self.prog
+        record: dict[str, Any] = {"phase": "train", "epoch": prog.epoch, "samples": prog.samples}
+        extra = None
+        if self.running is not None and prog.window_c:
+            c, y = torch.cat(prog.window_c), torch.cat(prog.window_y)
+            acc = {}
+            if self.running.rates.sum() > 0:
+                r = Readout(counts=c, dt=exp.network.dt)
+                acc = {name: float((d.predict(r, self.running, exp.n_classes) == y).float().mean())
+                       for name, d in exp.decoders.items() if d.needs <= {"assignment"}}
+            self.running.update(c, y, alpha=1.0)
+            prog.window_c, prog.window_y = [], []
+            record["running_accuracy"] = acc
+            if acc:
+                extra = f"acc {max(acc.values()):.3f}"
+        if exp.gradient is not None:
+            self.sync_sums(loss_sum, correct)
+            seen = max(prog.seen, 1)
+            if self.strategy is not None:  # the epoch's loss and accuracy over all ranks' shares
+                tot_loss, tot_correct = self.strategy.sum_(prog.loss_sum, prog.correct)
+            else:
+                tot_loss, tot_correct = prog.loss_sum, prog.correct
+            record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
+            extra = f"loss {record['loss']:.4f}"
+        record["images_per_s"] = round(bar.images_per_s, 2)
+        self.metrics.log(**record)
+        return extra
+
+    def end_epoch(self, epoch_time: float) -> None:
+        exp, prog = self.exp, self.prog
+        if self.running is not None:
+            exp.assignment.load_state_dict(self.running.state_dict())
+        val_loss, line = None, f"epoch {prog.epoch}"
+        if len(exp.val):
+            ev = evaluate(exp, exp.val, self.ebs)
+            first = next(iter(exp.decoders))
+            val_acc = ev.accuracy(exp.val.y)[first]
+            val_loss = ev.loss if ev.loss is not None else float("nan")
+            better = (val_acc, -val_loss if ev.loss is not None else 0.0) > \
+                (prog.best["val_accuracy"], -prog.best["val_loss"] if ev.loss is not None else 0.0)
+            if better:
+                prog.best = {"epoch": prog.epoch, "val_accuracy": val_acc, "val_loss": val_loss,
+                             "network": {k: v.detach().cpu().clone() for k, v in exp.network.state_dict().items()}}
+            self.metrics.log(phase="val", epoch=prog.epoch, samples=prog.samples, val_accuracy=val_acc,
+                             val_loss=val_loss, best_epoch=prog.best["epoch"])
+            line += f": val {val_acc:.4f}" + (" [green]best[/]" if better else "")
+        else:
+            prog.best["epoch"] = prog.epoch
+        for learner in exp.learners.values():
+            learner.end_epoch(val_loss)
+        if exp.gradient is not None:
+            line += f", loss {prog.loss_sum / max(prog.seen, 1):.4f}, lr {exp.gradient.lr:.2e}"
+        console.print(line + f" ({self.n_train / max(epoch_time, 1e-9):.0f} images/s)")
+
+    def summarise(self, results: dict[str, Any]) -> dict[str, Any]:
+        exp, prog = self.exp, self.prog
+        results = finish(exp, self.output_dir, results)
+        summary = {**results, **run_facts(exp, t_start=self.t_start, samples=prog.samples,
+                                          train_time=prog.train_time, n_train=self.n_train, epochs=self.epochs,
+                                          resumed=self.saved is not None, n_val=len(exp.val))}
+        summary["best_epoch"] = prog.best["epoch"]
+        summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
+        summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
+        write_json_atomic(self.output_dir / "summary.json", summary)
+        console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
+                      f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {self.output_dir}")
+        return summary
 
 
-def train(cfg: DictConfig, output_dir: str | Path) -> dict[str, Any]:
+def train(cfg: DictConfig | dict, output_dir: str | Path) -> dict[str, Any]:
     """Train and evaluate the configured model; write metrics, checkpoints, summary and figures.
 
     ``resume=true`` continues the run in ``output_dir`` from its last checkpoint (same RNG
     stream, metrics appended without duplicates). SIGINT/SIGTERM write a checkpoint and raise
-    :class:`~snnrun.run.checkpoint.TrainingInterrupted`.
+    :class:`~snnrun.errors.TrainingInterrupted`. ``trainer.strategy=ddp`` under torchrun runs
+    data-parallel (:mod:`snnrun.engine.data_parallel`).
     """
-    from snnrun.engine.gradient_loop import is_gradient_config, train_gradient
-
-    with distributed.session(cfg) as dp:  # trainer.strategy=ddp under torchrun: snnrun/engine/data_parallel.py
-        if is_gradient_config(cfg):  # model.layers + a gradient model.learner: snnrun/engine/gradient_loop.py
-            return train_gradient(cfg, output_dir, dp)
-        return _train_local(cfg, output_dir, dp)
-
-
-def _train_local(cfg: DictConfig, output_dir: str | Path, dp=None) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    output_dir = Path(output_dir)
-    exp = build_experiment(cfg)
-    if dp is not None:
-        dp.attach_local_learning(exp)
-    saved, done = open_run(output_dir, exp.cfg, dp, finished_stage="labelled")
-    if done is not None:
-        return done
-    tr = exp.cfg["trainer"]
-    epochs, bs = int(tr["epochs"]), int(tr["batch_size"])
-    assign_every = int(tr.get("assign_every", 250))
-    ckpt_every = int(tr.get("checkpoint_every") or 0)
-    show = bool((exp.cfg.get("logger") or {}).get("progress", True))
-    if epochs < 0 or bs < 1:
-        raise ConfigError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {bs}", key="trainer")
-    if ckpt_every < 0:
-        raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {ckpt_every}",
-                          key="trainer.checkpoint_every")
-    train_split = exp.data.train
-    n_train = len(train_split)
-
-    order_gen = torch.Generator().manual_seed(int(exp.cfg["seed"]))
-    running = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, device=exp.device)
-    prog = Progress()
-    if saved is not None:
-        exp.load_state_dict(saved)
-        running.load_state_dict(saved["running_assignment"])
-        prog = Progress.from_state(saved["progress"])
-        set_rng_state(saved["rng"], order=order_gen)
-    metrics = open_metrics(exp.cfg.get("logger"), output_dir, resume_from=saved and saved["metrics"])
-    checkpoint = Checkpointer(exp, output_dir, metrics, running, order_gen)
-    what = (f"resuming epoch {prog.epoch}, sample {prog.start}" if saved is not None and prog.stage == "train"
-            else f"resuming after training ({prog.stage})" if saved is not None else "")
-    console.print(f"[bold]snnrun[/] {exp.cfg['model'].get('name', 'model')} on {exp.data.name} "
-                  f"({n_train} train / {len(exp.data.test)} test), device {exp.device}, seed {exp.cfg['seed']}"
-                  + (f"; [yellow]{what}[/]" if what else ""))
-
-    try:
-        with StopOnSignal() as stop:
-            if prog.stage == "train":
-                learn_epochs(exp, prog, epochs, bs, assign_every, ckpt_every, metrics, running, order_gen,
-                             checkpoint, stop, show)
-                label_pass(exp, tr, metrics, show)
-                prog.stage = "labelled"
-                checkpoint(prog)
-                if stop.requested:
-                    raise TrainingInterrupted(stop.signum, output_dir)
-            results = test_phase(exp, show)
-            if stop.requested:  # the labelled checkpoint is the resume point: the test phase reruns
-                raise TrainingInterrupted(stop.signum, output_dir)
-        metrics.log(phase="test", **{k: v for k, v in results.items() if not k.startswith("_")})
-    finally:
-        metrics.close()
-
-    results = finish(exp, output_dir, results)
-    readout_in = [c for c in exp.network.connections.values()
-                  if c.target == exp.readout and c.source == exp.input_group]
-    if readout_in:
-        save_weights_png(readout_in[0].w, exp.data.shape, output_dir / "weights.png",
-                         f"{readout_in[0].source} -> {readout_in[0].target} receptive fields")
-    summary = {**results, **run_facts(exp, t_start=t_start, samples=prog.samples, train_time=prog.train_time,
-                                      n_train=n_train, epochs=epochs, resumed=saved is not None)}
-    write_json_atomic(output_dir / "summary.json", summary)
-    console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
-                  f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {output_dir}")
-    return summary
+    with data_parallel.session(cfg) as strategy:
+        return Trainer(cfg, output_dir, strategy).run()
 
 
 def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: int, epochs: int,
               resumed: bool, **extra: Any) -> dict[str, Any]:
-    """The summary.json keys every training loop writes besides its results (``extra`` are a
-    loop's own keys, placed after n_train)."""
+    """The summary.json keys every run writes besides its results (``extra`` after n_train)."""
     return {
         "train_images_per_s": samples / train_time if train_time > 0 else None,
         "train_samples": samples,
@@ -229,93 +470,12 @@ def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: 
     }
 
 
-def open_run(output_dir: Path, cfg: dict[str, Any], dp, finished_stage: str):
-    """Create the run dir and return (checkpoint to resume from or None, summary if the run
-    already finished or None); write resolved_config.yaml for a run that goes on. Rank 0 reads
-    and writes, every rank gets the answer."""
-    if distributed.is_main():
-        output_dir.mkdir(parents=True, exist_ok=True)
-    saved = distributed.from_rank_zero(dp, resume_point, output_dir, cfg)
-    done = distributed.from_rank_zero(dp, finished_summary, output_dir, saved, finished_stage)
-    if done is not None:
-        console.print(f"[green]already finished[/]: {output_dir} (summary.json); nothing to resume")
-    elif distributed.is_main():
-        (output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    return saved, done
-
-
-def finished_summary(output_dir: Path, saved: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
-    """The summary of a run whose checkpoint says it got past ``stage`` and that wrote summary.json."""
+def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The summary of a run whose checkpoint says it finished training and that wrote summary.json."""
     path = output_dir / "summary.json"
-    if saved is not None and saved["progress"]["stage"] == stage and path.is_file():
+    if saved is not None and saved["progress"]["stage"] == FINISHED and path.is_file():
         return json.loads(path.read_text())
     return None
-
-
-def learn_epochs(exp: Experiment, prog: Progress, epochs: int, bs: int, assign_every: int, ckpt_every: int,
-                 metrics, running: LabelAssignment, order_gen: torch.Generator, checkpoint: Checkpointer,
-                 stop: StopOnSignal, show: bool) -> None:
-    """The learning epochs, from wherever ``prog`` stands. Checkpoints every ``ckpt_every`` samples,
-    at each epoch end, and (then raising TrainingInterrupted) when a stop signal arrived."""
-    train_split = exp.data.train
-    n_train = len(train_split)
-    last_ckpt = prog.samples
-    while prog.epoch <= epochs:
-        exp.network.train()
-        if prog.order is None:
-            prog.order = torch.randperm(n_train, generator=order_gen)
-        with PhaseProgress(f"epoch {prog.epoch}/{epochs}", n_train, show) as bar:
-            if prog.start:  # resumed mid-epoch
-                bar.progress.update(bar.task, completed=prog.start)
-            base_time = prog.train_time
-            while prog.start < n_train:
-                idx = prog.order[prog.start:prog.start + bs]
-                set_labels(exp.network, train_split.y[idx])  # for label-driven rules (reward, tempotron)
-                prog.window_c.append(exp.simulate(train_split.x[idx]).cpu())
-                prog.window_y.append(train_split.y[idx])
-                prog.samples += len(idx)
-                prog.start += len(idx)
-                extra = None
-                if sum(len(y) for y in prog.window_y) >= assign_every or prog.start >= n_train:
-                    c, y = torch.cat(prog.window_c), torch.cat(prog.window_y)
-                    acc = {}
-                    if running.rates.sum() > 0:  # predict with labels from earlier windows
-                        acc = {k: float((p == y).float().mean())
-                               for k, p in exp.predict_with(c, running).items()}
-                    running.update(c, y, alpha=1.0)
-                    prog.window_c, prog.window_y = [], []
-                    metrics.log(phase="train", epoch=prog.epoch, samples=prog.samples,
-                                running_accuracy=acc, images_per_s=round(bar.images_per_s, 2))
-                    if acc:
-                        extra = f"acc {max(acc.values()):.3f}"
-                bar.advance(len(idx), extra)
-                prog.train_time = base_time + bar.elapsed
-                if prog.start >= n_train:
-                    break  # the epoch-end checkpoint below covers this point
-                if stop.requested or (ckpt_every and prog.samples - last_ckpt >= ckpt_every):
-                    checkpoint(prog)
-                    last_ckpt = prog.samples
-                    if stop.requested:
-                        raise TrainingInterrupted(stop.signum, checkpoint.output_dir)
-        exp.assignment.load_state_dict(running.state_dict())
-        prog.epoch, prog.start, prog.order = prog.epoch + 1, 0, None
-        checkpoint(prog)
-        last_ckpt = prog.samples
-        if stop.requested:
-            raise TrainingInterrupted(stop.signum, checkpoint.output_dir)
-
-
-def label_pass(exp: Experiment, tr: dict[str, Any], metrics, show: bool) -> None:
-    """Assign labels from one pass over the training set with learning off."""
-    exp.network.eval()
-    train_split = exp.data.train
-    if tr.get("label_pass", True) and len(train_split):
-        with PhaseProgress("assign labels", len(train_split), show) as bar:
-            counts = exp.collect_counts(train_split, int(tr.get("eval_batch_size", 256)), bar)
-        exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
-        exp.assignment.update(counts, train_split.y)
-        metrics.log(phase="assign", samples=len(train_split), images_per_s=round(bar.images_per_s, 2),
-                    silent_train_samples=int((counts.sum(1) == 0).sum()))
 
 
 # keys that may differ between a run and its resumption (they change nothing that was learned)
@@ -340,9 +500,9 @@ def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None
         console.print(f"[yellow]resume=true but no checkpoint in {output_dir}: starting from scratch[/]")
         return None
     saved = load_checkpoint(output_dir, fallback=True, warn=lambda m: console.print(f"[yellow]{m}[/]"))
-    if "progress" not in saved:
+    if "progress" not in saved or "best" not in saved["progress"]:
         raise ConfigError(f"the checkpoint in {output_dir} was written by an older snnrun and holds no "
-                          "training progress; it can be evaluated but not resumed", key="resume")
+                          "training progress of this version; it can be evaluated but not resumed", key="resume")
     diff = config_diff(saved["config"], cfg, ignore=RESUMABLE_CHANGES)
     if diff:
         key, (old, new) = next(iter(diff.items()))
@@ -372,14 +532,10 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
-    from snnrun.engine.gradient_loop import evaluate_gradient_run, is_gradient_config
-
-    if is_gradient_config(cfg):
-        return evaluate_gradient_run(run_dir, cfg)
     state = load_checkpoint(run_dir, fallback=False)
     exp = build_experiment(cfg)
     exp.load_state_dict(state)
-    results = finish(exp, run_dir, test_phase(exp, bool(exp.cfg.get("logger", {}).get("progress", True))))
+    results = finish(exp, run_dir, test_phase(exp, bool((exp.cfg.get("logger") or {}).get("progress", True))))
     summary_path = run_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
@@ -390,6 +546,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
 
 def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """The composed config a run was started with (``.hydra/config.yaml``), plus dotlist overrides."""
+    from snnrun.config import config_dir
+
     run_dir = Path(run_dir)
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if not cfg_path.is_file():

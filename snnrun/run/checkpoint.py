@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnrun.engine.data_parallel import rank_zero_only
+from snnrun.run.ranks import rank_zero_only
 from snnrun.errors import ConfigError, TrainingInterrupted  # noqa: F401  (re-exported for loops)
 
 CHECKPOINT = "checkpoint.pt"
@@ -119,21 +119,15 @@ class StopOnSignal:
                     ("SIGINT", "SIGTERM", "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
                     if hasattr(signal, name))
 
-    def __init__(self):
+    def __init__(self, agree=None):
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
+        self._agree = agree  # a data-parallel run: every rank stops at the same batch, or collectives hang
 
     @property
     def requested(self) -> bool:
-        import torch.distributed as dist
-
-        from snnrun.engine.data_parallel import active
-
-        dp = active()
-        if dp is not None and dp.world > 1:  # every rank stops at the same batch, or collectives hang
-            flag = dp.all_reduce_(torch.tensor([self.signum or 0], device=dp.comm_device),
-                                  dist.ReduceOp.MAX)
-            self.signum = self.signum or int(flag) or None
+        if self._agree is not None:
+            self.signum = self._agree(self.signum)
         return self.signum is not None
 
     def _handle(self, signum, frame):

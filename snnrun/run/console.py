@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from snnrun.engine.data_parallel import rank_zero_only
+from snnrun.run.ranks import rank_zero_only
 
 console = Console(stderr=False, highlight=False)
 

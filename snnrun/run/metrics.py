@@ -112,7 +112,7 @@ def build_sinks(logger_cfg: dict[str, Any] | None, output_dir: Path) -> list:
 
 def open_metrics(logger_cfg: dict[str, Any] | None, output_dir: Path, resume_from: dict | None = None):
     """The run's metrics stream with the configured sinks attached (what training loops call)."""
-    from snnrun.engine.data_parallel import is_main
+    from snnrun.run.ranks import is_main
     from snnrun.run.console import MetricsLog, NullMetrics
 
     if not is_main():  # data-parallel runs: rank 0 logs (the metrics it logs are reduced over ranks)

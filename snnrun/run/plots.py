@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from snnrun.engine.data_parallel import rank_zero_only  # noqa: E402
+from snnrun.run.ranks import rank_zero_only  # noqa: E402
 
 
 def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:

@@ -1,4 +1,15 @@
-"""Local learning rules: called once per time step, after the neuron groups have updated."""
+"""The learner protocol, and the base of local rules (called once per time step, after the
+neuron groups have updated).
+
+Every learner of a model (``model.learner``) follows one protocol, whatever it trains:
+
+    begin_presentation(labels)   before a batch is presented (label- and reward-driven rules)
+    step()                       every time step while learning (local rules; the network calls it)
+    end_presentation()           after the batch's last step (rules that update once per sample)
+    train_step(forward, y)       gradient learners: forward, loss, backward, optimiser step
+    end_epoch(val_loss)          after each epoch (learning-rate schedules)
+    state_dict() / load_state_dict(state)   what a checkpoint keeps besides the weights
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,31 @@ from snnrun.registry import Registered, Registry
 REDUCTIONS = ("sum", "mean", "owner")
 
 
-class LearningRule(Registered):
+class Learner:
+    """The protocol of every learner (see the module docstring); the defaults do nothing."""
+
+    gradient = False  # trains by backpropagation (the loop calls train_step instead of presenting)
+
+    def begin_presentation(self, labels: torch.Tensor) -> None:
+        """The labels of the batch about to be presented."""
+
+    def step(self) -> None:
+        """One time step while learning."""
+
+    def end_presentation(self) -> None:
+        """After the last step of a presentation while learning."""
+
+    def end_epoch(self, val_loss: float | None) -> None:
+        """After each training epoch (with the validation loss, when there is one)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class LearningRule(Registered, Learner):
     """Base class of local rules acting on one connection.
 
     ``connection`` is the name of the connection in ``network.connections``; the builder
@@ -48,10 +83,6 @@ class LearningRule(Registered):
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""
 
-    def end_presentation(self) -> None:
-        """Called by the network at the end of every presentation while learning (rules that
-        update once per sample, e.g. the tempotron)."""
-
     def reduce(self, dw_batch: torch.Tensor) -> torch.Tensor:
         return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)
 
@@ -60,6 +91,23 @@ class LearningRule(Registered):
             self.update()
         else:  # this rank's share of the batch; the ranks' updates are summed (snnrun/engine/data_parallel.py)
             self.data_parallel.reduced_update(self)
+        self.after_update()
+
+    def end_presentation(self) -> None:
+        """Called by the network at the end of every presentation while learning; rules that
+        update once per sample (e.g. the tempotron) implement :meth:`presentation_update`."""
+        if type(self).presentation_update is LearningRule.presentation_update:
+            return
+        if self.data_parallel is None:
+            self.presentation_update()
+        else:
+            self.data_parallel.reduced_update(self, self.presentation_update)
+        self.connection.clamp()
+
+    def presentation_update(self) -> None:
+        """The weight change at the end of a presentation (none by default)."""
+
+    def after_update(self) -> None:
         if self.weight_decay:
             self.connection.w.mul_(1.0 - self.weight_decay * self.dt)
         self.connection.clamp()

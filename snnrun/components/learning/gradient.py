@@ -1,10 +1,13 @@
 """Gradient learners: surrogate-gradient backpropagation through time (BPTT).
 
-Configured at ``model.learner`` of a feed-forward gradient model (``model.layers``), not per
-connection like the local rules::
+Configured at ``model.learner`` (alone, or beside local rules in a mapping of named learners)::
 
     learner:
       type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA surrogate)
+      loss: spike_count_ce          # snnrun list losses: how the readout's activity is scored
+      connections: null             # the connections it trains (null: every one that no local
+                                    # rule owns and that is not `learn: false`), plus every
+                                    # trainable neuron parameter (PLIF time constants)
       optimizer: {type: Adam, lr: 1.0e-3}             # any torch.optim class, by its own name
       scheduler: {type: CosineAnnealingLR}             # any torch.optim.lr_scheduler class, or null
       weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
@@ -24,7 +27,8 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.components.learning.base import LearningRule
+from snnrun.components.learning.base import Learner, LearningRule
+from snnrun.components.losses import Loss
 from snnrun.registry import accepted_kwargs, did_you_mean
 from snnrun.components.surrogates import build_surrogate
 
@@ -62,7 +66,7 @@ def _split_type(node: Any, key: str) -> tuple[str, dict]:
 
 
 @LearningRule.register("surrogate_bptt", "stbp", "sbp")
-class SurrogateBPTT:
+class SurrogateBPTT(Learner):
     """Surrogate-gradient BPTT: trains every layer and trainable neuron parameter of a model.
 
     Losses come from ``model.loss``; the spike's derivative from each node's surrogate (or the
@@ -76,11 +80,9 @@ class SurrogateBPTT:
 
     def __init__(self, *, optimizer: Any = None, scheduler: Any = None, weight_decay: float = 0.0,
                  grad_clip: float | None = None, amp: bool | str = False, val_fraction: float = 0.1,
-                 surrogate: Any = None, connection=None, source=None, target=None, dt: float = 1.0):
-        if connection is not None:
-            raise ConfigError(f"{self.registered_name} trains a whole feed-forward model: set it as "
-                              "model.learner (with model.layers), not under model.network.learners",
-                              key="type")
+                 surrogate: Any = None, loss: Any = "spike_count_ce", connections: list[str] | None = None):
+        self.loss = Loss.build(loss, key="loss")
+        self.connections = None if connections is None else [str(c) for c in connections]
         self.optimizer_node = optimizer if optimizer is not None else {"type": "Adam", "lr": 1e-3}
         self.scheduler_node = scheduler
         self.weight_decay = float(weight_decay)
@@ -139,7 +141,7 @@ class SurrogateBPTT:
             if p.requires_grad:
                 (decay if p.dim() >= 2 else no_decay).append(p)
         if not decay and not no_decay:
-            raise ConfigError("the model has no trainable parameters", key="model.layers")
+            raise ConfigError("the model has no trainable parameters", key="model.learner")
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         try:
             self.optimizer = self.opt_cls([g for g in groups if g["params"]], **self.opt_kwargs)
@@ -167,12 +169,15 @@ class SurrogateBPTT:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_step(self, forward, loss_fn, y: torch.Tensor, device: torch.device):
-        """One optimisation step. ``forward()`` returns the model output; returns (loss, output)."""
+    def train_step(self, forward, y: torch.Tensor, device: torch.device, scale: float = 1.0):
+        """One optimisation step. ``forward()`` returns the readout's output; returns (loss,
+        output). ``scale`` multiplies the loss (a data-parallel rank's share of the batch)."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast(device):
             output = forward()
-            loss = loss_fn.loss(output, y)
+            loss = self.loss.loss(output, y)
+            if scale != 1.0:
+                loss = loss * scale
         loss.backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],

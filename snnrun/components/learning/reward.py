@@ -108,15 +108,9 @@ class Constant(RewardSource):
 
 
 def set_labels(network, labels: torch.Tensor) -> None:
-    """Hand the labels of the next presentation to every rule that needs them (in place when
-    the shape is unchanged, so captured CUDA graphs see the new values)."""
+    """Hand the labels of the next presentation to every local rule of ``network``."""
     for rule in network.learners.values():
-        if getattr(rule, "needs_labels", False):
-            dev = rule.connection.w.device
-            if rule.labels is not None and rule.labels.shape == labels.shape and rule.labels.device == dev:
-                rule.labels.copy_(labels, non_blocking=True)
-            else:
-                rule.labels = labels.to(dev).clone()
+        rule.begin_presentation(labels)
 
 
 class LabelledRule(LearningRule):
@@ -124,6 +118,17 @@ class LabelledRule(LearningRule):
 
     needs_labels = False
     labels: torch.Tensor | None = None
+
+    def begin_presentation(self, labels: torch.Tensor) -> None:
+        """Keep the labels when the rule needs them (in place when the shape is unchanged, so
+        captured CUDA graphs see the new values)."""
+        if not self.needs_labels:
+            return
+        dev = self.connection.w.device
+        if self.labels is not None and self.labels.shape == labels.shape and self.labels.device == dev:
+            self.labels.copy_(labels, non_blocking=True)
+        else:
+            self.labels = labels.to(dev).clone()
 
 
 class RewardModulated(LabelledRule):
@@ -351,7 +356,7 @@ class Tempotron(LabelledRule):
         self.psp_at_best = torch.where(better.unsqueeze(2), psp.unsqueeze(1), self.psp_at_best)
         self.fired = self.fired | (s_post > 0)
 
-    def end_presentation(self) -> None:
+    def presentation_update(self) -> None:
         if self.fired is None:
             return
         if self.labels is None:
@@ -363,5 +368,4 @@ class Tempotron(LabelledRule):
         sign = (should & ~self.fired).to(self.psp_at_best.dtype) - (~should & self.fired).to(self.psp_at_best.dtype)
         dw = torch.einsum("bj,bji->ij", sign, self.psp_at_best)
         self.connection.w.add_(dw / b if self.reduction == "mean" else dw, alpha=self.nu[0])
-        self.connection.clamp()
         self._clear()

@@ -66,6 +66,9 @@ class PostPreSTDP(LearningRule):
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
         (lowest-index) sample that fired them."""
+        if self.data_parallel is not None:  # ownership is decided over the whole global batch
+            self.data_parallel.claim(self, s_post)
+            return
         if getattr(self, "owner", None) is None:
             self.owner = torch.full((s_post.shape[1],), -1, dtype=torch.long, device=s_post.device)
         first = s_post.argmax(0)  # the first sample index among the maxima
