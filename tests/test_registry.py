@@ -55,3 +55,32 @@ def test_every_component_has_a_docstring():
         for name, cls in reg.items():
             assert (cls.__doc__ or "").strip(), f"{kind} '{name}' has no docstring"
     assert "v >= thresh" in LIFNodes.__doc__
+
+
+# layers merge into connections (engine refactor)
+SHARED_FOR_NOW = {frozenset({"connections", "layers"}): {"dense", "linear", "conv2d", "conv"}}
+
+
+def test_one_name_one_meaning():
+    """A name (or alias) shown by ``snnrun list`` names one component in one registry only."""
+    owners: dict[str, set[str]] = {}
+    for kind, reg in registries().items():
+        for name in reg.names():
+            for n in (name, *reg.aliases_of(name)):
+                owners.setdefault(n, set()).add(kind)
+    clashes = {n: sorted(kinds) for n, kinds in owners.items()
+               if len(kinds) > 1 and n not in SHARED_FOR_NOW.get(frozenset(kinds), set())}
+    assert not clashes, f"names registered in more than one registry: {clashes}"
+
+
+def test_renamed_names_point_to_their_new_names():
+    from snnrun.components.generators import Generator
+    from snnrun.components.learning import LearningRule
+    from snnrun.components.surrogates import Surrogate
+
+    assert Surrogate.registry.get("stca_rect").__name__ == "STCARect" and "stca" not in Surrogate.registry
+    assert LearningRule.registry.get("stca").__name__ == "STCA"
+    for old, new in (("constant_current", "constant"), ("poisson", "poisson_generator")):
+        with pytest.raises(ConfigError, match=f"Did you mean '{new}'") as e:
+            Generator.build({"type": old}, key="input", time=5, dt=1)
+        assert e.value.key == "input.type"

@@ -4,7 +4,7 @@
     snnrun probe neuron=lif sweep=fi sweep.max=5 out=lif_fi.png
 
 ``neuron`` names a preset in conf/neuron/ (its reference defaults) or a registered type;
-``neuron.<param>=value`` overrides a parameter. ``input`` is a generator (step, constant_current,
+``neuron.<param>=value`` overrides a parameter. ``input`` is a generator (step, constant,
 sin, ramp, poisson_generator) with ``input.<param>=value``. ``sweep=fi`` runs one neuron per
 current in ``sweep.min .. sweep.max`` (``sweep.points`` values, batched) and plots the rate.
 """

@@ -234,11 +234,12 @@ class Erf(Surrogate):
         return torch.special.erfc(-self.alpha * x) / 2
 
 
-@Surrogate.register("stca")
-class STCA(Surrogate):
-    """SPAIC's STCA gradient (Gu et al. 2019): g'(x) = 1/alpha where |x| < alpha, else 0; alpha=0.5."""
+@Surrogate.register("stca_rect")
+class STCARect(Surrogate):
+    """Rectangle of SPAIC's STCA learner (Gu et al. 2019): g'(x) = 1/alpha where |x| < alpha,
+    else 0; alpha=0.5 (the learner ``stca`` sets it on every trainable node)."""
 
-    function = _function("STCAGrad", lambda x, a: (x.abs() < a).to(x.dtype) / a)
+    function = _function("STCARectGrad", lambda x, a: (x.abs() < a).to(x.dtype) / a)
 
     def __init__(self, alpha: float = 0.5):
         super().__init__(alpha)

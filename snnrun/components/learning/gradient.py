@@ -4,7 +4,7 @@ Configured at ``model.learner`` of a feed-forward gradient model (``model.layers
 connection like the local rules::
 
     learner:
-      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA surrogate)
+      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA: surrogate stca_rect)
       optimizer: {type: Adam, lr: 1.0e-3}             # any torch.optim class, by its own name
       scheduler: {type: CosineAnnealingLR}             # any torch.optim.lr_scheduler class, or null
       weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
@@ -211,7 +211,7 @@ class STCA(SurrogateBPTT):
     """SPAIC's STCA: BPTT with the STCA pseudo-derivative 1/alpha [|v - theta| < alpha] (alpha=0.5)
     in every trainable node (override with ``surrogate``)."""
 
-    default_surrogate = {"type": "stca", "alpha": 0.5}
+    default_surrogate = {"type": "stca_rect", "alpha": 0.5}
 
 
 def is_gradient_learner(node: Any) -> bool:
