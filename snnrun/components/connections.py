@@ -12,7 +12,7 @@ from torch import nn
 
 from snnrun.errors import ConfigError
 from snnrun.engine.kernels.split_matmul import split_fp16_matmul
-from snnrun.registry import Registered, Registry
+from snnrun.registry import Registered, Registry, as_node
 
 
 def init_weights(shape: tuple[int, ...], init, name: str = "init") -> torch.Tensor:
@@ -20,7 +20,7 @@ def init_weights(shape: tuple[int, ...], init, name: str = "init") -> torch.Tens
     ``{type: uniform, low, high}``, ``{type: normal, mean, std}``, ``{type: constant, value}``."""
     if isinstance(init, (int, float)):
         return torch.full(shape, float(init))
-    init = dict(init or {"type": "uniform", "low": 0.0, "high": 0.3})
+    init = as_node(init, name, default={"type": "uniform", "low": 0.0, "high": 0.3})
     kind = init.pop("type", "uniform")
     try:
         if kind == "uniform":

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registered, Registry
+from snnrun.registry import Registered, Registry, as_node
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +94,7 @@ def build_surrogate(spec: Any, key: str = "surrogate") -> Surrogate:
     or an already built :class:`Surrogate`."""
     if isinstance(spec, Surrogate):
         return spec
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    return Surrogate.build(spec, key=key)
+    return Surrogate.build(as_node(spec, key), key=key)
 
 
 def _function(name: str, derivative) -> type[SurrogateFunction]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from snnrun.errors import ConfigError
 from snnrun.components.learning.base import LearningRule
-from snnrun.registry import accepted_kwargs, did_you_mean
+from snnrun.registry import accepted_kwargs, as_node, did_you_mean
 from snnrun.components.surrogates import build_surrogate
 
 # schedulers stepped once per batch rather than once per epoch (unless `interval` says otherwise)
@@ -55,7 +55,7 @@ def _check_options(cls: type, kwargs: dict, set_by_snnrun: set[str], key: str, w
 
 
 def _split_type(node: Any, key: str) -> tuple[str, dict]:
-    node = {"type": node} if isinstance(node, str) else dict(node or {})
+    node = as_node(node, key)
     if "type" not in node:
         raise ConfigError("missing 'type' (a torch class name)", key=key)
     return str(node.pop("type")), node
@@ -216,13 +216,11 @@ class STCA(SurrogateBPTT):
 
 def is_gradient_learner(node: Any) -> bool:
     """Whether a ``model.learner`` node names a gradient learner (surrogate_bptt and friends)."""
-    if node is None:
-        return False
     from snnrun.registry import import_target
 
     try:
-        node = dict(node)
-    except (TypeError, ValueError):
+        node = as_node(node, "model.learner")
+    except ConfigError:
         return False
     if "_target_" in node:
         cls = import_target(node["_target_"], key="model.learner._target_")
