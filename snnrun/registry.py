@@ -10,6 +10,9 @@ and are built from a config node that names them by ``type`` (a registered name)
 
     NeuronModel.build({"type": "lif", "thresh": -52.0}, key="model.network.groups.Ae", n=100)
 
+A bare name is the node ``{type: name}``: :func:`as_node` is the one reader of "a registered
+name or a config node" (every builder goes through it).
+
 Unknown names and unknown keyword arguments raise :class:`ConfigError` naming the config key,
 what is allowed, and the closest match.
 """
@@ -27,7 +30,20 @@ from snnrun.errors import ConfigError
 T = TypeVar("T")
 
 
-def _to_plain(node: Any) -> dict:
+def as_node(node: Any, key: str | None = None, default: Any = None) -> dict:
+    """A component's config value as a plain dict node, the one place that reads "a registered
+    name or a config node":
+
+    * a name ``"atan"`` -> ``{"type": "atan"}``;
+    * a mapping or an OmegaConf ``DictConfig`` -> a copy (interpolations resolved);
+    * None -> ``as_node(default)`` (``{}`` without a default).
+
+    Anything else raises :class:`ConfigError` naming ``key``.
+    """
+    if node is None:
+        return {} if default is None else as_node(default, key)
+    if isinstance(node, str):
+        return {"type": node}
     try:
         from omegaconf import DictConfig, OmegaConf
 
@@ -35,9 +51,10 @@ def _to_plain(node: Any) -> dict:
             return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
     except ImportError:  # pragma: no cover - omegaconf is a hard dependency
         pass
-    if not isinstance(node, Mapping):
-        raise TypeError(f"expected a mapping, got {type(node).__name__}")
-    return dict(node)
+    if isinstance(node, Mapping):
+        return dict(node)
+    raise ConfigError(f"expected a registered name or a config node ({{type: ...}}), got "
+                      f"{type(node).__name__} {node!r}", key=key)
 
 
 def did_you_mean(name: str, options) -> str:
@@ -125,9 +142,10 @@ class Registry(Generic[T]):
             )
         return self._entries[name]
 
-    def resolve(self, node: Mapping[str, Any], key: str | None = None) -> tuple[type | Callable, dict]:
-        """Return (class, keyword arguments) for a config node with ``type`` or ``_target_``."""
-        kwargs = _to_plain(node)
+    def resolve(self, node: Any, key: str | None = None) -> tuple[type | Callable, dict]:
+        """Return (class, keyword arguments) for a registered name or a config node with
+        ``type`` or ``_target_`` (see :func:`as_node`)."""
+        kwargs = as_node(node, key)
         if "_target_" in kwargs:
             target = kwargs.pop("_target_")
             kwargs.pop("type", None)
@@ -142,8 +160,8 @@ class Registry(Generic[T]):
             )
         return cls, kwargs
 
-    def build(self, node: Mapping[str, Any], key: str | None = None, **runtime: Any) -> T:
-        """Build a component from its config node; ``runtime`` holds arguments not in YAML
+    def build(self, node: Any, key: str | None = None, **runtime: Any) -> T:
+        """Build a component from its name or config node; ``runtime`` holds arguments not in YAML
         (sizes, source/target objects)."""
         cls, kwargs = self.resolve(node, key)
         clash = set(kwargs) & set(runtime)

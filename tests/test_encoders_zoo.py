@@ -77,7 +77,7 @@ def test_generators():
     assert ramp.flatten().tolist() == pytest.approx([1.0, 1.5, 2.0, 2.5, 3.0])
     step = Generator.build({"type": "step", "amplitude": 4, "onset": 2, "offset": 4}, time=6, dt=1)(1, 1)
     assert step.flatten().tolist() == [0, 0, 4, 4, 0, 0]
-    assert Generator.build({"type": "constant_current", "amplitude": 2}, time=3, dt=1)(1, 1).flatten().tolist() == [2] * 3
+    assert Generator.build({"type": "constant", "amplitude": 2}, time=3, dt=1)(1, 1).flatten().tolist() == [2] * 3
     torch.manual_seed(0)
     p = Generator.build({"type": "poisson_generator", "rate": 50.0}, time=1000, dt=1)(batch_size=10, shape=(20,))
     assert p.mean().item() * 1000 == pytest.approx(50.0, abs=3.0)

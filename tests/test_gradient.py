@@ -240,7 +240,7 @@ def test_stca_sets_spaic_surrogate_and_grad_clip_bounds_the_step():
     lr = LearningRule.registry.build({"type": "stca", "grad_clip": 1e-3, "optimizer": {"type": "SGD", "lr": 1.0}})
     lr.configure(m, epochs=1, steps_per_epoch=1)
     nodes = [n for n in m.modules() if isinstance(n, TrainableNode)]
-    assert nodes and all(type(n.surrogate).__name__ == "STCA" and n.surrogate.alpha == 0.5 for n in nodes)
+    assert nodes and all(type(n.surrogate).__name__ == "STCARect" and n.surrogate.alpha == 0.5 for n in nodes)
     before = torch.cat([p.detach().flatten().clone() for p in m.parameters()])
     loss_fn = Loss.build("membrane_ce")
     m.record_v = True

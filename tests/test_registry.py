@@ -55,3 +55,70 @@ def test_every_component_has_a_docstring():
         for name, cls in reg.items():
             assert (cls.__doc__ or "").strip(), f"{kind} '{name}' has no docstring"
     assert "v >= thresh" in LIFNodes.__doc__
+
+
+# layers merge into connections (engine refactor)
+SHARED_FOR_NOW = {frozenset({"connections", "layers"}): {"dense", "linear", "conv2d", "conv"}}
+
+
+def test_one_name_one_meaning():
+    """A name (or alias) shown by ``snnrun list`` names one component in one registry only."""
+    owners: dict[str, set[str]] = {}
+    for kind, reg in registries().items():
+        for name in reg.names():
+            for n in (name, *reg.aliases_of(name)):
+                owners.setdefault(n, set()).add(kind)
+    clashes = {n: sorted(kinds) for n, kinds in owners.items()
+               if len(kinds) > 1 and n not in SHARED_FOR_NOW.get(frozenset(kinds), set())}
+    assert not clashes, f"names registered in more than one registry: {clashes}"
+
+
+def test_renamed_names_point_to_their_new_names():
+    from snnrun.components.generators import Generator
+    from snnrun.components.learning import LearningRule
+    from snnrun.components.surrogates import Surrogate
+
+    assert Surrogate.registry.get("stca_rect").__name__ == "STCARect" and "stca" not in Surrogate.registry
+    assert LearningRule.registry.get("stca").__name__ == "STCA"
+    for old, new in (("constant_current", "constant"), ("poisson", "poisson_generator")):
+        with pytest.raises(ConfigError, match=f"Did you mean '{new}'") as e:
+            Generator.build({"type": old}, key="input", time=5, dt=1)
+        assert e.value.key == "input.type"
+
+
+def test_as_node_reads_a_name_a_mapping_an_omegaconf_node_or_none():
+    from omegaconf import OmegaConf
+
+    from snnrun.registry import as_node
+
+    assert as_node("atan") == {"type": "atan"}
+    src = {"type": "sigmoid", "alpha": 4}
+    out = as_node(src)
+    assert out == src and out is not src
+    cfg = OmegaConf.create({"a": 2, "n": {"type": "lif", "thresh": "${a}"}})
+    assert as_node(cfg.n) == {"type": "lif", "thresh": 2} and type(as_node(cfg.n)) is dict
+    assert as_node(None) == {} and as_node(None, default="step") == {"type": "step"}
+    with pytest.raises(ConfigError, match="expected a registered name or a config node") as e:
+        as_node(3.5, key="model.encoder")
+    assert e.value.key == "model.encoder"
+
+
+def test_every_builder_takes_a_name_or_a_node():
+    from snnrun.components.connections import init_weights
+    from snnrun.components.learning.reward import External, build_reward
+    from snnrun.components.losses import Loss
+    from snnrun.components.surrogates import build_surrogate
+
+    assert NeuronModel.build("lif", key="g", n=2).registered_name == "lif"
+    assert Loss.build("spike_count_ce").name == Loss.build({"type": "spike_count_ce"}).name
+    assert type(build_surrogate("atan")) is type(build_surrogate({"type": "atan"}))
+    assert isinstance(build_reward(None), External) and isinstance(build_reward("external"), External)
+    assert init_weights((2, 2), {"type": "constant", "value": 2}).tolist() == [[2, 2]] * 2
+    assert init_weights((50,), "normal").std() > 0
+    assert 0 <= init_weights((3,), None).min() and init_weights((3,), None).max() <= 0.3
+    with pytest.raises(ConfigError) as e:
+        NeuronModel.build(None, key="model.network.groups.X")
+    assert "missing 'type'" in str(e.value) and e.value.key == "model.network.groups.X"
+    with pytest.raises(ConfigError) as e:
+        NeuronModel.build([1, 2], key="model.network.groups.X")
+    assert e.value.key == "model.network.groups.X"

@@ -19,7 +19,7 @@ ANALYTIC = {
     "piecewise_quadratic": (1.0, lambda x, a: torch.where(x.abs() <= 1 / a, a - a ** 2 * x.abs(), 0.0)),
     "relu_grad": (0.3, lambda x, a: torch.relu(a * (1.0 - x.abs()))),
     "erf": (2.0, lambda x, a: a / math.sqrt(math.pi) * torch.exp(-(a * x) ** 2)),
-    "stca": (0.5, lambda x, a: torch.where(x.abs() < a, 1 / a, 0.0)),
+    "stca_rect": (0.5, lambda x, a: torch.where(x.abs() < a, 1 / a, 0.0)),
 }
 
 

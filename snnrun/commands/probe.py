@@ -4,7 +4,7 @@
     snnrun probe neuron=lif sweep=fi sweep.max=5 out=lif_fi.png
 
 ``neuron`` names a preset in conf/neuron/ (its reference defaults) or a registered type;
-``neuron.<param>=value`` overrides a parameter. ``input`` is a generator (step, constant_current,
+``neuron.<param>=value`` overrides a parameter. ``input`` is a generator (step, constant,
 sin, ramp, poisson_generator) with ``input.<param>=value``. ``sweep=fi`` runs one neuron per
 current in ``sweep.min .. sweep.max`` (``sweep.points`` values, batched) and plots the rate.
 """
@@ -24,14 +24,15 @@ import yaml  # noqa: E402
 from snnrun.errors import ConfigError  # noqa: E402
 from snnrun.components.generators import Generator  # noqa: E402
 from snnrun.components.neurons import NeuronModel  # noqa: E402
+from snnrun.registry import as_node  # noqa: E402
 
 TOP_KEYS = {"neuron", "input", "time", "dt", "sweep", "out", "seed"}
 
 
 def neuron_node(name_or_node: Any) -> dict:
     """A neuron config node from a preset name (conf/neuron/<name>.yaml), a type, or a mapping."""
-    if isinstance(name_or_node, dict):
-        return dict(name_or_node)
+    if not isinstance(name_or_node, str):
+        return as_node(name_or_node, "neuron")
     from omegaconf import OmegaConf
 
     from snnrun.config import config_dir
@@ -39,7 +40,7 @@ def neuron_node(name_or_node: Any) -> dict:
     preset = config_dir() / "neuron" / f"{name_or_node}.yaml"
     if preset.exists():
         return OmegaConf.to_container(OmegaConf.load(preset), resolve=True)  # type: ignore[return-value]
-    return {"type": str(name_or_node)}
+    return as_node(name_or_node, "neuron")
 
 
 def build_neuron(node: dict, dt: float, n: int = 1) -> NeuronModel:
@@ -131,7 +132,7 @@ def parse_args(args: list[str]) -> dict[str, Any]:
                 raise ConfigError(f"'{head}' has no sub-options", key=k)
             extra[head][rest] = value
         elif head == "input":
-            out["input"] = {"type": value}
+            out["input"] = as_node(value, "input")
         else:
             out[head] = value
     if out["neuron"] is None:

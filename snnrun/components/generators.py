@@ -37,8 +37,8 @@ class Generator(Registered, TimeWindow):
         return sig.view(-1, *([1] * (1 + len(shape)))).expand(self.steps, batch_size, *shape).contiguous()
 
 
-@Generator.register("constant_current", "constant")
-class ConstantCurrentGenerator(Generator):
+@Generator.register("constant")
+class ConstantGenerator(Generator):
     """I(t) = amplitude for the whole window."""
 
     def __init__(self, time: float = 250.0, dt: float = 1.0, amplitude: float = 1.0):
@@ -89,7 +89,7 @@ class RampGenerator(Generator):
         return self.start + (self.stop - self.start) * t / span
 
 
-@Generator.register("poisson_generator", "poisson")
+@Generator.register("poisson_generator")
 class PoissonGenerator(Generator):
     """Poisson spike trains at ``rate`` Hz: each step spikes with probability rate dt / 1000.
 

@@ -23,12 +23,6 @@ class Loss(Registered):
     registry: Registry = Registry("loss")
     needs_v = False
 
-    @classmethod
-    def build(cls, node, key: str | None = None, **runtime) -> "Loss":
-        if isinstance(node, str):
-            node = {"type": node}
-        return cls.registry.build(node, key=key, **runtime)
-
     def scores(self, output: Output) -> torch.Tensor:  # pragma: no cover - abstract
         """(B, C) class scores; the prediction is their argmax."""
         raise NotImplementedError

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registered, Registry
+from snnrun.registry import Registered, Registry, as_node
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +94,7 @@ def build_surrogate(spec: Any, key: str = "surrogate") -> Surrogate:
     or an already built :class:`Surrogate`."""
     if isinstance(spec, Surrogate):
         return spec
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    return Surrogate.build(spec, key=key)
+    return Surrogate.build(as_node(spec, key), key=key)
 
 
 def _function(name: str, derivative) -> type[SurrogateFunction]:
@@ -234,11 +232,12 @@ class Erf(Surrogate):
         return torch.special.erfc(-self.alpha * x) / 2
 
 
-@Surrogate.register("stca")
-class STCA(Surrogate):
-    """SPAIC's STCA gradient (Gu et al. 2019): g'(x) = 1/alpha where |x| < alpha, else 0; alpha=0.5."""
+@Surrogate.register("stca_rect")
+class STCARect(Surrogate):
+    """Rectangle of SPAIC's STCA learner (Gu et al. 2019): g'(x) = 1/alpha where |x| < alpha,
+    else 0; alpha=0.5 (the learner ``stca`` sets it on every trainable node)."""
 
-    function = _function("STCAGrad", lambda x, a: (x.abs() < a).to(x.dtype) / a)
+    function = _function("STCARectGrad", lambda x, a: (x.abs() < a).to(x.dtype) / a)
 
     def __init__(self, alpha: float = 0.5):
         super().__init__(alpha)

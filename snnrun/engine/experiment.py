@@ -31,7 +31,7 @@ from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
 from snnrun.engine.network import Network, build_network
 from snnrun.errors import ConfigError
-from snnrun.registry import _to_plain, import_target
+from snnrun.registry import as_node, import_target
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
 
@@ -195,7 +195,7 @@ class Experiment:
 def learner_nodes(node: Any) -> dict[str, dict[str, Any]]:
     """``model.learner`` as {name: node}: one learner (a node with ``type``/``_target_``) is named
     ``learner``; a mapping of named learners is taken as it is; null means no learning."""
-    node = _to_plain(node) if node is not None else None
+    node = as_node(node) if node is not None else None
     if not node:
         return {}
     if isinstance(node, str):
@@ -204,7 +204,7 @@ def learner_nodes(node: Any) -> dict[str, dict[str, Any]]:
         return {"learner": dict(node)}
     out = {}
     for name, sub in node.items():
-        sub = _to_plain(sub)
+        sub = as_node(sub, f"model.learner.{name}")
         if not isinstance(sub, dict) or not ("type" in sub or "_target_" in sub):
             raise ConfigError("a learner needs 'type' (snnrun list learners); several learners go in a mapping "
                               "of named learners, each with its own 'type'", key=f"model.learner.{name}")

@@ -30,7 +30,7 @@ from snnrun.components.learning.base import LearningRule
 from snnrun.components.neurons import Input, NeuronModel
 from snnrun.engine.random_keys import GOLDEN
 from snnrun.errors import ConfigError
-from snnrun.registry import _to_plain
+from snnrun.registry import as_node
 
 STEP_MODES = ("auto", "multi", "single")
 NETWORK_KEYS = ("groups", "connections", "delay", "step_mode")
@@ -250,7 +250,7 @@ def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network"
     A group without ``n`` takes the shape its first incoming connection produces (conv maps,
     pooled maps, ``out_features``), so a feed-forward stack needs sizes only where they are
     chosen. ``learners`` (name -> built local rule factory) is filled in by the experiment."""
-    node = _to_plain(node)
+    node = as_node(node)
     unknown = set(node) - set(NETWORK_KEYS)
     if unknown:
         hint = " (learners moved to model.learner)" if "learners" in unknown else ""
@@ -266,7 +266,7 @@ def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network"
     conns_cfg = {}
     for name, c in (node.get("connections") or {}).items():
         ckey = f"{key}.connections.{name}"
-        c = dict(_to_plain(c) or {})
+        c = dict(as_node(c))
         for role in ("source", "target"):
             if role not in c:
                 raise ConfigError(f"missing '{role}' (one of the groups: {', '.join(groups_cfg)})", key=ckey)
@@ -280,13 +280,13 @@ def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network"
     connections: dict[str, Connection] = {}
 
     def build_group(name: str, shape=None) -> None:
-        g = dict(_to_plain(groups_cfg[name]) or {})
+        g = dict(as_node(groups_cfg[name]))
         if shape is not None and "n" not in g:
             g["n"] = list(shape)
         groups[name] = NeuronModel.build(g, key=f"{key}.groups.{name}", dt=dt)
 
     for name, g in groups_cfg.items():
-        if g is not None and "n" in (_to_plain(g) or {}):
+        if g is not None and "n" in (as_node(g)):
             build_group(name)
     pending = dict(conns_cfg)
     while pending:  # connections whose source exists; groups sized by their first connection

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
-from snnrun.registry import Registered, Registry
+from snnrun.registry import Registered, Registry, as_node
 
 DELAYS = (0, 1)
 
@@ -30,9 +30,7 @@ def init_weights(shape: tuple[int, ...], init, name: str = "init", fan_in: int |
     ``{type: fan_in}`` (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's default for Linear and Conv2d)."""
     if isinstance(init, (int, float)):
         return torch.full(shape, float(init))
-    if isinstance(init, str):
-        init = {"type": init}
-    init = dict(init or {"type": "uniform", "low": 0.0, "high": 0.3})
+    init = as_node(init, name, default={"type": "uniform", "low": 0.0, "high": 0.3})
     kind = init.pop("type", "uniform")
     try:
         if kind == "uniform":

@@ -10,7 +10,7 @@ from torch import nn
 
 from snnrun.components.connections.base import Connection
 from snnrun.errors import ConfigError
-from snnrun.registry import _to_plain
+from snnrun.registry import as_node
 
 
 class Chain(Connection):
@@ -25,7 +25,7 @@ class Chain(Connection):
             raise ConfigError("a chain needs at least one op", key=key)
         built, shape = [], self.source_shape
         for i, spec in enumerate(ops):
-            spec = dict(_to_plain(spec) or {})
+            spec = dict(as_node(spec))
             for k in ("source", "target", "delay", "ops"):
                 if k in spec:
                     raise ConfigError(f"'{k}' belongs to the connection, not to one of its ops", key=f"{key}.{i}.{k}")

@@ -3,7 +3,7 @@
 Configured at ``model.learner`` (alone, or beside local rules in a mapping of named learners)::
 
     learner:
-      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA surrogate)
+      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA: surrogate stca_rect)
       loss: spike_count_ce          # snnrun list losses: how the readout's activity is scored
       connections: null             # the connections it trains (null: every one that no local
                                     # rule owns and that is not `learn: false`), plus every
@@ -29,7 +29,7 @@ from torch import nn
 from snnrun.errors import ConfigError
 from snnrun.components.learning.base import Learner, LearningRule
 from snnrun.components.losses import Loss
-from snnrun.registry import accepted_kwargs, did_you_mean
+from snnrun.registry import accepted_kwargs, as_node, did_you_mean
 from snnrun.components.surrogates import build_surrogate
 
 # schedulers stepped once per batch rather than once per epoch (unless `interval` says otherwise)
@@ -59,7 +59,7 @@ def _check_options(cls: type, kwargs: dict, set_by_snnrun: set[str], key: str, w
 
 
 def _split_type(node: Any, key: str) -> tuple[str, dict]:
-    node = {"type": node} if isinstance(node, str) else dict(node or {})
+    node = as_node(node, key)
     if "type" not in node:
         raise ConfigError("missing 'type' (a torch class name)", key=key)
     return str(node.pop("type")), node
@@ -216,18 +216,16 @@ class STCA(SurrogateBPTT):
     """SPAIC's STCA: BPTT with the STCA pseudo-derivative 1/alpha [|v - theta| < alpha] (alpha=0.5)
     in every trainable node (override with ``surrogate``)."""
 
-    default_surrogate = {"type": "stca", "alpha": 0.5}
+    default_surrogate = {"type": "stca_rect", "alpha": 0.5}
 
 
 def is_gradient_learner(node: Any) -> bool:
     """Whether a ``model.learner`` node names a gradient learner (surrogate_bptt and friends)."""
-    if node is None:
-        return False
     from snnrun.registry import import_target
 
     try:
-        node = dict(node)
-    except (TypeError, ValueError):
+        node = as_node(node, "model.learner")
+    except ConfigError:
         return False
     if "_target_" in node:
         cls = import_target(node["_target_"], key="model.learner._target_")

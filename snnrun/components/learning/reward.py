@@ -23,7 +23,7 @@ import torch
 from snnrun.errors import ConfigError
 from snnrun.components.learning.base import LearningRule
 from snnrun.components.learning.stdp import TraceSTDP
-from snnrun.registry import Registered, Registry, import_target
+from snnrun.registry import Registered, Registry, as_node, import_target
 
 SCOPES = ("neuron", "sample")
 
@@ -40,11 +40,7 @@ class RewardSource(Registered):
 
 def build_reward(node: Any, key: str = "reward") -> Any:
     """A reward source from config: a registered ``type`` or a ``_target_`` class/callable."""
-    if node is None:
-        return External()
-    if isinstance(node, str):
-        node = {"type": node}
-    node = dict(node)
+    node = as_node(node, key, default={"type": "external"})
     if "_target_" in node:
         target = import_target(node.pop("_target_"), key=f"{key}._target_")
         if isinstance(target, type):
