@@ -128,6 +128,11 @@ class Decoder(Registered):
             raise TypeError(f"{cls.__name__}.needs has {sorted(set(cls.needs) - NEEDS)}; "
                             f"allowed: {sorted(NEEDS)}")
 
+    @property
+    def name(self) -> str:
+        """The registered name (a class built by ``_target_`` goes by its class name)."""
+        return vars(type(self)).get("registered_name", type(self).__name__)
+
     def check(self, n_readout: int, n_classes: int) -> None:
         """Build time: raise ConfigError(key="model.decoders") if this decoder cannot read a
         readout of ``n_readout`` neurons for ``n_classes`` classes."""
@@ -163,7 +168,7 @@ class AssignmentDecoder(Decoder):
 
     def class_scores(self, readout, assignment, n_classes):
         if assignment is None:
-            raise ValueError(f"decoder '{self.registered_name}' needs a LabelAssignment")
+            raise ValueError(f"decoder '{self.name}' needs a LabelAssignment")
         if assignment.n_classes != n_classes:
             raise ValueError(f"the label assignment has {assignment.n_classes} classes, not {n_classes}")
         weights = self.weights(assignment)
@@ -236,10 +241,10 @@ class PopulationDecoder(Decoder):
         raise NotImplementedError
 
     def check(self, n_readout, n_classes):
-        check_populations(n_readout, n_classes, self.registered_name)
+        check_populations(n_readout, n_classes, self.name)
 
     def class_scores(self, readout, assignment, n_classes):
-        return population_sums(self.decode(readout), n_classes, self.registered_name)
+        return population_sums(self.decode(readout), n_classes, self.name)
 
 
 @Decoder.register("spike_count")
