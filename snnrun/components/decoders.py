@@ -1,16 +1,72 @@
-"""Decoders turn a readout group's activity into class predictions.
+"""Decoders turn what the engine recorded of the readout group into class predictions.
 
-The label-assignment family (Diehl & Cook 2015) needs no trained readout weights: each neuron
-is assigned the class for which it fired most (per training sample of that class); a test
-sample is then classified by the spikes of the neurons assigned to each class.
+One interface for every decoder: for each batch the engine records a :class:`Readout` of the
+readout group (always the spike counts; the spike trains and membrane potentials only when a
+decoder's ``needs`` names them) and calls ``decoder.predict(readout, assignment, n_classes)``,
+which returns one class label per sample. ``decoder.check(n_readout, n_classes)`` runs at build
+time and rejects a readout the decoder cannot read.
+
+Two families:
+
+* label assignment (Diehl & Cook 2015, BindsNET's ``all_activity`` / ``proportion_weighting``):
+  no trained readout weights; each neuron is assigned the class for which it fired most
+  (:class:`LabelAssignment`, learned by the engine from training counts), and a test sample is
+  classified by the spikes of the neurons assigned to each class. Any readout size works.
+* class populations (SPAIC's decoders): a readout of n = k * n_classes neurons is read as
+  n_classes populations of k consecutive neurons (neurons ``c*k .. c*k + k - 1`` belong to class
+  ``c``, SPAIC's ``pop_size`` layout). ``decode(readout)`` gives one value per neuron (B, n), the
+  values are summed per population, and the class with the largest sum wins.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from snnrun.errors import ConfigError
 from snnrun.registry import Registered, Registry
+
+#: What a decoder may ask the engine for, besides the spike counts it always gets.
+NEEDS = frozenset({"spikes", "v", "assignment"})
+
+
+@dataclass
+class Readout:
+    """What the engine recorded of the readout group for one batch.
+
+    ``steps`` is the number of simulation steps T of the batch. It is needed only to turn counts
+    into rates (``spike_rate``); when left out it is taken from ``spikes`` or ``v`` if either was
+    recorded. Trains and potentials of a readout group with a shape (T, B, *shape) are read
+    flattened to (T, B, n).
+    """
+
+    counts: torch.Tensor                 # (B, n) spike counts, always present
+    spikes: torch.Tensor | None = None   # (T, B, n) spike trains, when a decoder needs them
+    v: torch.Tensor | None = None        # (T, B, n) membrane potential after each step, when needed
+    dt: float = 1.0                      # ms per step
+    steps: int | None = None             # T, steps per sample
+
+    @property
+    def n_steps(self) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        for x in (self.spikes, self.v):
+            if x is not None:
+                return int(x.shape[0])
+        raise ValueError("Readout.steps is not set and neither spikes nor v were recorded: "
+                         "the number of steps T is unknown")
+
+    def values(self, name: str) -> torch.Tensor:
+        """``counts`` as (B, n), or ``spikes`` / ``v`` as (T, B, n), in float.
+
+        A decoder asks only for what its ``needs`` declares; a missing one is an engine bug."""
+        x = getattr(self, name)
+        if x is None:
+            raise ValueError(f"the decoder reads readout.{name}, which the engine did not record "
+                             f"(record it when '{name}' is in a decoder's needs)")
+        x = x.float()
+        return x.reshape(x.shape[0], -1) if name == "counts" else x.reshape(x.shape[0], x.shape[1], -1)
 
 
 class LabelAssignment:
@@ -54,270 +110,261 @@ class LabelAssignment:
 
 
 class Decoder(Registered):
-    """Base class: ``predict(counts (B, n), assignment) -> labels (B,)``."""
+    """Base class. ``predict(readout, assignment, n_classes) -> labels (B,)``.
+
+    ``needs`` is the subset of :data:`NEEDS` the engine must provide: ``"spikes"`` / ``"v"``
+    (record the readout's trains / membrane potentials into the :class:`Readout`) and
+    ``"assignment"`` (pass a learned :class:`LabelAssignment`; otherwise ``None`` may be passed).
+    Subclasses implement ``class_scores`` (B, n_classes); ``predict`` is its argmax (ties and
+    all-zero rows go to the lowest class index).
+    """
 
     registry: Registry = Registry("decoder")
+    needs: frozenset[str] = frozenset()
 
-    def predict(self, counts: torch.Tensor, assignment: LabelAssignment) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if not set(cls.needs) <= NEEDS:
+            raise TypeError(f"{cls.__name__}.needs has {sorted(set(cls.needs) - NEEDS)}; "
+                            f"allowed: {sorted(NEEDS)}")
+
+    @property
+    def name(self) -> str:
+        """The registered name (a class built by ``_target_`` goes by its class name)."""
+        return vars(type(self)).get("registered_name", type(self).__name__)
+
+    def check(self, n_readout: int, n_classes: int) -> None:
+        """Build time: raise ConfigError(key="model.decoders") if this decoder cannot read a
+        readout of ``n_readout`` neurons for ``n_classes`` classes."""
+
+    def class_scores(self, readout: Readout, assignment: LabelAssignment | None,
+                     n_classes: int) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, readout: Readout, assignment: LabelAssignment | None, n_classes: int) -> torch.Tensor:
+        return self.class_scores(readout, assignment, int(n_classes)).argmax(1)
 
 
-def _class_scores(counts: torch.Tensor, weights: torch.Tensor, assignment: LabelAssignment):
-    """sum over neurons assigned to class k of counts * weight, divided by how many there are."""
-    counts = counts.reshape(counts.shape[0], -1).float().to(weights.device)
-    onehot = torch.nn.functional.one_hot(assignment.assignments, assignment.n_classes).float()
-    n_assigned = onehot.sum(0)
-    scores = counts @ (onehot * weights) / n_assigned.clamp_min(1.0)
-    # classes without neurons can never win (BindsNET leaves their score at 0; with all
-    # counts >= 0 a tie at 0 would otherwise pick class 0 for a silent sample)
-    return scores.masked_fill(n_assigned == 0, -1.0)
+def decoder_needs(decoders) -> frozenset[str]:
+    """Union of the ``needs`` of some decoders: what the engine must record / pass."""
+    out: frozenset[str] = frozenset()
+    for d in decoders:
+        out |= d.needs
+    return out
+
+
+# --------------------------------------------------------------------------- label assignment
+
+class AssignmentDecoder(Decoder):
+    """Label-assignment decoders: class k's score is the mean over the neurons assigned to k of
+    ``counts * weight[:, k]`` (``weights`` per subclass). Classes with no assigned neuron score
+    -1 and never win (BindsNET leaves them at 0, which with counts >= 0 would make a silent
+    sample tie and pick class 0 even when class 0 has no neurons)."""
+
+    needs = frozenset({"assignment"})
+
+    def weights(self, assignment: LabelAssignment) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def class_scores(self, readout, assignment, n_classes):
+        if assignment is None:
+            raise ValueError(f"decoder '{self.name}' needs a LabelAssignment")
+        if assignment.n_classes != n_classes:
+            raise ValueError(f"the label assignment has {assignment.n_classes} classes, not {n_classes}")
+        weights = self.weights(assignment)
+        counts = readout.values("counts").to(weights.device)
+        onehot = torch.nn.functional.one_hot(assignment.assignments, n_classes).float()
+        n_assigned = onehot.sum(0)
+        scores = counts @ (onehot * weights) / n_assigned.clamp_min(1.0)
+        return scores.masked_fill(n_assigned == 0, -1.0)
 
 
 @Decoder.register("all_activity")
-class AllActivityDecoder(Decoder):
-    """Predict argmax_k of the mean spike count of the neurons assigned to class k."""
+class AllActivityDecoder(AssignmentDecoder):
+    """Mean spike count of the neurons assigned to each class; the largest wins (Diehl & Cook 2015).
 
-    def predict(self, counts, assignment):
-        return _class_scores(counts, torch.ones_like(assignment.proportions), assignment).argmax(1)
+    BindsNET ``all_activity``: score_k = sum_{i: a_i = k} c_i / |{i: a_i = k}|.
+    """
+
+    def weights(self, assignment):
+        return torch.ones_like(assignment.proportions)
 
 
 @Decoder.register("proportion_weighting")
-class ProportionWeightingDecoder(Decoder):
-    """Like all_activity, but each neuron's count is weighted by its proportion for class k."""
+class ProportionWeightingDecoder(AssignmentDecoder):
+    """all_activity with each count weighted by its neuron's proportion for the class (BindsNET).
 
-    def predict(self, counts, assignment):
-        return _class_scores(counts, assignment.proportions, assignment).argmax(1)
-
-
-class ReadoutDecoder(Decoder):
-    """Decoders of a readout group's activity without label assignment (SPAIC's decoders).
-
-    ``decode(spikes (T, B, n), v (T, B, n), dt)`` returns per-neuron values (B, n) (or a
-    trajectory); ``predict_trains`` takes the argmax over classes, where a readout of
-    n = k * n_classes neurons is read as n_classes populations of k neurons (summed).
-    ``predict(counts, assignment)`` (what the train loop passes) works for count-based decoders.
+    BindsNET ``proportion_weighting``: score_k = sum_{i: a_i = k} p_ik c_i / |{i: a_i = k}|.
     """
 
-    needs_v = False
+    def weights(self, assignment):
+        return assignment.proportions
 
-    def decode(self, spikes: torch.Tensor | None = None, v: torch.Tensor | None = None,
-               dt: float = 1.0) -> torch.Tensor:  # pragma: no cover - abstract
+
+# --------------------------------------------------------------------------- class populations
+
+def check_populations(n_readout: int, n_classes: int, name: str = "decoder") -> int:
+    """Neurons per class population, k = n_readout / n_classes; ConfigError if it doesn't split."""
+    n_readout, n_classes = int(n_readout), int(n_classes)
+    if n_classes < 1 or n_readout < n_classes or n_readout % n_classes:
+        raise ConfigError(f"decoder '{name}' reads the readout as one population of k neurons per class "
+                          f"(n = k * n_classes), but a readout of {n_readout} neurons cannot be split into "
+                          f"{n_classes} classes; use a readout of a multiple of {n_classes} neurons or a "
+                          "label-assignment decoder (all_activity, proportion_weighting)",
+                          key="model.decoders")
+    return n_readout // n_classes
+
+
+def population_sums(values: torch.Tensor, n_classes: int, name: str = "decoder") -> torch.Tensor:
+    """(B, n) per-neuron values -> (B, n_classes): the sum over each class's k consecutive neurons."""
+    values = values.reshape(values.shape[0], -1)
+    k = check_populations(values.shape[1], n_classes, name)
+    return values.reshape(values.shape[0], n_classes, k).sum(2)
+
+
+def first_spike_step(spikes: torch.Tensor) -> torch.Tensor:
+    """(T, B, n) trains -> (B,) the first step at which any neuron of the sample fired (0 if none)."""
+    fired = (spikes > 0).any(2)  # (T, B)
+    return fired.int().argmax(0)  # argmax gives the first maximum; all-zero -> 0
+
+
+def _time_column(T: int, like: torch.Tensor) -> torch.Tensor:
+    """Step indices 0..T-1 as a (T, 1, 1) column to weight (T, B, n) trains."""
+    return torch.arange(T, device=like.device, dtype=like.dtype).view(T, 1, 1)
+
+
+class PopulationDecoder(Decoder):
+    """Decoders of class populations (SPAIC's decoders): ``decode(readout)`` gives a value per
+    neuron (B, n); class scores are its sums over each class's population (``population_sums``)."""
+
+    def decode(self, readout: Readout) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @staticmethod
-    def class_scores(values: torch.Tensor, n_classes: int) -> torch.Tensor:
-        values = values.reshape(values.shape[0], -1)
-        n = values.shape[1]
-        if n % n_classes:
-            raise ConfigError(f"a readout of {n} neurons cannot be split into {n_classes} class populations",
-                              key="model.readout")
-        return values.reshape(values.shape[0], n_classes, n // n_classes).sum(2)
+    def check(self, n_readout, n_classes):
+        check_populations(n_readout, n_classes, self.name)
 
-    def predict_trains(self, spikes=None, v=None, n_classes: int | None = None, dt: float = 1.0):
-        values = self.decode(spikes=spikes, v=v, dt=dt)
-        n_classes = n_classes or values.reshape(values.shape[0], -1).shape[1]
-        return self.class_scores(values, n_classes).argmax(1)
-
-    def predict(self, counts, assignment):
-        raise ConfigError(f"decoder '{self.registered_name}' reads spike trains or voltages, but the "
-                          "label-assignment loop only gives spike counts; use spike_count, spike_rate, "
-                          "all_activity or proportion_weighting there", key="model.decoders")
-
-
-def _trains(spikes):
-    if spikes is None:
-        raise ConfigError("this decoder needs the spike trains (T, B, n)", key="model.decoders")
-    return spikes.float()
-
-
-def _voltages(v):
-    if v is None:
-        raise ConfigError("this decoder needs the membrane potentials (T, B, n)", key="model.decoders")
-    return v.float()
+    def class_scores(self, readout, assignment, n_classes):
+        return population_sums(self.decode(readout), n_classes, self.name)
 
 
 @Decoder.register("spike_count")
-class SpikeCountDecoder(ReadoutDecoder):
-    """Spike count per neuron, c = sum_t s[t]; the class whose population fires most wins."""
+class SpikeCountDecoder(PopulationDecoder):
+    """Spike counts summed per class population; the most active class wins (SPAIC).
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        return _trains(spikes).sum(0)
+    SPAIC ``Spike_Counts``: c_i = sum_t s_i[t], score_k = sum_{i in k} c_i.
+    """
 
-    def predict(self, counts, assignment):
-        return self.class_scores(counts.float(), assignment.n_classes).argmax(1)
+    def decode(self, readout):
+        return readout.values("counts")
 
 
 @Decoder.register("spike_rate")
-class SpikeRateDecoder(SpikeCountDecoder):
-    """Firing rate per neuron in Hz: r = 1000 sum_t s[t] / (T dt)."""
+class SpikeRateDecoder(PopulationDecoder):
+    """Firing rates in Hz summed per class population (SPAIC's Spike_Rate, in Hz).
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        s = _trains(spikes)
-        return s.sum(0) * (1000.0 / (s.shape[0] * dt))
+    r_i = 1000 sum_t s_i[t] / (T dt), from the counts, ``Readout.steps`` (T) and ``dt``. SPAIC's ``Spike_Rate`` gives mean_t s[t] (spikes per step),
+    1000 / dt times smaller: the same prediction as spike_count, in physical units."""
+
+    def decode(self, readout):
+        return readout.values("counts") * (1000.0 / (readout.n_steps * readout.dt))
 
 
 @Decoder.register("first_spike")
-class FirstSpikeDecoder(ReadoutDecoder):
-    """Time-to-first-spike: t_first = dt * min{t : s[t] > 0} (T dt if silent); earliest wins.
+class FirstSpikeDecoder(PopulationDecoder):
+    """Time to first spike: the class with most neurons firing at the sample's first spike step.
 
-    ``decode`` returns the first-spike times (ms); the class score is minus the earliest time.
-    """
+    SPAIC ``First_Spike``: the sample's spike vector at its first spike step, s[t*] with t* = min{t : any_i s_i[t] > 0}. The class with the most neurons firing at t*
+    wins, so the earliest class wins; a silent sample gives all zeros (class 0)."""
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        s = _trains(spikes) > 0
-        T = s.shape[0]
-        steps = torch.arange(T, device=s.device).view(-1, *([1] * (s.dim() - 1))).expand_as(s)
-        first = torch.where(s, steps, torch.full_like(steps, T)).min(0).values
-        return first.float() * dt
+    needs = frozenset({"spikes"})
 
-    def predict_trains(self, spikes=None, v=None, n_classes=None, dt=1.0):
-        t = self.decode(spikes=spikes, dt=dt)
-        t = t.reshape(t.shape[0], -1)
-        n_classes = n_classes or t.shape[1]
-        return (-t.reshape(t.shape[0], n_classes, -1).min(2).values).argmax(1)
+    def decode(self, readout):
+        s = readout.values("spikes")
+        t_first = first_spike_step(s)
+        return s[t_first, torch.arange(s.shape[1], device=s.device)]  # (B, n)
 
 
 @Decoder.register("final_voltage")
-class FinalVoltageDecoder(ReadoutDecoder):
-    """Membrane potential at the last step, v[T-1] (non-spiking readouts)."""
+class FinalVoltageDecoder(PopulationDecoder):
+    """Membrane potential at the last step, summed per class population (SPAIC).
 
-    needs_v = True
+    SPAIC ``Final_Step_Voltage``: v_i[T-1]; for non-spiking readouts.
+    """
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        return _voltages(v)[-1]
+    needs = frozenset({"v"})
+
+    def decode(self, readout):
+        return readout.values("v")[-1]
 
 
 @Decoder.register("voltage_sum")
-class VoltageSumDecoder(ReadoutDecoder):
-    """Membrane potential summed over time, sum_t v[t]."""
+class VoltageSumDecoder(PopulationDecoder):
+    """Membrane potential summed over time and per class population (SPAIC).
 
-    needs_v = True
+    SPAIC ``Voltage_Sum``: sum_t v_i[t] (the equation of its name and numpy path; its torch path
+    returns v[T-1] minus the batch mean instead).
+    """
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        return _voltages(v).sum(0)
+    needs = frozenset({"v"})
+
+    def decode(self, readout):
+        return readout.values("v").sum(0)
 
 
 @Decoder.register("v_trajectory")
-class VTrajectoryDecoder(ReadoutDecoder):
-    """The whole membrane trajectory v (B, T, n); classes by the maximum over time, max_t v[t]."""
+class VTrajectoryDecoder(PopulationDecoder):
+    """Peak of each neuron's membrane trajectory, summed per class population.
 
-    needs_v = True
+    max_t v_i[t] (max-over-time readout). SPAIC's
+    ``V_Trajectory`` hands the whole trajectory v (T, B, n) to a loss; to classify, the
+    trajectory is read at its maximum."""
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        return _voltages(v).movedim(0, 1)
+    needs = frozenset({"v"})
 
-    def predict_trains(self, spikes=None, v=None, n_classes=None, dt=1.0):
-        peak = _voltages(v).max(0).values
-        n_classes = n_classes or peak.reshape(peak.shape[0], -1).shape[1]
-        return self.class_scores(peak, n_classes).argmax(1)
+    def decode(self, readout):
+        return readout.values("v").amax(0)
 
 
 @Decoder.register("time_spike_count")
-class TimeSpikeCountDecoder(ReadoutDecoder):
-    """Spike count weighted towards early spikes: c = sum_t s[t] (T - t) / T.
+class TimeSpikeCountDecoder(PopulationDecoder):
+    """Spike counts with exponentially less weight on later spikes (SPAIC).
 
-    A spike at the first step counts 1, one at the last 1/T: earlier evidence weighs more.
-    """
+    SPAIC ``TimeSpike_Counts``: c_i = sum_t s_i[t] w[t], w[t] = 0.1 exp(-t / (0.5 T)), t = 0 .. T-1 steps.
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        s = _trains(spikes)
+    A spike at the first step counts 0.1, one at the last about 0.1 e^-2."""
+
+    needs = frozenset({"spikes"})
+
+    def decode(self, readout):
+        s = readout.values("spikes")
         T = s.shape[0]
-        w = (T - torch.arange(T, device=s.device, dtype=s.dtype)) / T
-        return (s * w.view(-1, *([1] * (s.dim() - 1)))).sum(0)
+        return (s * (0.1 * torch.exp(-_time_column(T, s) / (0.5 * T)))).sum(0)
 
 
 @Decoder.register("time_softmax")
-class TimeSoftmaxDecoder(ReadoutDecoder):
-    """Softmax over neurons of the time-weighted spike count: p = softmax(sum_t s[t] (T - t) / T).
+class TimeSoftmaxDecoder(PopulationDecoder):
+    """Softmax over classes of spike scores decaying from the sample's first spike (SPAIC).
 
-    Returns class probabilities (rows sum to 1); a differentiable readout of early firing.
+    SPAIC ``Time_Softmax`` with whole-step spike times:
+
+        x_i = scale * sum_t s_i[t] exp(-(t - t*) dt / tau),   t* = the sample's first spike step
+        p   = softmax_k(sum_{i in class k} x_i)
+
+    SPAIC's constants: scale = 5, tau = 50 ms. ``class_scores`` returns p (rows sum to 1), a
+    readout of early firing; spikes at t* count ``scale``, later ones less.
     """
 
-    def decode(self, spikes=None, v=None, dt=1.0):
-        c = TimeSpikeCountDecoder().decode(spikes=spikes)
-        return torch.softmax(c.reshape(c.shape[0], -1), dim=1).view_as(c)
+    needs = frozenset({"spikes"})
 
+    def __init__(self, scale: float = 5.0, tau: float = 50.0):
+        if float(tau) <= 0:
+            raise ConfigError(f"tau must be > 0 ms, got {tau}", key="tau")
+        self.scale, self.tau = float(scale), float(tau)
 
-def fire_order(train: torch.Tensor) -> list[int]:
-    """Neuron indices in firing order for one sample's train (T, n); ties by index."""
-    t_idx, n_idx = torch.nonzero(train.reshape(train.shape[0], -1) > 0, as_tuple=True)
-    return n_idx.tolist()  # nonzero is row-major: sorted by time, then neuron
+    def decode(self, readout):
+        s = readout.values("spikes")
+        lag = _time_column(s.shape[0], s) - first_spike_step(s).to(s.dtype).view(1, -1, 1)  # t - t*
+        return self.scale * (s * torch.exp(-lag * (readout.dt / self.tau))).sum(0)
 
-
-@Decoder.register("ngram")
-class NgramDecoder(ReadoutDecoder):
-    """n-gram firing-order classifier (BindsNET's ``ngram``).
-
-    Training: for each sample, every run of ``n`` consecutive neurons in its firing order
-    (neurons sorted by spike time) adds 1 to score[ngram][label]. Test: the class with the
-    largest sum of the scores of the sample's n-grams wins (BindsNET skips the last n-gram of
-    the test order; here all are used). Scores live in ``self.scores``.
-    """
-
-    def __init__(self, n: int = 2):
-        if int(n) < 1:
-            raise ConfigError(f"n must be >= 1, got {n}", key="n")
-        self.n = int(n)
-        self.scores: dict[tuple[int, ...], torch.Tensor] = {}
-        self.n_classes = 0
-
-    def _grams(self, order: list[int]):
-        return zip(*(order[k:] for k in range(self.n)))
-
-    def update(self, spikes: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
-        """Add the n-grams of a batch of trains (T, B, n) with their labels."""
-        self.n_classes = max(self.n_classes, int(n_classes))
-        for b, label in enumerate(labels.tolist()):
-            for gram in self._grams(fire_order(spikes[:, b])):
-                row = self.scores.setdefault(gram, torch.zeros(self.n_classes))
-                if row.numel() < self.n_classes:
-                    row = self.scores[gram] = torch.cat([row, torch.zeros(self.n_classes - row.numel())])
-                row[label] += 1
-
-    def decode(self, spikes=None, v=None, dt=1.0):
-        s = _trains(spikes)
-        out = torch.zeros(s.shape[1], max(self.n_classes, 1))
-        for b in range(s.shape[1]):
-            for gram in self._grams(fire_order(s[:, b])):
-                if gram in self.scores:
-                    out[b, : self.scores[gram].numel()] += self.scores[gram]
-        return out
-
-    def predict_trains(self, spikes=None, v=None, n_classes=None, dt=1.0):
-        return self.decode(spikes=spikes).argmax(1)
-
-
-# -- temporary adapter to the engine's interface (replaced by the decoders branch) -----------
-from dataclasses import dataclass  # noqa: E402
-
-
-@dataclass
-class Readout:
-    counts: torch.Tensor
-    spikes: torch.Tensor | None = None
-    v: torch.Tensor | None = None
-    dt: float = 1.0
-
-
-def _needs(self):
-    if isinstance(self, (AllActivityDecoder, ProportionWeightingDecoder)):
-        return frozenset({"assignment"})
-    if isinstance(self, SpikeCountDecoder) and type(self) is SpikeCountDecoder:
-        return frozenset()
-    return frozenset({"v"} if getattr(self, "needs_v", False) else {"spikes"})
-
-
-def _predict(self, readout, assignment=None, n_classes=None):
-    if isinstance(self, (AllActivityDecoder, ProportionWeightingDecoder)):
-        return self._old_predict(readout.counts, assignment)
-    if type(self) is SpikeCountDecoder:
-        return self.class_scores(readout.counts.float(), n_classes).argmax(1)
-    return self.predict_trains(spikes=readout.spikes, v=readout.v, n_classes=n_classes, dt=readout.dt)
-
-
-for _cls in (AllActivityDecoder, ProportionWeightingDecoder):
-    _cls._old_predict = _cls.predict
-for _cls in [c for c in list(globals().values()) if isinstance(c, type) and issubclass(c, Decoder)]:
-    _cls.predict = _predict
-Decoder.needs = property(_needs)
-Decoder.check = lambda self, n, k: None
+    def class_scores(self, readout, assignment, n_classes):
+        return torch.softmax(super().class_scores(readout, assignment, n_classes), dim=1)

@@ -139,7 +139,8 @@ class Experiment:
             out = {k: sp.gather_rows(t if k == "counts" else t.transpose(0, 1), x.shape[0])
                    for k, t in out.items()}
             out = {k: t if k == "counts" else t.transpose(0, 1) for k, t in out.items()}
-        return Readout(counts=out["counts"], spikes=out.get("spikes"), v=out.get("v"), dt=self.network.dt)
+        return Readout(counts=out["counts"], spikes=out.get("spikes"), v=out.get("v"), dt=self.network.dt,
+                       steps=self.encoder.steps)
 
     def simulate(self, x: torch.Tensor) -> torch.Tensor:
         """The readout group's spike counts (B, n) for a batch (see :meth:`present`)."""

@@ -376,7 +376,7 @@ class Trainer:
             c, y = torch.cat(prog.window_c), torch.cat(prog.window_y)
             acc = {}
             if self.running.rates.sum() > 0:
-                r = Readout(counts=c, dt=exp.network.dt)
+                r = Readout(counts=c, dt=exp.network.dt, steps=exp.encoder.steps)
                 acc = {name: float((d.predict(r, self.running, exp.n_classes) == y).float().mean())
                        for name, d in exp.decoders.items() if d.needs <= {"assignment"}}
             self.running.update(c, y, alpha=1.0)
