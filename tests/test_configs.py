@@ -6,7 +6,6 @@ from omegaconf import OmegaConf
 from snnrun.cli import registries
 from snnrun.config import config_dir, model_names
 from snnrun.engine.experiment import build_experiment
-from snnrun.engine.gradient_loop import build_gradient_experiment, is_gradient_config
 
 DATA = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml"))
 PRESET_REGISTRY = {"neuron": "neurons", "connection": "connections", "encoder": "encoders",
@@ -15,13 +14,12 @@ PRESET_REGISTRY = {"neuron": "neurons", "connection": "connections", "encoder": 
 
 @pytest.mark.parametrize("model", model_names())
 def test_model_composes_and_builds(compose_cfg, model):
-    cfg = compose_cfg(f"+model={model}", "data=synthetic")
-    if is_gradient_config(cfg):  # feed-forward gradient models (model.layers + model.learner)
-        exp = build_gradient_experiment(cfg)
-        assert exp.model(exp.data.test.x[:2], steps=2)["out"].shape == (2, 2, 4)  # synthetic: 4 classes
-    else:
-        exp = build_experiment(cfg)
-        assert exp.network.groups[exp.input_group].n == 64
+    cfg = compose_cfg(f"+model={model}", "data=synthetic", "device=cpu")
+    exp = build_experiment(cfg)  # every model: one description (network, encoder, decoders, learner)
+    assert exp.network.groups[exp.input_group].n == 64
+    exp.network.eval()  # learning off: a presentation without labels
+    r = exp.present(exp.data.test.x[:2])
+    assert r.counts.shape[0] == 2 and exp.network.groups[exp.readout].n % 4 == 0  # synthetic: 4 classes
 
 
 @pytest.mark.parametrize("data", DATA)
@@ -60,5 +58,5 @@ def test_diehl_cook_defaults_match_bindsnet(compose_cfg):
     assert (g["Ai"]["rest"], g["Ai"]["reset"], g["Ai"]["thresh"], g["Ai"]["tc_decay"], g["Ai"]["refrac"]) \
         == (-60, -45, -40, 10, 2)
     assert c["Ae_Ai"]["weight"] == 22.5 and c["Ai_Ae"]["weight"] == -120.0
-    assert m["network"]["learners"]["X_Ae_stdp"]["nu"] == [1e-4, 1e-2]
+    assert m["learner"]["nu"] == [1e-4, 1e-2] and m["learner"]["connection"] == "X_Ae"
     assert m["time"] == 250 and m["dt"] == 1.0

@@ -1,4 +1,4 @@
-"""Gradient training: layers, multi-step vs step-by-step, losses, the BPTT learner, the training loop."""
+"""Gradient training: layer lists, layer-by-layer vs step-by-step, losses, the BPTT learner, the loop."""
 
 import json
 
@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from snnrun.errors import ConfigError
-from snnrun.components.layers import build_feedforward
+from snnrun.engine.layers import layers_to_network
 from snnrun.components.learning import LearningRule
 from snnrun.components.losses import Loss, first_spike_times
 from snnrun.engine.network import build_network
 from snnrun.components.neurons.trainable import TrainableNode
+from snnrun.engine.experiment import build_experiment
 from snnrun.engine.loop import evaluate_run, train
-from snnrun.engine.gradient_loop import build_gradient_experiment, is_gradient_config
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",
                 "seed", "versions", "n_train", "n_test", "train_samples", "epochs", "model", "dataset",
@@ -41,13 +41,45 @@ def params_and_grads(model):
     return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
+class FF:
+    """A network built from a layer list (the sugar), called like a feed-forward model:
+    ``m(x, steps)`` presents a static input at every step, ``m(x_seq)`` a sequence."""
+
+    def __init__(self, layers, in_shape=(1, 8, 8), step_mode="auto", trainable=True):
+        node, self.readout = layers_to_network(layers, in_shape, step_mode=step_mode)
+        self.net = build_network(node, dt=1.0)
+        self.record_v = False
+        for c in self.net.connections.values():
+            c.set_trainable(trainable)
+
+    def __getattr__(self, name):
+        return getattr(self.net, name)
+
+    def __call__(self, x, steps=None):
+        r = self.readout
+        if steps is None:
+            out = self.net({"input": x}, record=(r,), record_v=(r,) if self.record_v else ())
+        else:
+            out = self.net({"input": x, "steps": steps}, record=(r,), record_v=(r,) if self.record_v else (),
+                           static=("input",))
+        return {"out": out["spikes"][r], "v": out["v"].get(r)}
+
+    def group(self, name):
+        return self.net.groups[name]
+
+    def conn(self, name):
+        return self.net.connections[name]
+
+
 # -- layers and shapes ------------------------------------------------------------------------------
 def test_shapes_are_inferred_layer_by_layer():
-    m = build_feedforward(CONV, (1, 8, 8))
-    assert m.layers["conv"].conv.in_channels == 1
-    assert m.layers["lif1"].shape == (4, 8, 8)
-    assert m.layers["fc"].linear.in_features == 4 * 4 * 4
-    assert m.layers["plif"].shape == (5,)
+    m = FF(CONV)
+    assert list(m.connections) == ["conv", "pool", "fc2", "mp_in"]  # chains named by their first op
+    assert m.conn("conv").ops[0].w.shape == (4, 1, 3, 3)
+    assert m.group("lif1").shape == (4, 8, 8)
+    assert m.conn("pool").ops[-1].w.shape == (4 * 4 * 4, 5)
+    assert m.group("plif").shape == (5,)
+    assert all(c.delay == 0 for c in m.connections.values()) and m.layer_by_layer()
     out = m(torch.rand(2, 1, 8, 8), steps=3)
     assert out["out"].shape == (3, 2, 3) and out["v"] is None
 
@@ -56,31 +88,45 @@ def test_shapes_are_inferred_layer_by_layer():
 def test_csnn_follows_the_data_shape(compose_cfg, data, flat):
     from omegaconf import OmegaConf
 
+    from snnrun.engine.network import build_network as build
+
     cfg = OmegaConf.to_container(compose_cfg("+model=csnn", f"data={data}"), resolve=True)
-    m = build_feedforward(cfg["model"]["layers"], cfg["data"]["shape"])
-    assert m.layers["fc1"].linear.in_features == flat
-    assert m.layers["fc2"].linear.out_features == 10
+    net = build(cfg["model"]["network"], dt=1.0)
+    assert net.connections["fc1"].ops[-1].w.shape == (flat, 128)
+    assert net.connections["fc2"].w.shape == (128, 10) and net.groups["out"].n == 10
 
 
-def test_layer_errors_name_the_layer():
+def test_layer_errors_name_the_connection():
+    net = {"groups": {"X": {"type": "input", "n": [1, 8, 8]}, "Y": {"type": "surrogate_lif"}}}
+
+    def build(conn, **groups):
+        node = {"groups": {**net["groups"], **groups}, "connections": {"c": {"source": "X", "target": "Y", **conn}}}
+        return build_network(node, dt=1.0)
+
     with pytest.raises(ConfigError) as e:
-        build_feedforward({"fc": {"type": "dense", "out_features": 3}}, (1, 8, 8))
-    assert e.value.key == "model.layers.fc" and "flatten" in str(e.value)
+        build({"type": "conv2d", "out_channels": 2, "kernel_size": 9})
+    assert e.value.key == "model.network.connections.c" and "[1, 8, 8]" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        build_feedforward({"c": {"type": "conv2d", "out_channels": 2, "kernel_size": 9}}, (1, 8, 8))
-    assert e.value.key == "model.layers.c" and "[1, 8, 8]" in str(e.value)
+        build({"type": "denes", "out_features": 3})
+    assert e.value.key == "model.network.connections.c.type" and "Did you mean 'dense'" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        build_feedforward({"x": {"type": "denes", "out_features": 3}}, (4,))
-    assert e.value.key == "model.layers.x.type" and "Did you mean 'dense'" in str(e.value)
+        build({"ops": [{"type": "flatten"}, {"type": "dense", "out": 3}]})
+    assert e.value.key.startswith("model.network.connections.c.ops.1") and "'out'" in str(e.value)
+    with pytest.raises(ConfigError) as e:  # the group's size disagrees with what the connection makes
+        build({"ops": [{"type": "flatten"}, {"type": "dense", "out_features": 3}]}, Y={"type": "surrogate_lif", "n": 4})
+    assert e.value.key.startswith("model.network.connections.c")
+    with pytest.raises(ConfigError) as e:  # a cycle of delay-0 connections cannot be ordered
+        build_network({"groups": {"A": {"type": "surrogate_lif", "n": 2}, "B": {"type": "surrogate_lif", "n": 2}},
+                       "connections": {"ab": {"type": "dense", "source": "A", "target": "B", "delay": 0},
+                                       "ba": {"type": "dense", "source": "B", "target": "A", "delay": 0}}}, dt=1.0)
+    assert "delay: 1" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        build_feedforward({"l": {"type": "surrogate_lif", "n": 3}}, (4,))
-    assert e.value.key == "model.layers.l.n"
-    with pytest.raises(ConfigError, match="unknown option 'out'"):
-        build_feedforward({"f": {"type": "dense", "out": 3}}, (4,))
+        layers_to_network({"fc": {"type": "dense", "out_features": 3}}, (4,))
+    assert e.value.key == "model.layers.fc" and "ends with a neuron layer" in str(e.value)
 
 
 def test_dropout_keeps_one_mask_for_all_steps():
-    m = build_feedforward({"d": {"type": "dropout", "p": 0.5}, "n": {"type": "surrogate_if", "v_threshold": 100.0}}, (200,))
+    m = FF({"d": {"type": "dropout", "p": 0.5}, "n": {"type": "surrogate_if", "v_threshold": 100.0}}, (200,))
     m.record_v = True
     out = m(torch.ones(1, 200), steps=4)
     v = out["v"][:, 0]
@@ -110,8 +156,8 @@ def test_multi_step_equals_step_by_step(static, train_mode):
     layers = dict(CONV)
     if train_mode:  # time-shared batch norm normalises over T x B vs B per step in training: leave it out
         layers.pop("bn")
-    multi = build_feedforward(layers, (1, 8, 8), step_mode="multi")
-    single = build_feedforward(layers, (1, 8, 8), step_mode="single")
+    multi = FF(layers, step_mode="multi")
+    single = FF(layers, step_mode="single")
     single.load_state_dict(multi.state_dict())
     for m in (multi, single):
         m.record_v = True
@@ -120,17 +166,17 @@ def test_multi_step_equals_step_by_step(static, train_mode):
     steps = 5 if static else None
     out_m, g_m = run(multi, x, steps)
     out_s, g_s = run(single, x, steps)
-    assert out_m["v"].abs().sum() > 0 and multi.layers["lif1"].s.sum() > 0
+    assert out_m["v"].abs().sum() > 0 and multi.group("lif1").s.sum() > 0
     assert torch.equal(out_m["out"], out_s["out"])
     assert torch.allclose(out_m["v"], out_s["v"], atol=1e-6)
-    assert set(g_m) == set(g_s) and len(g_m) == len(list(multi.parameters()))
+    assert set(g_m) == set(g_s) and len(g_m) == len([p for p in multi.parameters() if p.requires_grad])
     for k in g_m:
         assert torch.allclose(g_m[k], g_s[k], rtol=1e-4, atol=1e-6), k
 
 
 def test_static_input_equals_the_repeated_sequence():
     torch.manual_seed(0)
-    m = build_feedforward(CONV, (1, 8, 8))
+    m = FF(CONV)
     m.record_v = True
     x = torch.rand(3, 1, 8, 8) * 3
     out_static, g_static = run(m, x, 4)
@@ -181,7 +227,7 @@ def learner(**kw):
 
 
 def test_optimizers_and_schedulers_by_torch_name():
-    m = build_feedforward(CONV, (1, 8, 8))
+    m = FF(CONV).net
     for name in ("Adam", "AdamW", "SGD", "RMSprop"):
         lr = learner(optimizer={"type": name, "lr": 0.01}, weight_decay=1e-3)
         lr.configure(m, epochs=3, steps_per_epoch=5)
@@ -226,27 +272,36 @@ def test_learner_config_errors():
         learner(amp="fp16")
 
 
-def test_surrogate_bptt_is_not_a_connection_rule():
-    node = {"groups": {"X": {"type": "input", "n": 2}, "Y": {"type": "surrogate_lif", "n": 2}},
-            "connections": {"XY": {"type": "dense", "source": "X", "target": "Y"}},
-            "learners": {"bp": {"type": "stbp", "connection": "XY"}}}
+def test_a_gradient_learner_trains_what_no_local_rule_owns():
+    node = {"groups": {"X": {"type": "input", "n": 2, "traces": True}, "H": {"type": "lif", "n": 3, "traces": True},
+                       "Y": {"type": "surrogate_lif"}},
+            "connections": {"XH": {"type": "dense", "source": "X", "target": "H"},
+                            "HY": {"type": "dense", "source": "H", "target": "Y", "out_features": 2},
+                            "fixed": {"type": "dense", "source": "X", "target": "Y", "learn": False}}}
+    net = build_network(node, dt=1.0, learner={"stdp": {"type": "post_pre", "connection": "XH"},
+                                               "bp": {"type": "stbp", "optimizer": {"type": "SGD", "lr": 0.1}}})
+    assert set(net.learners) == {"stdp"}  # local rules run inside the simulation
+    trained = {n for n, c in net.connections.items() if c.w.requires_grad}
+    assert trained == {"HY"}
+    with pytest.raises(ConfigError) as e:  # two gradient learners
+        build_network(node, dt=1.0, learner={"a": {"type": "stbp"}, "b": {"type": "surrogate_bptt"}})
+    assert e.value.key == "model.learner.b" and "one gradient learner" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        build_network(node, dt=1.0)
-    assert e.value.key == "model.network.learners.bp.type" and "model.learner" in str(e.value)
+        build_network(node, dt=1.0, learner={"type": "stbp", "connections": ["nope"]})
+    assert e.value.key == "model.learner.connections" and "HY" in str(e.value)
 
 
 def test_stca_sets_spaic_surrogate_and_grad_clip_bounds_the_step():
-    m = build_feedforward(CONV, (1, 8, 8))
-    lr = LearningRule.registry.build({"type": "stca", "grad_clip": 1e-3, "optimizer": {"type": "SGD", "lr": 1.0}})
-    lr.configure(m, epochs=1, steps_per_epoch=1)
-    nodes = [n for n in m.modules() if isinstance(n, TrainableNode)]
+    m = FF(CONV)
+    lr = LearningRule.registry.build({"type": "stca", "grad_clip": 1e-3, "optimizer": {"type": "SGD", "lr": 1.0},
+                                      "loss": "membrane_ce"})
+    lr.configure(m.net, epochs=1, steps_per_epoch=1)
+    nodes = [n for n in m.net.modules() if isinstance(n, TrainableNode)]
     assert nodes and all(type(n.surrogate).__name__ == "STCARect" and n.surrogate.alpha == 0.5 for n in nodes)
-    before = torch.cat([p.detach().flatten().clone() for p in m.parameters()])
-    loss_fn = Loss.build("membrane_ce")
+    before = torch.cat([p.detach().flatten().clone() for p in m.net.parameters()])
     m.record_v = True
-    lr.train_step(lambda: m(torch.rand(4, 1, 8, 8) * 3, steps=3), loss_fn, torch.tensor([0, 1, 2, 0]),
-                  torch.device("cpu"))
-    after = torch.cat([p.detach().flatten() for p in m.parameters()])
+    lr.train_step(lambda: m(torch.rand(4, 1, 8, 8) * 3, steps=3), torch.tensor([0, 1, 2, 0]), torch.device("cpu"))
+    after = torch.cat([p.detach().flatten() for p in m.net.parameters()])
     assert 0 < (after - before).norm() <= 1e-3 + 1e-6  # SGD lr 1: the step is the clipped gradient
 
 
@@ -274,18 +329,19 @@ def mlp_run(tmp_path_factory):
 
 def test_gradient_run_writes_the_same_outputs_as_local_runs(mlp_run):
     cfg, out, summary = mlp_run
-    assert is_gradient_config(cfg)
     for name in ("metrics.jsonl", "summary.json", "checkpoint.pt", "confusion.png", "resolved_config.yaml",
                  "weights.png"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(saved)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["phase"] for r in records] == ["train"] * 4 + ["test"]
-    assert [r["epoch"] for r in records[:4]] == [1, 2, 3, 4]
-    for r in records[:4]:
-        assert {"loss", "train_accuracy", "val_accuracy", "val_loss", "lr", "best_epoch"} <= set(r)
-    best = max(records[:4], key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert [r["phase"] for r in records] == ["train", "val"] * 4 + ["test"]
+    assert [r["epoch"] for r in records[:8]] == [1, 1, 2, 2, 3, 3, 4, 4]
+    for r in records[:8:2]:
+        assert {"loss", "train_accuracy", "lr"} <= set(r)
+    for r in records[1:8:2]:
+        assert {"val_accuracy", "val_loss", "best_epoch"} <= set(r)
+    best = max(records[1:8:2], key=lambda r: (r["val_accuracy"], -r["val_loss"]))
     assert saved["best_epoch"] == best["epoch"] and saved["val_accuracy"] == best["val_accuracy"]
     assert saved["n_train"] + saved["n_val"] == 120 and saved["n_val"] == 12
 
@@ -304,11 +360,14 @@ def test_gradient_run_is_reproducible_and_re_evaluates(mlp_run, tmp_path):
 
 
 def test_gradient_run_resumes_after_a_stop(compose_cfg, tmp_path, mlp_run, monkeypatch):
-    import snnrun.engine.gradient_loop as tg
+    import snnrun.engine.loop as tg
     from snnrun.errors import TrainingInterrupted
 
     class StopAfterEpoch2:  # a SIGTERM arriving during epoch 2
         signum, polls = 15, 0
+
+        def __init__(self, agree=None):
+            pass
 
         def __enter__(self):
             return self
@@ -332,20 +391,20 @@ def test_gradient_run_resumes_after_a_stop(compose_cfg, tmp_path, mlp_run, monke
     assert resumed["resumed"] and resumed["test_accuracy"] == summary["test_accuracy"]
     assert resumed["best_epoch"] == summary["best_epoch"] and resumed["train_samples"] == summary["train_samples"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r.get("epoch") for r in records] == [1, 2, 3, 4, None]
-    losses = [json.loads(line)["loss"] for line in (mlp_run[1] / "metrics.jsonl").read_text().splitlines()[:4]]
-    assert [r["loss"] for r in records[:4]] == losses  # the same run, interrupted or not
+    assert [r.get("epoch") for r in records] == [1, 1, 2, 2, 3, 3, 4, 4, None]
+    losses = [json.loads(line).get("loss") for line in (mlp_run[1] / "metrics.jsonl").read_text().splitlines()[:8]]
+    assert [r.get("loss") for r in records[:8]] == losses  # the same run, interrupted or not
 
 
 def test_model_config_errors(compose_cfg, tmp_path):
+    with pytest.raises(ConfigError) as e:  # 7 outputs do not split into 4 class populations
+        build_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.network.connections.fc2.ops.1.out_features=7"))
+    assert e.value.key == "model.decoders" and "4" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.layers.fc2.out_features=7"))
-    assert e.value.key == "model.layers.lif2" and "4 classes" in str(e.value)
+        build_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.T=0"))
+    assert e.value.key.startswith("model.encoder")
     with pytest.raises(ConfigError) as e:
-        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.T=0"))
-    assert e.value.key == "model.T"
-    with pytest.raises(ConfigError) as e:
-        build_gradient_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.learner.optimizer.type=Adagrad2"))
+        build_experiment(compose_cfg("+model=snn_mlp", *TINY_GRAD, "model.learner.optimizer.type=Adagrad2"))
     assert e.value.key == "model.learner.optimizer.type"
 
 
@@ -355,13 +414,14 @@ def test_conv_models_train_a_step(compose_cfg, tmp_path, model):
                                 "model.hidden=16"), tmp_path)
     assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
     if model == "plif_csnn":
-        state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
-        assert "layers.lif1.w" in state and state["layers.lif1.w"].item() != 0.0  # tau was learned
+        state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["network"]
+        assert "groups.lif1.w" in state and state["groups.lif1.w"].item() != 0.0  # tau was learned
 
 
 def test_poisson_encoder_and_single_step_mode(compose_cfg, tmp_path):
-    summary = train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.epochs=2", "model.step_mode=single",
-                                "+model.encoder={type:poisson,time:8,dt:1,intensity:500}"), tmp_path)
+    summary = train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.epochs=2", "model.network.step_mode=single",
+                                "encoder@model.encoder=poisson", "model.encoder.time=8", "model.encoder.intensity=500"),
+                    tmp_path)
     assert summary["test_accuracy"] > 0.5
 
 
@@ -382,13 +442,34 @@ def test_more_config_errors_name_their_keys(compose_cfg):
     with pytest.raises(ConfigError) as e:
         learner(scheduler={"type": "StepLR", "step_size": 1, "interval": "batch"})
     assert e.value.key == "model.learner.scheduler.interval"
-    with pytest.raises(ConfigError, match="a gradient model config needs layers"):
+    with pytest.raises(ConfigError, match="a model config needs network"):
         from omegaconf import OmegaConf
 
         cfg = compose_cfg("+model=snn_mlp", *TINY_GRAD)
         OmegaConf.set_struct(cfg, False)
-        del cfg.model["layers"]
-        build_gradient_experiment(cfg)
-    m = build_feedforward({"f": {"type": "flatten"}, "d": {"type": "dense", "out_features": 2}}, (1, 2, 2))
-    with pytest.raises(ConfigError, match="membrane_ce needs a neuron layer"):
-        Loss.build("membrane_ce").loss(m(torch.rand(3, 1, 2, 2), steps=2), torch.tensor([0, 1, 0]))
+        del cfg.model["network"]
+        build_experiment(cfg)
+    with pytest.raises(ConfigError, match="membrane_ce needs"):
+        Loss.build("membrane_ce").loss({"out": torch.rand(2, 3, 2), "v": None}, torch.tensor([0, 1, 0]))
+
+
+def test_a_layer_list_is_the_same_graph_as_its_network(compose_cfg):
+    """The `layers:` sugar builds the network written out in conf/model/snn_mlp.yaml."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg("+model=snn_mlp", *TINY_GRAD)
+    written = build_experiment(cfg)
+    OmegaConf.set_struct(cfg, False)
+    del cfg.model["network"]
+    cfg.model.readout = "out"
+    cfg.model.layers = {"flat": {"type": "flatten"}, "fc1": {"type": "dense", "out_features": 512},
+                        "bn1": {"type": "batch_norm"}, "hidden": "${model.neuron}",
+                        "drop": {"type": "dropout", "p": 0.2},
+                        "fc2": {"type": "dense", "out_features": 4},
+                        "out": "${model.neuron}"}
+    sugar = build_experiment(cfg)
+    a = {k: tuple(v.shape) for k, v in written.network.state_dict().items()}
+    b = {k.replace("flat.", "fc1.").replace("drop.", "fc2."): tuple(v.shape)
+         for k, v in sugar.network.state_dict().items()}
+    assert sorted(a.values()) == sorted(b.values()) and len(a) == len(b)
+    assert sugar.network.layer_order == ["input", "hidden", "out"]

@@ -133,14 +133,6 @@ def test_cycle_finder():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-# modules the engine refactor is rewriting; their cycles (engine.loop <-> engine.gradient_loop,
-# run.console <-> engine.data_parallel) go with it, and the lead removes this xfail then.
-# A cycle with no engine module in it fails the test now.
-ENGINE = ("snnrun.engine.", "snnrun.components.layers")
-ONLY_ENGINE_CYCLES = all(any(m.startswith(ENGINE) for m in comp) for comp in cycles(import_graph()))
-
-
-@pytest.mark.xfail(ONLY_ENGINE_CYCLES, strict=False, reason="engine refactor in progress")
 def test_no_import_cycles():
     graph = import_graph()
     found = cycles(graph)

@@ -162,9 +162,8 @@ def test_callable_reward_target():
 
 def test_set_labels_updates_in_place():
     net = build_network({"groups": {"X": {"type": "input", "n": 2}, "Y": {"type": "input", "n": 2}},
-                         "connections": {"XY": {"type": "dense", "source": "X", "target": "Y"}},
-                         "learners": {"r": {"type": "mstdpet", "connection": "XY",
-                                            "reward": {"type": "label_match", "n_classes": 2}}}}, dt=1.0)
+                         "connections": {"XY": {"type": "dense", "source": "X", "target": "Y"}}}, dt=1.0, learner={"r": {"type": "mstdpet", "connection": "XY",
+                                            "reward": {"type": "label_match", "n_classes": 2}}})
     set_labels(net, torch.tensor([0, 1]))
     first = net.learners["r"].labels
     set_labels(net, torch.tensor([1, 1]))
@@ -175,8 +174,7 @@ def test_set_labels_updates_in_place():
 def tempotron_net(thresh, w=2.0):
     net = build_network({
         "groups": {"X": {"type": "input", "n": 2}, "Y": {"type": "lif", "n": 2, "thresh": thresh, "refrac": 0.0}},
-        "connections": {"XY": {"type": "dense", "source": "X", "target": "Y", "init": w}},
-        "learners": {"t": {"type": "tempotron", "connection": "XY", "n_classes": 2, "nu": 0.1}}}, dt=1.0)
+        "connections": {"XY": {"type": "dense", "source": "X", "target": "Y", "init": w}}}, dt=1.0, learner={"t": {"type": "tempotron", "connection": "XY", "n_classes": 2, "nu": 0.1}})
     net.train()
     return net
 

@@ -119,8 +119,7 @@ def test_online_rules_default_to_spaic_rates_and_reset_per_presentation():
 def test_reset_happens_through_the_network():
     net = build_network({
         "groups": {"X": {"type": "input", "n": 1}, "Y": {"type": "input", "n": 1}},
-        "connections": {"XY": {"type": "dense", "source": "X", "target": "Y", "init": 0.5}},
-        "learners": {"l": {"type": "full_online_stdp", "connection": "XY", "nu": [0.0, 0.1]}}}, dt=1.0)
+        "connections": {"XY": {"type": "dense", "source": "X", "target": "Y", "init": 0.5}}}, dt=1.0, learner={"l": {"type": "full_online_stdp", "connection": "XY", "nu": [0.0, 0.1]}})
     net.train()
     net.run({"X": torch.tensor([[[1.0]], [[0.0]]]), "Y": torch.zeros(2, 1, 1)})
     w = net.connections["XY"].w.item()
@@ -180,7 +179,7 @@ def test_conv2d_connection():
     with pytest.raises(ConfigError) as e:
         Connection.build({"type": "conv2d", "source": "a", "target": "b", "kernel_size": 2}, key="c",
                          source_shape=(1, 3, 3), target_shape=(2, 3, 3))
-    assert e.value.key == "c" and "[C_out, 2, 2]" in str(e.value)
+    assert e.value.key == "c" and "needs n: [2, 2, 2]" in str(e.value)
     n = conv(init={"type": "uniform", "low": 0.0, "high": 1.0}, norm=2.0)
     assert torch.allclose(n.w.abs().sum((1, 2, 3)), torch.full((2,), 2.0))
 
@@ -254,12 +253,11 @@ def test_conv_stdp_network_runs_and_normalises():
     net = build_network({
         "groups": {"X": {"type": "input", "n": [1, 8, 8]}, "Y": {"type": "lif", "n": [4, 6, 6], "thresh": -64.0}},
         "connections": {"XY": {"type": "conv2d", "source": "X", "target": "Y", "kernel_size": 3,
-                               "wmin": 0.0, "wmax": 1.0, "norm": 2.0}},
-        "learners": {"l": {"type": "conv2d_stdp", "connection": "XY", "nu": [1e-3, 1e-2]}}}, dt=1.0)
+                               "wmin": 0.0, "wmax": 1.0, "norm": 2.0}}}, dt=1.0, learner={"l": {"type": "conv2d_stdp", "connection": "XY", "nu": [1e-3, 1e-2]}})
     net.train()
     w0 = net.connections["XY"].w.clone()
     out = net.run({"X": (torch.rand(20, 3, 1, 8, 8) < 0.3).float()}, count=("Y",))
-    assert out["Y"].sum() > 0 and not torch.equal(net.connections["XY"].w, w0)
+    assert out["counts"]["Y"].sum() > 0 and not torch.equal(net.connections["XY"].w, w0)
     assert torch.allclose(net.connections["XY"].w.sum((1, 2, 3)), torch.full((4,), 2.0), atol=1e-5)
 
 

@@ -205,4 +205,4 @@ def test_sits_in_a_network_group_and_runs_without_grad():
                         dt=1.0)
     out = net.run({"X": torch.ones(5, 2, 4)}, count=("H",))
     # current 4 per step, tau 2: v = 2 -> spike every step once connections deliver (from t=1)
-    assert out["H"].tolist() == [[4.0] * 3] * 2
+    assert out["counts"]["H"].tolist() == [[4.0] * 3] * 2

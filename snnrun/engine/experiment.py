@@ -25,13 +25,14 @@ from omegaconf.errors import OmegaConfBaseException
 from snnrun import config as _config  # noqa: F401  (registers the resolvers)
 from snnrun.components.decoders import Decoder, LabelAssignment, Readout
 from snnrun.components.encoders import Encoder
-from snnrun.components.learning.base import Learner, LearningRule
+from snnrun.components.learning.base import Learner
 from snnrun.components.neurons import Input
 from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
+from snnrun.engine.layers import layers_to_network
+from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
 from snnrun.errors import ConfigError
-from snnrun.registry import as_node, import_target
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
 
@@ -193,80 +194,6 @@ class Experiment:
                 self.learners[n].load_state_dict(s)
 
 
-def learner_nodes(node: Any) -> dict[str, dict[str, Any]]:
-    """``model.learner`` as {name: node}: one learner (a node with ``type``/``_target_``) is named
-    ``learner``; a mapping of named learners is taken as it is; null means no learning."""
-    node = as_node(node) if node is not None else None
-    if not node:
-        return {}
-    if isinstance(node, str):
-        return {"learner": {"type": node}}
-    if "type" in node or "_target_" in node:
-        return {"learner": dict(node)}
-    out = {}
-    for name, sub in node.items():
-        sub = as_node(sub, f"model.learner.{name}")
-        if not isinstance(sub, dict) or not ("type" in sub or "_target_" in sub):
-            raise ConfigError("a learner needs 'type' (snnrun list learners); several learners go in a mapping "
-                              "of named learners, each with its own 'type'", key=f"model.learner.{name}")
-        out[name] = dict(sub)
-    return out
-
-
-def _learner_class(node: dict, key: str):
-    if "_target_" in node:
-        return import_target(node["_target_"], key=f"{key}._target_")
-    return LearningRule.registry.get(str(node["type"]), key=f"{key}.type")
-
-
-def build_learners(node: Any, network: Network, dt: float) -> dict[str, Learner]:
-    """Build the model's learners; attach local rules to their connections and choose what the
-    gradient learner (at most one) trains."""
-    nodes = learner_nodes(node)
-    learners: dict[str, Learner] = {}
-    local: dict[str, LearningRule] = {}
-    gradient_name = None
-    single = list(nodes) == ["learner"]
-    for name, spec in nodes.items():
-        key = "model.learner" if single else f"model.learner.{name}"
-        cls = _learner_class(spec, key)
-        if getattr(cls, "gradient", False):
-            if gradient_name is not None:
-                raise ConfigError(f"one gradient learner per model ('{gradient_name}' is one)", key=key)
-            gradient_name = name
-            learners[name] = LearningRule.registry.build(spec, key=key)
-            continue
-        spec = dict(spec)
-        cname = spec.pop("connection", None)
-        if cname not in network.connections:
-            raise ConfigError(f"'connection' must name a connection, one of: {', '.join(network.connections)}",
-                              key=f"{key}.connection")
-        conn = network.connections[cname]
-        if not hasattr(conn, "w") or not isinstance(getattr(conn, "w", None), torch.Tensor):
-            raise ConfigError(f"connection '{cname}' has no weights for a local rule to learn", key=f"{key}.connection")
-        rule = LearningRule.build(spec, key=key, connection=conn, source=network.groups[conn.source],
-                                  target=network.groups[conn.target], dt=dt)
-        local[name] = learners[name] = rule
-    network.learners = local
-    owned = {id(r.connection) for r in local.values()}
-    for cname, conn in network.connections.items():
-        conn.set_trainable(False)
-    if gradient_name is not None:
-        grad = learners[gradient_name]
-        names = grad.connections if grad.connections is not None else list(network.connections)
-        for cname in names:
-            key = f"model.learner{'' if single else '.' + gradient_name}.connections"
-            if cname not in network.connections:
-                raise ConfigError(f"no connection '{cname}'. Connections: {', '.join(network.connections)}", key=key)
-            conn = network.connections[cname]
-            if id(conn) in owned:
-                if grad.connections is not None:
-                    raise ConfigError(f"connection '{cname}' is learned by a local rule", key=key)
-                continue
-            conn.set_trainable(conn.learn)
-    return learners
-
-
 def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Hold out a stratified ``fraction`` of the training split (fixed by ``seed``)."""
     if fraction <= 0 or len(train) < 2:
@@ -283,11 +210,17 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
         raise ConfigError(f"choose a model: +model=<one of {', '.join(model_names())}>", key="model")
     plain = resolved(cfg) if OmegaConf.is_config(cfg) else cfg
     model = plain["model"]
+    if "layers" in model:  # sugar: a layer list is a feed-forward network (snnrun/engine/layers.py)
+        if "network" in model:
+            raise ConfigError("a model has either `layers` (a list of layers) or `network`, not both", key="model")
+        model = dict(model)
+        model["network"], readout = layers_to_network(model.pop("layers"), plain["data"]["shape"],
+                                                      step_mode=str(model.pop("step_mode", "auto")))
+        model.setdefault("readout", readout)
+        plain = {**plain, "model": model}
     missing = MODEL_KEYS - set(model)
     if missing:
-        hint = (" (the `layers:` list is now a network of groups and connections: see conf/model/snn_mlp.yaml)"
-                if "layers" in model else "")
-        raise ConfigError(f"a model config needs {', '.join(sorted(missing))}{hint}", key="model")
+        raise ConfigError(f"a model config needs {', '.join(sorted(missing))}", key="model")
     device = resolve_device(plain.get("device", "auto"))
     seed = int(plain.get("seed", 0))
     seed_everything(seed)

@@ -148,10 +148,15 @@ def save_receptive_fields(exp: Experiment, path: Path) -> bool:
     target neuron (Diehl & Cook's learned digits; a dense gradient model's first layer)."""
     n_in = exp.network.groups[exp.input_group].n
     for c in exp.network.connections.values():
-        w = getattr(c, "w", None)
-        if c.source == exp.input_group and isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[0] == n_in:
-            save_weights_png(w.detach(), exp.data.shape, path, f"{c.source} -> {c.target} receptive fields")
-            return True
+        if c.source != exp.input_group:
+            continue
+        for op in getattr(c, "ops", [c]):  # a chain: its first weighted op, after reshaping ones
+            w = getattr(op, "w", None)
+            if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[0] == n_in:
+                save_weights_png(w.detach(), exp.data.shape, path, f"{c.source} -> {c.target} receptive fields")
+                return True
+            if op.has_weights or op.n_target != n_in:
+                break
     return False
 
 
@@ -327,17 +332,21 @@ class Trainer:
                     prog.start += len(idx)
                     prog.seen += len(idx)
                     extra = None
-                    if prog.samples % self.assign_every < len(idx) or prog.start >= self.n_train:
+                    window_full = self.running is not None and \
+                        sum(len(y) for y in prog.window_y) >= self.assign_every
+                    if window_full or prog.start >= self.n_train:
                         extra = self.log_window(bar, loss_sum, correct)
                     bar.advance(len(idx), extra)
                     prog.train_time = base_time + bar.elapsed
                     if prog.start >= self.n_train:
                         break  # the epoch-end checkpoint below covers this point
-                    if self.stop.requested or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every):
+                    stopping = self.stop.requested
+                    if stopping or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every):
                         self.sync_sums(loss_sum, correct)
                         self.checkpoint()
                         last_ckpt = prog.samples
-                        self.interrupted()
+                        if stopping:
+                            raise TrainingInterrupted(self.stop.signum, self.output_dir)
             self.sync_sums(loss_sum, correct)
             self.end_epoch(bar.elapsed)
             prog.epoch, prog.start, prog.order = prog.epoch + 1, 0, None

@@ -244,12 +244,13 @@ class Network(nn.Module):
 
 
 def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network",
-                  learners: Mapping[str, Any] | None = None) -> Network:
+                  learner: Any = None) -> Network:
     """Build a Network from ``{groups: {...}, connections: {...}, delay: 1, step_mode: auto}``.
 
     A group without ``n`` takes the shape its first incoming connection produces (conv maps,
     pooled maps, ``out_features``), so a feed-forward stack needs sizes only where they are
-    chosen. ``learners`` (name -> built local rule factory) is filled in by the experiment."""
+    chosen. ``learner`` is a ``model.learner`` node (see :mod:`snnrun.engine.learners`); the
+    experiment builds the model's learners itself and leaves it out."""
     node = as_node(node)
     unknown = set(node) - set(NETWORK_KEYS)
     if unknown:
@@ -312,5 +313,9 @@ def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network"
             raise ConfigError("give this group 'n' (it has no incoming connection to size it)",
                               key=f"{key}.groups.{name}")
     groups = {name: groups[name] for name in groups_cfg}  # config order
-    return Network(groups, {n: connections[n] for n in conns_cfg}, dict(learners or {}), dt=dt,
-                   step_mode=str(node.get("step_mode", "auto")))
+    net = Network(groups, {n: connections[n] for n in conns_cfg}, dt=dt, step_mode=str(node.get("step_mode", "auto")))
+    if learner is not None:
+        from snnrun.engine.learners import build_learners
+
+        build_learners(learner, net, dt)
+    return net

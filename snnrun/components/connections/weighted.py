@@ -37,6 +37,11 @@ class DenseConnection(Connection):
     def __init__(self, source: str = "", target: str = "", *, init=None, matmul: str = "fp32",
                  out_features: int | None = None, bias: bool = False, **kw):
         super().__init__(source, target, **kw)
+        if matmul not in MATMULS:
+            raise ConfigError(f"unknown matmul '{matmul}'. Allowed: {', '.join(MATMULS)}", key="matmul")
+        if matmul == "fp16x2" and max(abs(self.wmin), abs(self.wmax)) >= 65504:
+            raise ConfigError("fp16x2 needs weights bounded within fp16's range: set wmin and wmax to "
+                              "|w| < 65504, or use matmul: fp32", key="matmul")
         if self.target_shape is None:
             if out_features is None:
                 raise ConfigError("give the target group's size 'n' or this connection's out_features",
@@ -45,11 +50,6 @@ class DenseConnection(Connection):
         elif out_features is not None and int(out_features) != self.n_target:
             raise ConfigError(f"out_features={out_features} but the target group has {self.n_target} neurons",
                               key="out_features")
-        if matmul not in MATMULS:
-            raise ConfigError(f"unknown matmul '{matmul}'. Allowed: {', '.join(MATMULS)}", key="matmul")
-        if matmul == "fp16x2" and max(abs(self.wmin), abs(self.wmax)) >= 65504:
-            raise ConfigError("fp16x2 needs weights bounded within fp16's range: set wmin and wmax to "
-                              "|w| < 65504, or use matmul: fp32", key="matmul")
         self.matmul = matmul
         w = init_weights((self.n_source, self.n_target), init, fan_in=self.n_source)
         self.w = weights(w.clamp(self.wmin, self.wmax))
