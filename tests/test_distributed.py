@@ -85,12 +85,14 @@ def test_ddp_gradient_matches_single_process(tmp_path, cli_env):
     # snn_mlp without batch norm and dropout: on CPU there is no SyncBatchNorm (GPUs get it), and
     # dropout masks are drawn per rank
     ov = ["+model=snn_mlp", "data=synthetic", "data.n_train=40", "data.n_test=20", "model.hidden=16",
-          "model.T=4", "model.dropout=0", "~model.layers.bn1", "trainer.epochs=2", "trainer.batch_size=8",
+          "model.T=4", "model.dropout=0",
+          "model.network.connections.fc1.ops=[{type:flatten},{type:dense,out_features:16,bias:true,init:fan_in}]",
+          "trainer.epochs=2", "trainer.batch_size=8",
           "trainer.eval_batch_size=64", "logger=plain", "device=cpu"]
     env = _env(cli_env)
     single = run_single(tmp_path, ov, env)
     ddp, _ = run_ddp(tmp_path, ov, env)
-    assert_same_run(single, ddp, "model")
+    assert_same_run(single, ddp, "network")
     only_run_dirs(tmp_path, "single", "ddp")
 
 
