@@ -52,7 +52,7 @@ class Network(nn.Module):
         self.step_mode = step_mode
         self._incoming = {g: [c for c in self.connections.values() if c.target == g] for g in self.groups}
         self._delayed = [n for n, c in self.connections.items() if c.delay == 1]
-        self._names = {id(c): n for n, c in self.connections.items()}
+        self._incoming_named = {g: [(n, c) for n, c in self.connections.items() if c.target == g] for g in self.groups}
         self.order = self._topological(lambda c: c.delay == 0)  # within a step
         try:
             self.layer_order = self._topological(lambda c: True)
@@ -129,8 +129,8 @@ class Network(nn.Module):
                    for n in self._delayed}
         for name in self.order:
             total = inputs.get(name)
-            for c in self._incoming[name]:
-                i = delayed[self._names[id(c)]] if c.delay == 1 else c(self.groups[c.source].s)
+            for cname, c in self._incoming_named[name]:
+                i = delayed[cname] if c.delay == 1 else c(self.groups[c.source].s)
                 total = i if total is None else total + i
             self._feed(self.groups[name], total)
         if self.training:
