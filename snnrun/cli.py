@@ -1,13 +1,17 @@
 """The ``snnrun`` command: picks the subcommand, hands the rest of the arguments to Hydra.
 
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
-    snnrun eval run_dir=DIR [key=value ...]          re-evaluate a finished run
+    snnrun eval run_dir=DIR [overrides]              re-evaluate a finished run (logger=plain device=cpu ...)
     snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
-    snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi]   plot one neuron model
+    snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi] [out=FILE]   plot one neuron
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
-    snnrun report run_dir=DIR                         summary, config diff, figures of a run
+    snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
+
+Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
++key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
+their config groups and config; eval, resume and report compose the run's saved config.
 """
 
 from __future__ import annotations
@@ -46,18 +50,32 @@ def user_errors():
         sys.exit(e.exit_code)
 
 
-def _hydra_app(task: Callable, args: list[str]) -> None:
+def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
+               precheck: Callable | None = None) -> None:
     import hydra
 
     from snnrun.config import PACKAGE_DIR, config_dir
 
+    _precheck(config_name, args, precheck)
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 alone writes the run dir
         args = [*args, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled",
                 "hydra/hydra_logging=disabled"]
     sys.argv = ["snnrun", *args]
-    hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)()
+    hydra.main(version_base="1.3", config_path=config_path, config_name=config_name)(task)()
+
+
+def _precheck(config_name: str, args: list[str], check: Callable | None = None) -> None:
+    """Compose once before Hydra runs the app, so that a bad override is one clear error (key,
+    message, did-you-mean) with exit code 2 and nothing is created. Hydra's own flags (--help,
+    --cfg, -m ...) and sweeps go straight to Hydra."""
+    if any(a.startswith("-") for a in args):
+        return
+    from snnrun.run.compose import compose
+
+    with user_errors():
+        check(args) if check is not None else compose(config_name, args)
 
 
 def _train_task(cfg):
@@ -70,19 +88,57 @@ def _train_task(cfg):
     return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
 
 
+RUN_DIR_USAGE = {
+    "eval": "re-evaluate a finished run on its test split from its checkpoint; writes eval.json in the run",
+    "resume": "continue a stopped run from its last checkpoint, in its own directory",
+    "report": "print a run's summary and its config vs. its model's defaults; redraw its figures",
+}
+
+
+def _run_dir_usage(cmd: str) -> str:
+    resume_note = ("\n  Only keys that change nothing learned may differ from the saved config: device, logger,\n"
+                   "  trainer.checkpoint_every, trainer.eval_batch_size, trainer.strategy, trainer.backend.\n"
+                   if cmd == "resume" else "")
+    return (f"usage: snnrun {cmd} run_dir=DIR [overrides ...]\n\n"
+            f"  {RUN_DIR_USAGE[cmd]}.\n\n"
+            "  run_dir    a run directory written by `snnrun train` (outputs/<date>/<time>_<model>, or one job\n"
+            "             of a sweep): its .hydra/config.yaml is the config the run was started with.\n"
+            "  overrides  Hydra overrides applied to that saved config, as `snnrun train` applies them:\n"
+            "             key=value sets a value (device=cpu, data.limit_test=100); group=option picks a preset\n"
+            "             from snnrun's conf tree (logger=plain, data=mnist); +key=value adds a key.\n"
+            "             A bad override is an error naming the key; nothing in the run is changed then.\n"
+            f"{resume_note}\n"
+            f"  e.g. snnrun {cmd} run_dir=outputs/2024-05-01/12-00-00_diehl_cook logger=plain device=cpu")
+
+
+def _run_dir_args(cmd: str, args: list[str]) -> tuple[str, list[str]] | None:
+    """``run_dir=DIR`` (or DIR as the first bare word) and the Hydra overrides; None after --help."""
+    if any(a in ("-h", "--help") for a in args):
+        console.print(_run_dir_usage(cmd), markup=False, highlight=False, soft_wrap=True)
+        return None
+    run_dir, overrides = None, []
+    for a in args:
+        if a.startswith("run_dir=") and run_dir is None:
+            run_dir = a.split("=", 1)[1]
+        elif run_dir is None and "=" not in a and not a.startswith(("+", "~", "-")):
+            run_dir = a
+        else:
+            overrides.append(a)
+    if not run_dir:
+        raise ConfigError(f"say which run: snnrun {cmd} run_dir=outputs/<date>/<time>_<model> "
+                          f"(snnrun {cmd} --help)", key="run_dir")
+    return run_dir, overrides
+
+
 def _eval(args: list[str]) -> None:
     from snnrun.engine.loop import evaluate_run
 
     with user_errors():
-        kv = dict(a.split("=", 1) for a in args if "=" in a)
-        bad = [a for a in args if "=" not in a]
-        if bad:
-            raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key="eval")
-        if "run_dir" not in kv:
-            raise ConfigError("say which run to evaluate: snnrun eval run_dir=outputs/<date>/<time>_<model>",
-                              key="run_dir")
-        run_dir = kv.pop("run_dir")
-        out = evaluate_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+        parsed = _run_dir_args("eval", args)
+        if parsed is None:
+            return
+        run_dir, overrides = parsed
+        out = evaluate_run(run_dir, overrides)
         console.print(f"test_accuracy {out['test_accuracy']:.4f} ({out['best_decoder']}); "
                       f"written to {run_dir}/eval.json")
 
@@ -117,37 +173,40 @@ def _list(args: list[str]) -> None:
 
 
 def _bench(args: list[str]) -> None:
+    """Comma lists (workload.n=100,400) sweep inside one bench run (one table); Hydra's flags
+    (--help, --cfg job, -m for one process per configuration) go to the Hydra app on conf/bench.yaml."""
     from snnrun.commands.bench import run_bench
 
+    if any(a.startswith("-") for a in args):
+        _hydra_app(_bench_task, args, "bench")
+        return
     with user_errors():
         run_bench(args)
 
 
-def _key_values(args: list[str], cmd: str, required: tuple[str, ...] = ()) -> dict[str, str]:
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key=cmd)
-    kv = dict(a.split("=", 1) for a in args)
-    for k in required:
-        if k not in kv:
-            raise ConfigError(f"say which run: snnrun {cmd} {k}=outputs/<date>/<time>_<model>", key=k)
-    return kv
+def _bench_task(cfg) -> None:
+    from snnrun.commands.bench import run_bench
+
+    with user_errors():
+        run_bench(cfg)
 
 
 def _resume(args: list[str]) -> None:
     from snnrun.engine.loop import resume_run
 
     with user_errors():
-        kv = _key_values(args, "resume", ("run_dir",))
-        run_dir = kv.pop("run_dir")
-        resume_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+        parsed = _run_dir_args("resume", args)
+        if parsed is not None:
+            resume_run(*parsed)
 
 
 def _report(args: list[str]) -> None:
     from snnrun.run.report import report_run
 
     with user_errors():
-        report_run(_key_values(args, "report", ("run_dir",))["run_dir"])
+        parsed = _run_dir_args("report", args)
+        if parsed is not None:
+            report_run(*parsed)
 
 
 def _compare(args: list[str]) -> None:
@@ -174,11 +233,20 @@ def _shell_completion(args: list[str]) -> None:
 
 
 def _probe(args: list[str]) -> None:
+    from snnrun.commands.probe import parse_args
+
+    _hydra_app(_probe_task, args, "probe", precheck=parse_args)
+
+
+def _probe_task(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from snnrun.commands.probe import run_probe
 
     with user_errors():
-        path = run_probe(args)
-    console.print(f"written {path}")
+        hc = HydraConfig.get()
+        path = run_probe(cfg, out_dir=hc.runtime.output_dir, name=hc.runtime.choices.get("neuron"))
+    console.print(f"written {path}", soft_wrap=True)
 
 
 def registries() -> dict:
@@ -202,7 +270,7 @@ def registries() -> dict:
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare, "bench": lambda a: _bench(a)}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,10 +33,8 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
     Group choices that differ come first (``data``: digits -> synthetic); values are then
     compared with the defaults *of the run's choices*, so only explicit value changes show.
     """
-    from hydra import compose, initialize_config_dir
-
-    from snnrun.config import config_dir
     from snnrun.engine.loop import config_diff
+    from snnrun.run.compose import compose
 
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
@@ -47,8 +45,7 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
     base = [f"+model={model}"] if model else []
 
     def defaults(overrides):
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=True)
+        return compose("config", overrides, return_hydra_config=True)
 
     try:
         default = defaults(base)
@@ -59,7 +56,7 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
                                      if v is not None and k in default_choices]) if changed else default
     except Exception as e:  # the model or a preset may no longer exist in this install
         raise ConfigError(f"cannot compose the defaults of model '{model}' to compare with: "
-                          f"{str(e).splitlines()[0]}", key="model") from e
+                          f"{e}", key="model") from e
     ref = OmegaConf.to_container(reference)
     ref.pop("hydra", None)
     return {**{f"({k})": v for k, v in changed.items()}, **config_diff(ref, OmegaConf.to_container(run_cfg))}
@@ -111,13 +108,16 @@ def _is_gradient(cfg) -> bool:
     return bool(is_gradient_config(cfg))
 
 
-def report_run(run_dir: str | Path) -> dict[str, Any]:
-    """Print the summary and config diff of a run and redraw its figures; returns what was found."""
+def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Print the summary and config diff of a run and redraw its figures; returns what was found.
+
+    ``overrides`` (Hydra's, e.g. ``device=cpu``) apply to the config the figures are simulated
+    with (snnrun.run.compose); the config diff is always the run's saved config."""
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import load_run_config
+    from snnrun.run.compose import compose_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = compose_run_config(run_dir, overrides)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
 
