@@ -143,11 +143,98 @@ def _eval(args: list[str]) -> None:
                       f"written to {run_dir}/eval.json")
 
 
-def _list(args: list[str]) -> None:
-    from rich.table import Table
+# registries whose configs have presets in the conf tree: (group folder, how an override picks one)
+PRESET_GROUPS = {
+    "neurons": ("neuron", "neuron@model.network.groups.<G>=NAME, e.g. neuron@model.network.groups.Ai=NAME; "
+                          "snnrun probe neuron=NAME"),
+    "encoders": ("encoder", "encoder@model.encoder=NAME"),
+    "connections": ("connection", "connection@model.network.connections.<C>=NAME"),
+    "learners": ("learner", "learner@model.network.learners.<L>=NAME (STDP) or learner@model.learner=NAME"),
+    "losses": ("loss", "loss@model.loss=NAME"),
+    "datasets": ("data", "data=NAME"),
+    "generators": ("input", "snnrun probe input=NAME"),
+}
 
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (lines joined): a summary that never stops mid-sentence."""
+    import re
+
+    text = " ".join(text.split())
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z`(])", text)
+    return text[:m.start()] if m else text
+
+
+def doc_summary(obj) -> str:
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    return first_sentence(doc.strip().split("\n\n")[0]) if doc.strip() else ""
+
+
+def preset_description(path) -> tuple[str, str | None]:
+    """(the leading comment block of a preset file, first sentence; the ``type:`` it sets)."""
+    import yaml
+
+    lines, text = [], path.read_text()
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.lstrip("# ").startswith("@package"):
+            lines.append(line.lstrip("#").strip())
+    try:
+        node = yaml.safe_load(text)
+    except yaml.YAMLError:
+        node = None
+    kind = node.get("type") if isinstance(node, dict) else None
+    return first_sentence(" ".join(lines)), None if kind is None else str(kind)
+
+
+class _Listing:
+    """Two columns (name, description) as plain text wrapped to the console's width (80 when
+    piped): long descriptions wrap at words, a long name puts its description on the next line."""
+
+    def __init__(self, title: str):
+        self.title, self.rows = title, []
+
+    def add_row(self, name: str, desc: str = "") -> None:
+        self.rows.append((name, desc))
+
+    def render(self, width: int) -> str:
+        import textwrap
+
+        width = max(width, 40)
+        out = textwrap.wrap(self.title, width, subsequent_indent="    ", break_on_hyphens=False) or [""]
+        col = min(max((len(n) for n, _ in self.rows), default=0), 24)
+        indent = " " * (2 + col + 2)
+        for name, desc in self.rows:
+            if not desc:
+                out.append(f"  {name}")
+                continue
+            wrapped = textwrap.wrap(desc, width - len(indent), break_on_hyphens=False, break_long_words=True)
+            if len(name) > col:
+                out.append(f"  {name}")
+                out += [indent + w for w in wrapped]
+            else:
+                out.append(f"  {name.ljust(col)}  {wrapped[0]}")
+                out += [indent + w for w in wrapped[1:]]
+        return "\n".join(out)
+
+    def print(self) -> None:
+        console.print(self.render(console.width), markup=False, highlight=False, soft_wrap=True)
+
+
+def _wrapped(text: str, indent: str = "  ") -> None:
+    import textwrap
+
+    console.print("\n".join(textwrap.wrap(text, max(console.width, 40), initial_indent=indent,
+                                         subsequent_indent=indent + "  ", break_on_hyphens=False)),
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+def _list(args: list[str]) -> None:
     from snnrun.config import config_dir, model_names
-    from snnrun.registry import did_you_mean, first_doc_line
+    from snnrun.registry import did_you_mean
 
     kinds = registries()
     kinds_all = [*kinds, "models"]
@@ -157,19 +244,45 @@ def _list(args: list[str]) -> None:
             if k not in kinds_all:
                 raise ConfigError(f"unknown kind '{k}'.{did_you_mean(k, kinds_all)} Allowed: "
                                   f"{', '.join(kinds_all)}", key="list")
-    for k in wanted:
-        table = Table(title=k, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    for i, k in enumerate(wanted):
+        if i:
+            console.print()
         if k == "models":
+            table = _Listing("models (+model=NAME)")
             for name in model_names():
-                first = (config_dir() / "model" / f"{name}.yaml").read_text().splitlines()[0]
-                table.add_row(f"[bold]{name}[/]", first.lstrip("# "))
-        else:
-            reg = kinds[k]
+                table.add_row(name, preset_description(config_dir() / "model" / f"{name}.yaml")[0])
+            table.print()
+            continue
+        reg = kinds[k]
+        if k not in PRESET_GROUPS:
+            table = _Listing(k)
             for name, cls in reg.items():
                 aliases = reg.aliases_of(name)
-                shown = name + (f" ({', '.join(aliases)})" if aliases else "")
-                table.add_row(f"[bold]{shown}[/]", first_doc_line(cls))
-        console.print(table)
+                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""), doc_summary(cls))
+            table.print()
+            continue
+        group, how = PRESET_GROUPS[k]
+        presets = {p.stem: preset_description(p) for p in sorted((config_dir() / group).glob("*.yaml"))}
+        table = _Listing(f"{k}: presets in conf/{group}/, picked by {how}")
+        for name, (desc, kind) in presets.items():
+            cls = reg.get(kind, key=k) if kind in reg else None
+            desc = desc or (doc_summary(cls) if cls is not None else "")
+            typed = f"(type {kind})" if kind is not None and kind != name else ""
+            table.add_row(name, " ".join(x for x in (typed, desc) if x) or f"type {kind}")
+        table.print()
+        with_preset, table = [], _Listing(f"{k}: registered types without a preset of that name (not for "
+                                          f"{group}=NAME; set type: NAME in a node)")
+        for name, cls in reg.items():
+            aliases = reg.aliases_of(name)
+            shown = name + (f" ({', '.join(aliases)})" if aliases else "")
+            if {name, *aliases} & set(presets):
+                with_preset.append(shown)
+            else:
+                table.add_row(shown, f"[no preset] {doc_summary(cls)}")
+        if with_preset:
+            _wrapped(f"{k}: registered types with a preset of that name: {', '.join(with_preset)}", indent="")
+        if table.rows:
+            table.print()
 
 
 def _bench(args: list[str]) -> None:
