@@ -1,13 +1,17 @@
 """The ``snnrun`` command: picks the subcommand, hands the rest of the arguments to Hydra.
 
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
-    snnrun eval run_dir=DIR [key=value ...]          re-evaluate a finished run
+    snnrun eval run_dir=DIR [overrides]              re-evaluate a finished run (logger=plain device=cpu ...)
     snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
-    snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi]   plot one neuron model
+    snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi] [out=FILE]   plot one neuron
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
-    snnrun report run_dir=DIR                         summary, config diff, figures of a run
+    snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
+
+Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
++key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
+their config groups and config; eval, resume and report compose the run's saved config.
 """
 
 from __future__ import annotations
@@ -46,18 +50,32 @@ def user_errors():
         sys.exit(e.exit_code)
 
 
-def _hydra_app(task: Callable, args: list[str]) -> None:
+def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
+               precheck: Callable | None = None) -> None:
     import hydra
 
     from snnrun.config import PACKAGE_DIR, config_dir
 
+    _precheck(config_name, args, precheck)
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 alone writes the run dir
         args = [*args, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled",
                 "hydra/hydra_logging=disabled"]
     sys.argv = ["snnrun", *args]
-    hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)()
+    hydra.main(version_base="1.3", config_path=config_path, config_name=config_name)(task)()
+
+
+def _precheck(config_name: str, args: list[str], check: Callable | None = None) -> None:
+    """Compose once before Hydra runs the app, so that a bad override is one clear error (key,
+    message, did-you-mean) with exit code 2 and nothing is created. Hydra's own flags (--help,
+    --cfg, -m ...) and sweeps go straight to Hydra."""
+    if any(a.startswith("-") for a in args):
+        return
+    from snnrun.run.compose import compose
+
+    with user_errors():
+        check(args) if check is not None else compose(config_name, args)
 
 
 def _train_task(cfg):
@@ -70,28 +88,153 @@ def _train_task(cfg):
     return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
 
 
+RUN_DIR_USAGE = {
+    "eval": "re-evaluate a finished run on its test split from its checkpoint; writes eval.json in the run",
+    "resume": "continue a stopped run from its last checkpoint, in its own directory",
+    "report": "print a run's summary and its config vs. its model's defaults; redraw its figures",
+}
+
+
+def _run_dir_usage(cmd: str) -> str:
+    resume_note = ("\n  Only keys that change nothing learned may differ from the saved config: device, logger,\n"
+                   "  trainer.checkpoint_every, trainer.eval_batch_size, trainer.strategy, trainer.backend.\n"
+                   if cmd == "resume" else "")
+    return (f"usage: snnrun {cmd} run_dir=DIR [overrides ...]\n\n"
+            f"  {RUN_DIR_USAGE[cmd]}.\n\n"
+            "  run_dir    a run directory written by `snnrun train` (outputs/<date>/<time>_<model>, or one job\n"
+            "             of a sweep): its .hydra/config.yaml is the config the run was started with.\n"
+            "  overrides  Hydra overrides applied to that saved config, as `snnrun train` applies them:\n"
+            "             key=value sets a value (device=cpu, data.limit_test=100); group=option picks a preset\n"
+            "             from snnrun's conf tree (logger=plain, data=mnist); +key=value adds a key.\n"
+            "             A bad override is an error naming the key; nothing in the run is changed then.\n"
+            f"{resume_note}\n"
+            f"  e.g. snnrun {cmd} run_dir=outputs/2024-05-01/12-00-00_diehl_cook logger=plain device=cpu")
+
+
+def _run_dir_args(cmd: str, args: list[str]) -> tuple[str, list[str]] | None:
+    """``run_dir=DIR`` (or DIR as the first bare word) and the Hydra overrides; None after --help."""
+    if any(a in ("-h", "--help") for a in args):
+        console.print(_run_dir_usage(cmd), markup=False, highlight=False, soft_wrap=True)
+        return None
+    run_dir, overrides = None, []
+    for a in args:
+        if a.startswith("run_dir=") and run_dir is None:
+            run_dir = a.split("=", 1)[1]
+        elif run_dir is None and "=" not in a and not a.startswith(("+", "~", "-")):
+            run_dir = a
+        else:
+            overrides.append(a)
+    if not run_dir:
+        raise ConfigError(f"say which run: snnrun {cmd} run_dir=outputs/<date>/<time>_<model> "
+                          f"(snnrun {cmd} --help)", key="run_dir")
+    return run_dir, overrides
+
+
 def _eval(args: list[str]) -> None:
     from snnrun.engine.loop import evaluate_run
 
     with user_errors():
-        kv = dict(a.split("=", 1) for a in args if "=" in a)
-        bad = [a for a in args if "=" not in a]
-        if bad:
-            raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key="eval")
-        if "run_dir" not in kv:
-            raise ConfigError("say which run to evaluate: snnrun eval run_dir=outputs/<date>/<time>_<model>",
-                              key="run_dir")
-        run_dir = kv.pop("run_dir")
-        out = evaluate_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+        parsed = _run_dir_args("eval", args)
+        if parsed is None:
+            return
+        run_dir, overrides = parsed
+        out = evaluate_run(run_dir, overrides)
         console.print(f"test_accuracy {out['test_accuracy']:.4f} ({out['best_decoder']}); "
                       f"written to {run_dir}/eval.json")
 
 
-def _list(args: list[str]) -> None:
-    from rich.table import Table
+# registries whose configs have presets in the conf tree: (group folder, how an override picks one)
+PRESET_GROUPS = {
+    "neurons": ("neuron", "neuron@model.network.groups.<G>=NAME, e.g. neuron@model.network.groups.Ai=NAME; "
+                          "snnrun probe neuron=NAME"),
+    "encoders": ("encoder", "encoder@model.encoder=NAME"),
+    "connections": ("connection", "connection@model.network.connections.<C>=NAME"),
+    "learners": ("learner", "learner@model.network.learners.<L>=NAME (STDP) or learner@model.learner=NAME"),
+    "losses": ("loss", "loss@model.loss=NAME"),
+    "datasets": ("data", "data=NAME"),
+    "generators": ("input", "snnrun probe input=NAME"),
+}
 
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph (lines joined): a summary that never stops mid-sentence."""
+    import re
+
+    text = " ".join(text.split())
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z`(])", text)
+    return text[:m.start()] if m else text
+
+
+def doc_summary(obj) -> str:
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    return first_sentence(doc.strip().split("\n\n")[0]) if doc.strip() else ""
+
+
+def preset_description(path) -> tuple[str, str | None]:
+    """(the leading comment block of a preset file, first sentence; the ``type:`` it sets)."""
+    import yaml
+
+    lines, text = [], path.read_text()
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.lstrip("# ").startswith("@package"):
+            lines.append(line.lstrip("#").strip())
+    try:
+        node = yaml.safe_load(text)
+    except yaml.YAMLError:
+        node = None
+    kind = node.get("type") if isinstance(node, dict) else None
+    return first_sentence(" ".join(lines)), None if kind is None else str(kind)
+
+
+class _Listing:
+    """Two columns (name, description) as plain text wrapped to the console's width (80 when
+    piped): long descriptions wrap at words, a long name puts its description on the next line."""
+
+    def __init__(self, title: str):
+        self.title, self.rows = title, []
+
+    def add_row(self, name: str, desc: str = "") -> None:
+        self.rows.append((name, desc))
+
+    def render(self, width: int) -> str:
+        import textwrap
+
+        width = max(width, 40)
+        out = textwrap.wrap(self.title, width, subsequent_indent="    ", break_on_hyphens=False) or [""]
+        col = min(max((len(n) for n, _ in self.rows), default=0), 24)
+        indent = " " * (2 + col + 2)
+        for name, desc in self.rows:
+            if not desc:
+                out.append(f"  {name}")
+                continue
+            wrapped = textwrap.wrap(desc, width - len(indent), break_on_hyphens=False, break_long_words=True)
+            if len(name) > col:
+                out.append(f"  {name}")
+                out += [indent + w for w in wrapped]
+            else:
+                out.append(f"  {name.ljust(col)}  {wrapped[0]}")
+                out += [indent + w for w in wrapped[1:]]
+        return "\n".join(out)
+
+    def print(self) -> None:
+        console.print(self.render(console.width), markup=False, highlight=False, soft_wrap=True)
+
+
+def _wrapped(text: str, indent: str = "  ") -> None:
+    import textwrap
+
+    console.print("\n".join(textwrap.wrap(text, max(console.width, 40), initial_indent=indent,
+                                         subsequent_indent=indent + "  ", break_on_hyphens=False)),
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+def _list(args: list[str]) -> None:
     from snnrun.config import config_dir, model_names
-    from snnrun.registry import did_you_mean, first_doc_line
+    from snnrun.registry import did_you_mean
 
     kinds = registries()
     kinds_all = [*kinds, "models"]
@@ -101,53 +244,82 @@ def _list(args: list[str]) -> None:
             if k not in kinds_all:
                 raise ConfigError(f"unknown kind '{k}'.{did_you_mean(k, kinds_all)} Allowed: "
                                   f"{', '.join(kinds_all)}", key="list")
-    for k in wanted:
-        table = Table(title=k, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    for i, k in enumerate(wanted):
+        if i:
+            console.print()
         if k == "models":
+            table = _Listing("models (+model=NAME)")
             for name in model_names():
-                first = (config_dir() / "model" / f"{name}.yaml").read_text().splitlines()[0]
-                table.add_row(f"[bold]{name}[/]", first.lstrip("# "))
-        else:
-            reg = kinds[k]
+                table.add_row(name, preset_description(config_dir() / "model" / f"{name}.yaml")[0])
+            table.print()
+            continue
+        reg = kinds[k]
+        if k not in PRESET_GROUPS:
+            table = _Listing(k)
             for name, cls in reg.items():
                 aliases = reg.aliases_of(name)
-                shown = name + (f" ({', '.join(aliases)})" if aliases else "")
-                table.add_row(f"[bold]{shown}[/]", first_doc_line(cls))
-        console.print(table)
+                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""), doc_summary(cls))
+            table.print()
+            continue
+        group, how = PRESET_GROUPS[k]
+        presets = {p.stem: preset_description(p) for p in sorted((config_dir() / group).glob("*.yaml"))}
+        table = _Listing(f"{k}: presets in conf/{group}/, picked by {how}")
+        for name, (desc, kind) in presets.items():
+            cls = reg.get(kind, key=k) if kind in reg else None
+            desc = desc or (doc_summary(cls) if cls is not None else "")
+            typed = f"(type {kind})" if kind is not None and kind != name else ""
+            table.add_row(name, " ".join(x for x in (typed, desc) if x) or f"type {kind}")
+        table.print()
+        with_preset, table = [], _Listing(f"{k}: registered types without a preset of that name (not for "
+                                          f"{group}=NAME; set type: NAME in a node)")
+        for name, cls in reg.items():
+            aliases = reg.aliases_of(name)
+            shown = name + (f" ({', '.join(aliases)})" if aliases else "")
+            if {name, *aliases} & set(presets):
+                with_preset.append(shown)
+            else:
+                table.add_row(shown, f"[no preset] {doc_summary(cls)}")
+        if with_preset:
+            _wrapped(f"{k}: registered types with a preset of that name: {', '.join(with_preset)}", indent="")
+        if table.rows:
+            table.print()
 
 
 def _bench(args: list[str]) -> None:
+    """Comma lists (workload.n=100,400) sweep inside one bench run (one table); Hydra's flags
+    (--help, --cfg job, -m for one process per configuration) go to the Hydra app on conf/bench.yaml."""
     from snnrun.commands.bench import run_bench
 
+    if any(a.startswith("-") for a in args):
+        _hydra_app(_bench_task, args, "bench")
+        return
     with user_errors():
         run_bench(args)
 
 
-def _key_values(args: list[str], cmd: str, required: tuple[str, ...] = ()) -> dict[str, str]:
-    bad = [a for a in args if "=" not in a]
-    if bad:
-        raise ConfigError(f"arguments are key=value, got {bad[0]!r}", key=cmd)
-    kv = dict(a.split("=", 1) for a in args)
-    for k in required:
-        if k not in kv:
-            raise ConfigError(f"say which run: snnrun {cmd} {k}=outputs/<date>/<time>_<model>", key=k)
-    return kv
+def _bench_task(cfg) -> None:
+    from snnrun.commands.bench import run_bench
+
+    with user_errors():
+        run_bench(cfg)
 
 
 def _resume(args: list[str]) -> None:
     from snnrun.engine.loop import resume_run
 
     with user_errors():
-        kv = _key_values(args, "resume", ("run_dir",))
-        run_dir = kv.pop("run_dir")
-        resume_run(run_dir, [f"{k}={v}" for k, v in kv.items()])
+        parsed = _run_dir_args("resume", args)
+        if parsed is not None:
+            resume_run(*parsed)
 
 
 def _report(args: list[str]) -> None:
     from snnrun.run.report import report_run
 
     with user_errors():
-        report_run(_key_values(args, "report", ("run_dir",))["run_dir"])
+        parsed = _run_dir_args("report", args)
+        if parsed is not None:
+            report_run(*parsed)
 
 
 def _compare(args: list[str]) -> None:
@@ -174,11 +346,20 @@ def _shell_completion(args: list[str]) -> None:
 
 
 def _probe(args: list[str]) -> None:
+    from snnrun.commands.probe import parse_args
+
+    _hydra_app(_probe_task, args, "probe", precheck=parse_args)
+
+
+def _probe_task(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from snnrun.commands.probe import run_probe
 
     with user_errors():
-        path = run_probe(args)
-    console.print(f"written {path}")
+        hc = HydraConfig.get()
+        path = run_probe(cfg, out_dir=hc.runtime.output_dir, name=hc.runtime.choices.get("neuron"))
+    console.print(f"written {path}", soft_wrap=True)
 
 
 def registries() -> dict:
@@ -201,7 +382,7 @@ def registries() -> dict:
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare, "bench": lambda a: _bench(a)}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
 
 
 def main(argv: list[str] | None = None) -> None:

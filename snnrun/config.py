@@ -22,12 +22,25 @@ def model_names() -> list[str]:
     return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
 
 
+def probe_dir(out, stem: str, choice=None, neuron_type=None) -> str:
+    """``snnrun probe``'s run directory (conf/probe.yaml): the folder of ``out=`` when given, else
+    ``<stem>_<neuron preset or type>``."""
+    if out not in (None, ""):
+        return str(Path(str(out)).parent)
+    name = choice if choice not in (None, "null", "") else (neuron_type or "neuron")
+    return f"{stem}_{name}"
+
+
 def register_resolvers() -> None:
-    """``${mul:0.1,${data.n_inputs}}``, ``${prod:${data.shape}}``, ``${neg:${model.inh}}``."""
+    """``${mul:0.1,${data.n_inputs}}``, ``${prod:${data.shape}}``, ``${neg:${model.inh}}``; and
+    ``probe_dir`` / ``probe_subdir`` for conf/probe.yaml's hydra.run.dir."""
     resolvers = {
         "mul": lambda *xs: math.prod(float(x) for x in xs),
         "prod": lambda xs: int(math.prod(int(x) for x in xs)),
         "neg": lambda x: -x,
+        "probe_dir": probe_dir,
+        # out= given: nothing but the PNG is written (no .hydra/ next to the user's file)
+        "probe_subdir": lambda out: None if out not in (None, "") else ".hydra",
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -14,17 +14,36 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import torch
-import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from snnrun.config import config_dir
 from snnrun.errors import ConfigError
 from snnrun.engine.experiment import resolve_device
 from snnrun.registry import Registered, Registry
+
+
+@dataclass
+class BenchConfig:
+    """Types of conf/bench.yaml's keys (the ``bench_schema`` in its defaults list)."""
+
+    workload: Any = None
+    device: str = "auto"
+    repeats: int = 5
+    warmup: int = 2
+    out: Optional[str] = None
+
+
+def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
+
+
+register_schema()
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
@@ -96,22 +115,20 @@ class Workload(Registered):
 
 def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, device: str,
                    matmul: str = "fp32"):
-    from hydra import compose, initialize_config_dir
-
     from snnrun.engine.experiment import build_experiment
+    from snnrun.run.compose import compose
 
     engines = ("auto", "graph", "compiled", "eager")
     if engine not in engines:
         raise ConfigError(f"engine must be one of {', '.join(engines)}, got {engine!r}", key="workload.engine")
     if engine == "auto":  # what `snnrun train` does by default: compiled steps in a graph on CUDA
         engine = "compiled" if str(device).startswith("cuda") else "eager"
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
-            f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
-            f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
-            f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}",
-            f"model.network.connections.X_Ae.matmul={matmul}"])
+    cfg = compose("config", [
+        "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
+        f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
+        f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
+        f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}",
+        f"model.network.connections.X_Ae.matmul={matmul}"])
     exp = build_experiment(cfg)
     x = exp.data.train.x[:batch].to(exp.device)
     return exp, x
@@ -238,15 +255,13 @@ class CSNNTrainStep(Workload):
         self.batch, self.T, self.model, self.amp = int(batch), int(T), str(model), bool(amp)
 
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
-        from hydra import compose, initialize_config_dir
-
         from snnrun.engine.experiment import build_experiment
+        from snnrun.run.compose import compose
 
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=[
-                f"+model={self.model}", "data=synthetic", "data.shape=[1,28,28]", "data.n_classes=10",
-                f"data.n_train={self.batch * 2}", "data.n_test=1", f"model.T={self.T}", f"device={device}",
-                f"model.learner.amp={self.amp}"])
+        cfg = compose("config", [
+            f"+model={self.model}", "data=synthetic", "data.shape=[1,28,28]", "data.n_classes=10",
+            f"data.n_train={self.batch * 2}", "data.n_test=1", f"model.T={self.T}", f"device={device}",
+            f"model.learner.amp={self.amp}"])
         exp = build_experiment(cfg)
         exp.gradient.configure(exp.network, epochs=1, steps_per_epoch=1000)
         exp.network.train()
@@ -264,54 +279,52 @@ class CSNNTrainStep(Workload):
                 "repeat_ms": [round(s_ * 1e3, 3) for s_ in secs], "peak_mem_mib": peak_mib(device)}
 
 
+def bench_configs(args: list[str]) -> list[DictConfig]:
+    """conf/bench.yaml composed by Hydra once per configuration: comma lists (and Hydra's other
+    sweeps, range(...)) in the overrides sweep as a product, in the order given."""
+    from snnrun.run.compose import _parse, compose
+
+    parsed = _parse(args)
+    fixed = [a for a, o in zip(args, parsed) if not o.is_sweep_override()]
+    sweeps = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+              for o in parsed if o.is_sweep_override()]
+    return [compose("bench", [*fixed, *combo]) for combo in itertools.product(*sweeps)]
+
+
+def _top(cfg: DictConfig) -> dict[str, Any]:
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "workload"}
+
+
 def parse_overrides(args: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """bench.yaml + `key=value` args; comma lists in workload.* values sweep (a product)."""
-    base = OmegaConf.load(config_dir() / "bench.yaml")
-    kv = {}
-    for a in args:
-        if "=" not in a:
-            raise ConfigError(f"arguments are key=value, got {a!r}", key="bench")
-        k, v = a.split("=", 1)
-        kv[k] = v
-    name = kv.pop("workload", str(base.workload))
-    path = config_dir() / "workload" / f"{name}.yaml"
-    if not path.is_file():
-        Workload.registry.get(name, key="workload")  # unknown name: did-you-mean error
-    wl = OmegaConf.to_container(OmegaConf.load(path))
-    top = OmegaConf.to_container(base)
-    sweeps: dict[str, list[Any]] = {}
-    for k, v in kv.items():
-        if k.startswith("workload."):
-            field = k.split(".", 1)[1]
-            if field not in wl:
-                from snnrun.registry import did_you_mean
-
-                raise ConfigError(f"unknown workload option '{field}'.{did_you_mean(field, wl)} "
-                                  f"Allowed: {', '.join(sorted(wl))}", key=k)
-            sweeps[field] = [yaml.safe_load(x) for x in v.split(",")]
-        elif k in top:
-            top[k] = yaml.safe_load(v)
-        else:
-            raise ConfigError(f"unknown bench option. Allowed: workload, workload.<option>, "
-                              f"{', '.join(sorted(top))}", key=k)
-    configs = []
-    for combo in itertools.product(*sweeps.values()):
-        configs.append({**wl, **dict(zip(sweeps, combo))})
-    return top, configs
+    """The bench options (of the first configuration) and each configuration's workload node."""
+    cfgs = bench_configs(args)
+    return _top(cfgs[0]), [OmegaConf.to_container(c.workload, resolve=True) for c in cfgs]
 
 
-def run_bench(args: list[str]) -> list[dict[str, Any]]:
+def build_workload(wcfg: dict[str, Any]) -> Workload:
+    try:
+        return Workload.registry.build(wcfg, key="workload")
+    except (TypeError, ValueError) as e:  # int("lots"): a value of the wrong type
+        raise ConfigError(f"bad workload option: {e}", key="workload") from e
+
+
+def run_bench(args: list[str] | DictConfig) -> list[dict[str, Any]]:
+    """``snnrun bench``: overrides (comma lists sweep) or one composed config (the Hydra app's)."""
     from rich.table import Table
 
     from snnrun.run.console import console
 
-    top, configs = parse_overrides(args)
-    device = resolve_device(top["device"])
+    cfgs = [args] if isinstance(args, DictConfig) else bench_configs(list(args))
+    runs = [(_top(c), OmegaConf.to_container(c.workload, resolve=True)) for c in cfgs]
+    workloads = [build_workload(wcfg) for _, wcfg in runs]  # every configuration checked before any runs
+    device = resolve_device(runs[0][0]["device"])
     hw = hardware(device)
     console.print(f"[bold]snnrun bench[/] on {hw.get('gpu', hw.get('cpu', '?'))} ({device}), torch {hw['torch']}")
     results = []
-    for wcfg in configs:
-        workload = Workload.registry.build(wcfg, key="workload")
+    for (top, wcfg), workload in zip(runs, workloads):
+        if resolve_device(top["device"]) != device:
+            device = resolve_device(top["device"])
+            hw = hardware(device)
         res = workload.run(device, int(top["warmup"]), int(top["repeats"]))
         record = {"workload": wcfg["type"], "params": {k: v for k, v in wcfg.items() if k != "type"},
                   **res, "hardware": hw}

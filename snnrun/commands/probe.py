@@ -1,32 +1,63 @@
 """Look at one neuron model before using it: membrane trace + spikes under an input, or its f-I curve.
 
     snnrun probe neuron=izhikevich input=step input.amplitude=10 time=500
-    snnrun probe neuron=lif sweep=fi sweep.max=5 out=lif_fi.png
+    snnrun probe neuron=lif sweep=fi sweep.max=5 out=figures/lif_fi.png
 
-``neuron`` names a preset in conf/neuron/ (its reference defaults) or a registered type;
-``neuron.<param>=value`` overrides a parameter. ``input`` is a generator (step, constant,
-sin, ramp, poisson_generator) with ``input.<param>=value``. ``sweep=fi`` runs one neuron per
-current in ``sweep.min .. sweep.max`` (``sweep.points`` values, batched) and plots the rate.
+A Hydra app on conf/probe.yaml (``snnrun probe --help`` lists its groups and config).
+``neuron`` picks a preset in conf/neuron/ (its reference defaults; ``+neuron.type=NAME`` probes a
+registered type without one); ``neuron.<param>=value`` overrides a parameter. ``input`` picks a
+generator preset in conf/input/ (step, constant_current, sin, ramp, poisson_generator) with
+``input.<param>=value``. ``sweep=fi`` runs one neuron per current in ``sweep.min .. sweep.max``
+(``sweep.points`` values, batched) and plots the rate. The PNG goes to ``out=`` (parent folders
+created) or into a new run directory, ``outputs/probe/<date>/<time>_<neuron>``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from snnrun.errors import ConfigError  # noqa: E402
 from snnrun.components.generators import Generator  # noqa: E402
 from snnrun.components.neurons import NeuronModel  # noqa: E402
 from snnrun.registry import as_node  # noqa: E402
 
-TOP_KEYS = {"neuron", "input", "time", "dt", "sweep", "out", "seed"}
+@dataclass
+class FiSweepConfig:
+    type: str = "fi"
+    min: float = 0.0
+    max: float = 20.0
+    points: int = 41
+
+
+@dataclass
+class ProbeConfig:
+    """Types of conf/probe.yaml's keys (the ``probe_schema`` in its defaults list)."""
+
+    neuron: Any = None
+    input: Any = None
+    sweep: Optional[FiSweepConfig] = None
+    time: Optional[float] = None
+    dt: float = 1.0
+    seed: int = 0
+    out: Optional[str] = None
+
+
+def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="probe_schema", node=ProbeConfig)
+
+
+register_schema()
 
 
 def neuron_node(name_or_node: Any) -> dict:
@@ -112,62 +143,102 @@ def save_fi_png(currents: torch.Tensor, rates: torch.Tensor, path: Path, title: 
     plt.close(fig)
 
 
-def parse_args(args: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs (values read as YAML) into a nested dict: neuron / input / sweep nodes."""
-    out: dict[str, Any] = {"neuron": None, "input": {}, "sweep": None}
-    extra = {"neuron": {}, "input": {}, "sweep": {}}
-    for a in args:
-        if "=" not in a:
-            raise ConfigError(f"arguments are key=value, got {a!r}", key="probe")
-        k, v = a.split("=", 1)
-        value = yaml.safe_load(v) if v != "" else None
-        head, _, rest = k.partition(".")
-        if head not in TOP_KEYS:
-            from snnrun.registry import did_you_mean
+def _compose(args: list[str]) -> tuple[DictConfig, str]:
+    """conf/probe.yaml composed by Hydra with ``args``; also the neuron's name for file names."""
+    from snnrun.run.compose import compose
 
-            raise ConfigError(f"unknown probe option '{head}'.{did_you_mean(head, TOP_KEYS)} "
-                              f"Allowed: {', '.join(sorted(TOP_KEYS))}", key=k)
-        if rest:
-            if head not in extra:
-                raise ConfigError(f"'{head}' has no sub-options", key=k)
-            extra[head][rest] = value
-        elif head == "input":
-            out["input"] = as_node(value, "input")
-        else:
-            out[head] = value
-    if out["neuron"] is None:
-        raise ConfigError("say which neuron to probe: neuron=<preset or type>, e.g. neuron=izhikevich",
-                          key="neuron")
-    out["neuron_node"] = {**neuron_node(out["neuron"]), **extra["neuron"]}
-    out["input"] = {"type": "step", **out["input"], **extra["input"]}
-    out["sweep_opts"] = extra["sweep"]
-    return out
+    try:
+        full = compose("probe", args, return_hydra_config=True)
+    except ConfigError as e:
+        raise _preset_hint(e) from e
+    choice = OmegaConf.select(full, "hydra.runtime.choices.neuron")
+    with_hydra = OmegaConf.to_container(full, resolve=False)
+    with_hydra.pop("hydra", None)
+    cfg = OmegaConf.create(with_hydra)
+    check(cfg)
+    return cfg, probe_name(cfg, choice)
 
 
-def run_probe(args: list[str], cwd: Path | None = None) -> Path:
-    """The ``snnrun probe`` command: writes a PNG and returns its path."""
-    opts = parse_args(args)
-    torch.manual_seed(int(opts.get("seed") or 0))
-    time = float(opts.get("time") or (1000.0 if opts["sweep"] else 500.0))
-    dt = float(opts.get("dt") or 1.0)
-    name = str(opts["neuron"])
+def _preset_hint(e: ConfigError) -> ConfigError:
+    import re
+
+    m = re.match(r"no preset '([^']+)' in config group 'neuron'", e.message)
+    if e.key == "neuron" and m and m.group(1) in NeuronModel.registry:
+        return ConfigError(f"'{m.group(1)}' is a registered neuron type without a preset in conf/neuron/: "
+                           f"probe it with +neuron.type={m.group(1)} (+neuron.<param>=value for its "
+                           "parameters)", key="neuron")
+    return e
+
+
+def probe_name(cfg: DictConfig, choice: str | None = None) -> str:
+    return str(choice) if choice not in (None, "null", "") else str(OmegaConf.select(cfg, "neuron.type"))
+
+
+def check(cfg: DictConfig) -> None:
+    """What composition cannot say: a neuron was chosen, and its node and the input build."""
+    if cfg.get("neuron") is None:
+        raise ConfigError("say which neuron to probe: neuron=<preset> (snnrun list neurons), e.g. "
+                          "neuron=izhikevich; or +neuron.type=<registered type>", key="neuron")
+    dt = float(cfg.dt)
+    build_neuron(OmegaConf.to_container(cfg.neuron, resolve=True), dt)
+    Generator.build(OmegaConf.to_container(cfg.input, resolve=True), key="input", time=10.0 * dt, dt=dt)
+
+
+def parse_args(args: list[str]) -> DictConfig:
+    """``snnrun probe``'s config: conf/probe.yaml composed by Hydra with ``args`` (its overrides),
+    checked; ConfigError naming the key otherwise."""
+    return _compose(args)[0]
+
+
+def png_path(cfg: DictConfig, name: str, out_dir: Path | str | None = None, cwd: Path | str | None = None) -> Path:
+    """``out=`` (relative to ``cwd``) or ``<out_dir>/probe_<name>[_fi].png``; parent folders created."""
     cwd = Path(cwd or Path.cwd())
-    if opts["sweep"] not in (None, "fi"):
-        raise ConfigError(f"unknown sweep '{opts['sweep']}'. Allowed: fi", key="sweep")
-    if opts["sweep"] == "fi":
-        s = opts["sweep_opts"]
-        lo, hi, pts = float(s.get("min", 0.0)), float(s.get("max", 20.0)), int(s.get("points", 41))
-        unknown = set(s) - {"min", "max", "points"}
-        if unknown:
-            raise ConfigError(f"unknown sweep option(s) {sorted(unknown)}. Allowed: min, max, points", key="sweep")
-        currents = torch.linspace(lo, hi, pts)
-        rates = fi_curve(opts["neuron_node"], currents, time=time, dt=dt)
-        path = cwd / (opts.get("out") or f"probe_{name}_fi.png")
+    if cfg.get("out"):
+        path = Path(str(cfg.out)).expanduser()
+        path = path if path.is_absolute() else cwd / path
+    else:
+        base = Path(out_dir) if out_dir is not None else cwd
+        base = base if base.is_absolute() else cwd / base
+        path = base / f"probe_{name}{'_fi' if cfg.get('sweep') else ''}.png"
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"the probe writes a PNG: out= must end in .png, got {path.name!r}", key="out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create {path.parent}: {e.strerror}", key="out") from e
+    return path
+
+
+def run_probe(args: list[str] | DictConfig, cwd: Path | None = None, out_dir: Path | str | None = None,
+              name: str | None = None) -> Path:
+    """The ``snnrun probe`` command: writes a PNG and returns its path.
+
+    ``args``: overrides (composed here) or a composed config (the Hydra app's). Without ``out=``
+    the PNG goes to ``out_dir`` (the CLI passes its run directory), else to ``cwd``."""
+    if isinstance(args, DictConfig):
+        cfg = args
+        check(cfg)
+        name = name if name not in (None, "null") else probe_name(cfg)
+    else:
+        cfg, composed_name = _compose(list(args))
+        name = name or composed_name
+    torch.manual_seed(int(cfg.get("seed") or 0))
+    sweep = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") else None
+    time = float(cfg.time if cfg.get("time") is not None else (1000.0 if sweep else 500.0))
+    dt = float(cfg.dt)
+    node = OmegaConf.to_container(cfg.neuron, resolve=True)
+    if sweep is not None:
+        if sweep.get("type") != "fi":
+            raise ConfigError(f"unknown sweep '{sweep.get('type')}'. Allowed: fi", key="sweep")
+        currents = torch.linspace(float(sweep["min"]), float(sweep["max"]), int(sweep["points"]))
+        rates = fi_curve(node, currents, time=time, dt=dt)
+        path = png_path(cfg, name, out_dir, cwd)
         save_fi_png(currents, rates, path, f"{name}: f-I curve ({time:g} ms per current)")
         return path
-    trace = simulate(opts["neuron_node"], opts["input"], time=time, dt=dt)
-    path = cwd / (opts.get("out") or f"probe_{name}.png")
-    inp = ", ".join(f"{k}={v}" for k, v in opts["input"].items() if k != "type")
-    save_trace_png(trace, path, f"{name} under {opts['input']['type']}({inp}): "
+    input_node = OmegaConf.to_container(cfg.input, resolve=True)
+    trace = simulate(node, input_node, time=time, dt=dt)
+    path = png_path(cfg, name, out_dir, cwd)
+    inp = ", ".join(f"{k}={v}" for k, v in input_node.items() if k != "type")
+    save_trace_png(trace, path, f"{name} under {input_node['type']}({inp}): "
                                 f"{int(trace['s'].sum())} spikes in {time:g} ms")
     return path

@@ -99,7 +99,7 @@ class Experiment:
             self.trained = self.network
 
     # -- presenting a batch -----------------------------------------------------------------
-    def _inputs(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    def inputs(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
         """The encoded batch as network inputs; a data-parallel rank keeps its rows of the whole
         batch's encoding (a sample's random spikes do not depend on the rank that simulates it)."""
         group = self.network.groups[self.input_group]
@@ -112,7 +112,7 @@ class Experiment:
         return {self.input_group: spikes}, ()
 
     def _run(self, x: torch.Tensor, spikes: bool, v: bool, module=None) -> dict[str, torch.Tensor]:
-        inputs, static = self._inputs(x)
+        inputs, static = self.inputs(x)
         g = self.readout
         out = (module or self.network)(inputs, count=(g,), record=(g,) if spikes else (),
                                        record_v=(g,) if v else (), static=static)

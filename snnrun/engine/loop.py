@@ -554,23 +554,10 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
 
 
 def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> DictConfig:
-    """The composed config a run was started with (``.hydra/config.yaml``), plus dotlist overrides."""
-    from snnrun.config import config_dir
+    """The composed config a run was started with (``.hydra/config.yaml``), plus Hydra overrides."""
+    from snnrun.run.compose import compose_run_config
 
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / ".hydra" / "config.yaml"
-    if not cfg_path.is_file():
-        raise ConfigError(f"{run_dir} is not a snnrun run directory (no .hydra/config.yaml)", key="run_dir")
-    cfg = OmegaConf.load(cfg_path)
-    for item in overrides or []:
-        key, _, value = item.partition("=")
-        # `group=option` (logger=plain, data=mnist) picks that config file, as in `snnrun train`
-        preset = config_dir() / key / f"{value}.yaml"
-        if "." not in key and key in cfg and preset.is_file():
-            cfg[key] = OmegaConf.load(preset)
-        else:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
-    return cfg
+    return compose_run_config(run_dir, overrides)
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

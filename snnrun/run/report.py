@@ -20,8 +20,7 @@ from rich.table import Table
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
 from snnrun.run.console import console, fmt
-from snnrun.run.plots import (save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png,
-                          save_weights_png)
+from snnrun.run.plots import save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png
 
 SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
                 "device", "seed", "model", "dataset", "resumed", "git_commit")
@@ -33,10 +32,8 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
     Group choices that differ come first (``data``: digits -> synthetic); values are then
     compared with the defaults *of the run's choices*, so only explicit value changes show.
     """
-    from hydra import compose, initialize_config_dir
-
-    from snnrun.config import config_dir
     from snnrun.engine.loop import config_diff
+    from snnrun.run.compose import compose
 
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
@@ -47,8 +44,7 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
     base = [f"+model={model}"] if model else []
 
     def defaults(overrides):
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=True)
+        return compose("config", overrides, return_hydra_config=True)
 
     try:
         default = defaults(base)
@@ -59,65 +55,54 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
                                      if v is not None and k in default_choices]) if changed else default
     except Exception as e:  # the model or a preset may no longer exist in this install
         raise ConfigError(f"cannot compose the defaults of model '{model}' to compare with: "
-                          f"{str(e).splitlines()[0]}", key="model") from e
+                          f"{e}", key="model") from e
     ref = OmegaConf.to_container(reference)
     ref.pop("hydra", None)
     return {**{f"({k})": v for k, v in changed.items()}, **config_diff(ref, OmegaConf.to_container(run_cfg))}
 
 
 def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> list[Path]:
-    """Simulate the first test samples step by step; raster of every group and membrane traces of
-    the readout's most active neurons for sample 0."""
+    """Present the first test samples with learning off; raster of every group and membrane
+    traces of the readout's most active neurons for sample 0."""
     net, readout = exp.network, exp.readout
     net.eval()
     x = exp.data.test.x[:n_samples].to(exp.device)
     if not len(x):
         return []
     torch.manual_seed(0)  # the pictures are reproducible
-    spikes = exp.encoder(x)
-    spikes = spikes.reshape(spikes.shape[0], x.shape[0], *net.groups[exp.input_group].shape)
-    net.reset_state(x.shape[0])
-    trains = {g: [] for g in net.groups}
-    v = []
+    inputs, static = exp.inputs(x)
+    grp = net.groups[readout]
     with torch.no_grad():
-        for t in range(spikes.shape[0]):
-            net.step({exp.input_group: spikes[t]})
-            for g, group in net.groups.items():
-                trains[g].append(group.s.reshape(x.shape[0], -1)[0].cpu())
-            grp = net.groups[readout]
-            if hasattr(grp, "v"):
-                v.append(grp.v.reshape(x.shape[0], -1)[0].cpu())
-    trains = {g: torch.stack(s) for g, s in trains.items()}
+        out = net(inputs, record=tuple(net.groups), record_v=(readout,) if hasattr(grp, "v") else (),
+                  static=static)
+    trains = {g: s.reshape(s.shape[0], x.shape[0], -1)[:, 0].float().cpu() for g, s in out["spikes"].items()}
     label = int(exp.data.test.y[0])
     written = [run_dir / "raster.png"]
     save_raster_png(trains, net.dt, written[0], f"test sample 0 (label {label}): spikes per group")
-    if v:
-        v = torch.stack(v)
+    if readout in out["v"]:
+        v = out["v"][readout]
+        v = v.reshape(v.shape[0], x.shape[0], -1)[:, 0].float().cpu()
         top = trains[readout].sum(0).argsort(descending=True)[:n_traces].tolist()
-        grp = net.groups[readout]
         th = grp.threshold() if hasattr(grp, "threshold") else None
-        th = None if th is None else torch.as_tensor(th, dtype=torch.float32).cpu().flatten().expand(v.shape[1])
+        th = None if th is None else torch.as_tensor(th, dtype=torch.float32).cpu().flatten()
+        th = None if th is None or th.numel() not in (1, v.shape[1]) else th.expand(v.shape[1])
         written.append(run_dir / "membrane.png")
         save_membrane_png(v, top, net.dt, written[-1], f"{readout}: most active neurons, test sample 0 "
                           f"(label {label})", threshold=th)
     return written
 
 
-def _is_gradient(cfg) -> bool:
-    try:
-        from snnrun.engine.gradient_loop import is_gradient_config
-    except ImportError:
-        return False
-    return bool(is_gradient_config(cfg))
+def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Print the summary and config diff of a run and redraw its figures; returns what was found.
 
-
-def report_run(run_dir: str | Path) -> dict[str, Any]:
-    """Print the summary and config diff of a run and redraw its figures; returns what was found."""
+    ``overrides`` (Hydra's, e.g. ``device=cpu``) apply to the config the figures are simulated
+    with (snnrun.run.compose); the config diff is always the run's saved config."""
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import load_run_config
+    from snnrun.engine.loop import save_receptive_fields
+    from snnrun.run.compose import compose_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = compose_run_config(run_dir, overrides)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
 
@@ -151,17 +136,10 @@ def report_run(run_dir: str | Path) -> dict[str, Any]:
         save_confusion_png(torch.tensor(summary["confusion"]), written[-1],
                            f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
 
-    if _is_gradient(cfg):  # its loop owns model building; its figures come from its own run
-        console.print("figures: " + ", ".join(p.name for p in written))
-        return {"summary": summary, "diff": diff, "figures": written}
     exp = build_experiment(cfg)
     exp.load_state_dict(load_checkpoint(run_dir, fallback=False))
-    readout_in = [c for c in exp.network.connections.values()
-                  if c.target == exp.readout and c.source == exp.input_group]
-    if readout_in:
+    if save_receptive_fields(exp, run_dir / "weights.png"):
         written.append(run_dir / "weights.png")
-        save_weights_png(readout_in[0].w, exp.data.shape, written[-1],
-                         f"{readout_in[0].source} -> {readout_in[0].target} receptive fields")
     written += draw_activity(exp, run_dir)
     console.print("figures: " + ", ".join(p.name for p in written))
     return {"summary": summary, "diff": diff, "figures": written}
