@@ -253,6 +253,7 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
     learners = build_learners(model.get("learner"), network, encoder.dt)
     needs = set().union(*(d.needs for d in decoders.values()))
     gradient = next((l for l in learners.values() if l.gradient), None)
+    network.reset_state(1)  # per-sample state (v) exists after a reset
     if ("v" in needs or (gradient is not None and gradient.loss.needs_v)) and \
             not hasattr(network.groups[readout], "v"):
         raise ConfigError(f"a decoder or the loss reads the membrane potential, but group '{readout}' has none",

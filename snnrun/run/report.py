@@ -71,6 +71,7 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
         return []
     torch.manual_seed(0)  # the pictures are reproducible
     inputs, static = exp.inputs(x)
+    net.reset_state(x.shape[0])  # per-sample state (v) exists after a reset
     grp = net.groups[readout]
     with torch.no_grad():
         out = net(inputs, record=tuple(net.groups), record_v=(readout,) if hasattr(grp, "v") else (),
