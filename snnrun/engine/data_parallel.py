@@ -88,6 +88,14 @@ class DataParallel:
         sizes = [self._size(n, r) for r in range(self.world)]
         return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
+    def rows_of(self, t: torch.Tensor, local: int) -> torch.Tensor:
+        """This rank's rows of a per-sample tensor of the whole batch (leading dimension the global
+        batch size, e.g. an external reward); a tensor of this rank's ``local`` rows, or one that
+        broadcasts over samples, is returned as it is."""
+        if self.world == 1 or t.dim() == 0 or local == self.global_n or t.shape[0] != self.global_n:
+            return t
+        return t[self.rows]
+
     def _size(self, n: int, rank: int) -> int:
         base, extra = divmod(n, self.world)
         return base + (rank < extra)

@@ -279,6 +279,7 @@ class PostPreInt(TraceSTDP):
     """
 
     own_traces = True
+    reduces_batch = True  # the floor is of the whole batch's sum: data-parallel ranks sum before it
 
     def __init__(self, connection, *, scale: int = 1000, trace_max: int = 127, decay_shift: int | None = None,
                  tc_trace: float = 20.0, **kw):
@@ -313,10 +314,12 @@ class PostPreInt(TraceSTDP):
         return s_pre, self.x_pre, s_post, self.x_post
 
     def terms(self, s_pre, x_pre, s_post, x_post):
-        # integer products summed over the batch (float64 holds them exactly), then floored
+        # integer products summed over the batch (float64 holds them exactly; in a data-parallel
+        # run over every rank's rows), then floored
         f = torch.float64
-        P = torch.floor(self.nu_int[1] * (x_pre.to(f).t() @ s_post.to(f)) / self.trace_max)
-        D = torch.floor(self.nu_int[0] * (s_pre.to(f).t() @ x_post.to(f)) / self.trace_max)
+        sums = self.batch_total(torch.stack([x_pre.to(f).t() @ s_post.to(f), s_pre.to(f).t() @ x_post.to(f)]))
+        P = torch.floor(self.nu_int[1] * sums[0] / self.trace_max)
+        D = torch.floor(self.nu_int[0] * sums[1] / self.trace_max)
         return P, D
 
     def apply(self, P, D):
