@@ -107,18 +107,22 @@ def config(name: str) -> dict:
 def run_case(name: str, dp=None) -> dict[str, torch.Tensor]:
     """Train case ``name`` on :data:`N_BATCHES` global batches of :data:`BATCH` samples, with the
     strategy ``dp`` (a DataParallel) or in one process; returns the network's floating tensors
-    and the readout counts of every batch (``counts.<i>``, (BATCH, n): the whole batch's)."""
+    before (``init.<name>``) and after training, and the readout counts of every batch
+    (``counts.<i>``, (BATCH, n): the whole batch's)."""
     from snnrun.engine.experiment import build_experiment
 
     exp = build_experiment(config(name))
+    out: dict[str, torch.Tensor] = {f"init.{k}": v.detach().clone() for k, v in exp.network.state_dict().items()
+                                    if torch.is_tensor(v) and v.is_floating_point()}
     if dp is not None:
         dp.attach(exp)
+        if exp.gradient is not None and dp.world > 1:
+            assert isinstance(exp.trained, torch.nn.parallel.DistributedDataParallel)
     if exp.gradient is not None:
         exp.gradient.configure(exp.network, epochs=1, steps_per_epoch=N_BATCHES)
     exp.network.train()
     external = CASES[name][1]
     rewards = torch.Generator().manual_seed(1)
-    out: dict[str, torch.Tensor] = {}
     for i in range(N_BATCHES):
         xb, yb = exp.train.x[i * BATCH:(i + 1) * BATCH], exp.train.y[i * BATCH:(i + 1) * BATCH]
         exp.begin_presentation(yb if dp is None else yb[dp.shard(len(yb))])  # each rank: its rows' labels
@@ -153,6 +157,7 @@ def main(outdir: str) -> None:
         if dp.rank == 0:
             Path(outdir).mkdir(parents=True, exist_ok=True)
             torch.save({"results": results, "timings": timings, "world": dp.world}, Path(outdir) / "ddp_rules.pt")
+        dp.all_reduce_(torch.zeros(1))  # every rank done (and the file written) before the group is left
 
 
 if __name__ == "__main__":
