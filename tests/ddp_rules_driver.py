@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 BATCH = 8        # the global batch: 4 rows per rank on 2 processes
-N_BATCHES = 3
+# the global batches presented: the last is smaller than the world (one rank has no rows)
+SIZES = (BATCH, BATCH, BATCH, 1)
 N_CLASSES = 4
 
 DATA = {"type": "synthetic", "shape": [1, 4, 4], "n_classes": N_CLASSES, "n_train": 40, "n_test": 8,
@@ -105,10 +106,10 @@ def config(name: str) -> dict:
 
 
 def run_case(name: str, dp=None) -> dict[str, torch.Tensor]:
-    """Train case ``name`` on :data:`N_BATCHES` global batches of :data:`BATCH` samples, with the
-    strategy ``dp`` (a DataParallel) or in one process; returns the network's floating tensors
-    before (``init.<name>``) and after training, and the readout counts of every batch
-    (``counts.<i>``, (BATCH, n): the whole batch's)."""
+    """Train case ``name`` on global batches of :data:`SIZES` samples, with the strategy ``dp``
+    (a DataParallel) or in one process; returns the network's floating tensors before
+    (``init.<name>``) and after training, the readout counts of every batch (``counts.<i>``, the
+    whole batch's) and of two test batches presented in eval mode (``eval.<n>``)."""
     from snnrun.engine.experiment import build_experiment
 
     exp = build_experiment(config(name))
@@ -119,24 +120,29 @@ def run_case(name: str, dp=None) -> dict[str, torch.Tensor]:
         if exp.gradient is not None and dp.world > 1:
             assert isinstance(exp.trained, torch.nn.parallel.DistributedDataParallel)
     if exp.gradient is not None:
-        exp.gradient.configure(exp.network, epochs=1, steps_per_epoch=N_BATCHES)
+        exp.gradient.configure(exp.network, epochs=1, steps_per_epoch=len(SIZES))
     exp.network.train()
     external = CASES[name][1]
     rewards = torch.Generator().manual_seed(1)
-    for i in range(N_BATCHES):
-        xb, yb = exp.train.x[i * BATCH:(i + 1) * BATCH], exp.train.y[i * BATCH:(i + 1) * BATCH]
-        exp.begin_presentation(yb if dp is None else yb[dp.shard(len(yb))])  # each rank: its rows' labels
+    start = 0
+    for i, n in enumerate(SIZES):
+        xb, yb = exp.train.x[start:start + n], exp.train.y[start:start + n]
+        start += n
+        exp.begin_presentation(yb if dp is None else yb[dp.shard(n)])  # each rank: its rows' labels
         if external:  # a reward per sample of the whole batch, set by the user's code
             for rule in exp.network.learners.values():
-                rule.reward = torch.randn(BATCH, generator=rewards)
+                rule.reward = torch.randn(n, generator=rewards)
         if exp.gradient is not None:
             _, res = exp.gradient_step(xb, yb)
             counts = res["out"].detach().sum(0)
             if dp is not None:
-                counts = dp.gather_rows(counts, BATCH)
+                counts = dp.gather_rows(counts, n)
         else:
             counts = exp.present(xb).counts
         out[f"counts.{i}"] = counts.detach().float().clone()
+    exp.network.eval()
+    for n in (BATCH, 1):  # inference on the learnt weights
+        out[f"eval.{n}"] = exp.present(exp.data.test.x[:n]).counts.float().clone()
     for k, v in exp.network.state_dict().items():
         if torch.is_tensor(v) and v.is_floating_point():
             out[k] = v.detach().clone()

@@ -134,10 +134,13 @@ class DataParallel:
         w = rule.connection.w
         before = w.detach().clone()
         (update or rule.update)()
+        local = self.rows.stop - self.rows.start
         with torch.no_grad():
             w.sub_(before)
-            if rule.reduction == "mean" and self.global_n:
-                w.mul_((self.rows.stop - self.rows.start) / self.global_n)
+            if not local:  # no rows here (a last batch smaller than the world): nothing to add
+                w.zero_()  # (a 'mean' over no samples is 0/0)
+            elif rule.reduction == "mean" and self.global_n:
+                w.mul_(local / self.global_n)
             self.all_reduce_(w)
             w.add_(before)
 

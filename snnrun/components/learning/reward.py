@@ -77,7 +77,7 @@ class LabelMatch(RewardSource):
         return self._classes
 
     def __call__(self, rule):
-        s = rule.target.s.reshape(rule.target.s.shape[0], -1)
+        s = rule.target.s.flatten(1)
         check_labels(rule.labels, s.shape[0], "label_match")
         match = self.classes(s.shape[1], s.device)[None, :] == rule.labels.reshape(-1, 1)
         r = s * torch.where(match, self.hit, self.miss).to(s.dtype)
@@ -177,7 +177,7 @@ class RewardModulated(LabelledRule):
 
     def spikes(self) -> tuple[torch.Tensor, torch.Tensor]:
         b = self.source.s.shape[0]
-        return self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        return self.source.s.flatten(1), self.target.s.flatten(1)
 
 
 @LearningRule.register("mstdp", "rstdp")
@@ -345,12 +345,12 @@ class Tempotron(LabelledRule):
 
     def update(self) -> None:
         b = self.source.s.shape[0]
-        s_pre, s_post = self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
         v = getattr(self.target, "v", None)
         if v is None:
             raise ConfigError(f"tempotron needs a target group with a membrane potential v, not "
                               f"{type(self.target).__name__}", key="connection")
-        v = v.reshape(b, -1).to(s_post.dtype)
+        v = v.flatten(1).to(s_post.dtype)
         if self.slow is None:
             self.slow, self.fast = torch.zeros_like(s_pre), torch.zeros_like(s_pre)
             self.best = torch.full_like(s_post, -math.inf)
