@@ -70,7 +70,18 @@ Y_CONV = {**Y, "n": [4, 3, 3]}
 Y_TEMPOTRON = {"type": "current_lif", "n": 8, "thresh": -62.0, "rest": -65.0, "reset": -65.0, "refrac": 2.0,
                "tc_decay": 20.0, "tc_i_decay": 5.0}
 
-# name -> (model, external reward per global batch or None)
+# STDP on a hidden layer and a gradient learner on the readout: the local rule learns inside the
+# gradient step's forward (DistributedDataParallel's), its updates reduced by the strategy
+HYBRID = {"encoder": POISSON,
+          "network": {"groups": {"X": X, "H": Y, "Y": {"type": "surrogate_lif", "tau": 2.0}},
+                      "connections": {"XH": {**DENSE, "target": "H"},
+                                      "HY": {"type": "dense", "source": "H", "target": "Y", "out_features": N_CLASSES,
+                                             "init": {"type": "uniform", "low": -0.2, "high": 0.8}}}},
+          "readout": "Y", "decoders": ["spike_count"],
+          "learner": {"stdp": {"type": "post_pre", "connection": "XH", "nu": [1e-3, 1e-2]},
+                      "bp": {"type": "stbp", "optimizer": {"type": "Adam", "lr": 0.05}}}}
+
+# name -> (model, whether the user's code sets an external reward for each global batch)
 CASES: dict[str, tuple[dict, bool]] = {
     "post_pre": (local({"type": "post_pre", "nu": [1e-3, 1e-2]}), False),
     "post_pre_owner": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner"}), False),
@@ -97,7 +108,17 @@ CASES: dict[str, tuple[dict, bool]] = {
                         lateral=False), False),
     "surrogate_bptt": (gradient("surrogate_bptt"), False),
     "stca": (gradient("stca"), False),
+    "post_pre+stbp": (HYBRID, False),
 }
+
+
+def learner_types() -> set[str]:
+    """The learner types the cases use."""
+    types = set()
+    for model, _ in CASES.values():
+        node = model["learner"]
+        types |= {node["type"]} if "type" in node else {sub["type"] for sub in node.values()}
+    return types
 
 
 def config(name: str) -> dict:

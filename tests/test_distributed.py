@@ -120,12 +120,13 @@ def test_ddp_resume_from_rank_zero_checkpoint(tmp_path, cli_env):
 
 def test_ddp_every_learner_matches_single_process(tmp_path, cli_env):
     """Every registered learning rule (some in several settings: reductions, bounds, reward
-    sources) and both gradient learners, trained on 2 processes in one torchrun launch
+    sources, a last batch smaller than the world), both gradient learners and STDP beside a
+    gradient learner, trained on 2 processes in one torchrun launch
     (tests/ddp_rules_driver.py), learn what one process learns from the same global batches."""
     cases = ddp_rules_driver.CASES
-    covered = {model["learner"]["type"] for model, _ in cases.values()}
-    missing = set(LearningRule.registry.names()) - covered
-    assert not missing, f"add a case for {sorted(missing)} to tests/ddp_rules_driver.py"
+    missing = {LearningRule.registry.get(n) for n in LearningRule.registry.names()} - \
+        {LearningRule.registry.get(n) for n in ddp_rules_driver.learner_types()}
+    assert not missing, f"add a case for {sorted(c.__name__ for c in missing)} to tests/ddp_rules_driver.py"
     env = _env(cli_env)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
