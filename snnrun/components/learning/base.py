@@ -58,6 +58,11 @@ class LearningRule(Registered, Learner):
     batch, the first that made it fire; rules that support it say so). ``weight_decay``
     shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
     After every update the connection's ``wmin``/``wmax`` clamp is applied.
+
+    Data parallelism (``trainer.strategy=ddp``): a rule sees only its process's rows of the batch.
+    An update that is a sum over samples (or a 'mean') needs nothing more; a rule whose update
+    uses the whole batch's total non-linearly (a floor, a sign, a max) sets ``reduces_batch`` and
+    forms that total with :meth:`batch_total` (and :meth:`batch_size` for a global mean).
     """
 
     registry: Registry = Registry("learning rule")
