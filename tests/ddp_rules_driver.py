@@ -154,10 +154,13 @@ def run_case(name: str, dp=None) -> dict[str, torch.Tensor]:
             for rule in exp.network.learners.values():
                 rule.reward = torch.randn(n, generator=rewards)
         if exp.gradient is not None:
-            _, res = exp.gradient_step(xb, yb)
+            loss, res = exp.gradient_step(xb, yb)
             counts = res["out"].detach().sum(0)
+            total = float(loss) * len(counts)  # the batch mean loss, as the training loop sums it
             if dp is not None:
                 counts = dp.gather_rows(counts, n)
+                total = dp.sum_(total)[0]
+            out[f"loss.{i}"] = torch.tensor(total / n)
         else:
             counts = exp.present(xb).counts
         out[f"counts.{i}"] = counts.detach().float().clone()
