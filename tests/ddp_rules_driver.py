@@ -4,10 +4,11 @@
 
 builds, for each case of :data:`CASES` (every registered learning rule, some in several
 settings), a tiny experiment through the real engine (``build_experiment``), attaches the
-``DataParallel`` strategy of the torchrun session, trains it on a few fixed global batches
-(``Experiment.present`` in train mode for local rules, ``Experiment.gradient_step`` -- a
-DistributedDataParallel wrapper -- for gradient learners) and, on rank 0, saves every case's final
-network tensors and last readout to ``OUTDIR/ddp_rules.pt``. The test runs :func:`run_case` for the
+``DataParallel`` strategy of the torchrun session, trains it on a few fixed global batches, the
+last smaller than the number of processes (``Experiment.present`` in train mode for local rules,
+``Experiment.gradient_step`` -- a DistributedDataParallel wrapper -- for gradient learners),
+presents two test batches in eval mode and, on rank 0, saves every case's network tensors,
+readouts and losses to ``OUTDIR/ddp_rules.pt``. The test runs :func:`run_case` for the
 same cases in its own process without a strategy and compares: a rank simulates only its rows of
 each batch, so whatever a rule computes over the whole batch must go through the strategy.
 """
