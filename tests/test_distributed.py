@@ -10,7 +10,9 @@ order 1e-2 or more.
 """
 
 import json
+import os
 import shutil
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from snnrun.components.learning import LearningRule
+from tests import ddp_rules_driver
 from tests.conftest import TINY, snnrun_exe
 
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun"))]
@@ -112,3 +116,33 @@ def test_ddp_resume_from_rank_zero_checkpoint(tmp_path, cli_env):
     assert torch.load(part / "checkpoint.pt", weights_only=False)["progress"]["stage"] == "train"
     ddp, _ = run_ddp(tmp_path, [*ov, "resume=true"], env, name="part")
     assert_same_run(single, ddp, "network")
+
+
+def test_ddp_every_learner_matches_single_process(tmp_path, cli_env):
+    """Every registered learning rule (some in several settings: reductions, bounds, reward
+    sources, a last batch smaller than the world), both gradient learners and STDP beside a
+    gradient learner, trained on 2 processes in one torchrun launch
+    (tests/ddp_rules_driver.py), learn what one process learns from the same global batches."""
+    cases = ddp_rules_driver.CASES
+    missing = {LearningRule.registry.get(n) for n in LearningRule.registry.names()} - \
+        {LearningRule.registry.get(n) for n in ddp_rules_driver.learner_types()}
+    assert not missing, f"add a case for {sorted(c.__name__ for c in missing)} to tests/ddp_rules_driver.py"
+    env = _env(cli_env)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    t0 = time.perf_counter()
+    out = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node=2", ddp_rules_driver.__file__, str(tmp_path)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    t_ddp = time.perf_counter() - t0
+    saved = torch.load(tmp_path / "ddp_rules.pt", weights_only=False)
+    assert saved["world"] == 2 and saved["results"].keys() == cases.keys()
+    t0 = time.perf_counter()
+    for name in cases:
+        ref, got = ddp_rules_driver.run_case(name), saved["results"][name]
+        assert got.keys() == ref.keys(), name
+        learnt = [k for k in ref if k.startswith("init.") and not torch.equal(ref[k], ref[k[len("init."):]])]
+        assert learnt, f"{name}: no weight changed (the case does not test learning)"
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {k}: {m}")
+    print(f"torchrun (2 processes, {len(cases)} cases): {t_ddp:.1f} s; one process: {time.perf_counter() - t0:.1f} s")

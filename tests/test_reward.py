@@ -249,3 +249,22 @@ def test_tempotron_errors():
     net.step({"X": torch.ones(1, 2)})
     with pytest.raises(ConfigError, match="set_labels"):
         net.learners["t"].end_presentation()
+
+
+def test_labels_of_another_batch_size_are_a_config_error():
+    # e.g. a data-parallel rank handed the whole batch's labels instead of its rows
+    net = tempotron_net(thresh=-64.0)
+    set_labels(net, torch.tensor([0, 1, 1]))
+    net.reset_state(2)
+    net.step({"X": torch.ones(2, 2)})
+    with pytest.raises(ConfigError, match="labels for 3 samples but simulates 2"):
+        net.learners["t"].end_presentation()
+    net = build_network({
+        "groups": {"X": {"type": "input", "n": 2}, "Y": {"type": "lif", "n": 2, "thresh": -64.0}},
+        "connections": {"XY": {"type": "dense", "source": "X", "target": "Y", "init": 2.0}}}, dt=1.0,
+        learner={"r": {"type": "mstdp", "connection": "XY", "reward": {"type": "label_match", "n_classes": 2}}})
+    net.train()
+    set_labels(net, torch.tensor([0, 1, 1]))
+    net.reset_state(2)
+    with pytest.raises(ConfigError, match="label_match got labels for 3 samples"):
+        net.step({"X": torch.ones(2, 2)})

@@ -39,7 +39,7 @@ class Loss(Registered):
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], t.shape[1], -1)
+    return t.flatten(2) if t.dim() > 2 else t.unsqueeze(-1)  # (T, B, n); empty batches too
 
 
 @Loss.register("spike_count_ce", "ce_count")

@@ -6,16 +6,30 @@ number of processes (up to float summation order). What is reduced across ranks:
 
 - a gradient learner: gradients (DistributedDataParallel; BatchNorm becomes SyncBatchNorm on
   GPUs) and the epoch's loss/accuracy;
-- local rules (every rule: its update is read back as the change of the weights, at each step
-  and at the end of a presentation): each rank simulates its share of the batch and the
-  batch-summed quantities -- a rule's weight update, adaptive-threshold increments, 'owner'
-  claims -- are all-reduced, so every rank holds the same weights at every step;
+- local rules (every registered rule): each rank simulates its share of the batch -- per-sample
+  state (traces, eligibility, the tempotron's PSPs) stays with its rows, labels are the rank's
+  rows -- and the batch-summed quantities are all-reduced, so every rank holds the same weights
+  at every step. Two ways, chosen by the rule (``LearningRule.reduces_batch``):
+
+  * an update that is a batch sum (the STDP family, conv2d_stdp, MSTDP, MSTDPET, the tempotron):
+    :meth:`DataParallel.reduced_update` reads it back as the change of the weights (at each step
+    and at the end of a presentation), rescales ``reduction: mean`` to the global batch and sums
+    the ranks' changes;
+  * an update that is not linear in the batch sum (post_pre_int floors it, reward_switch_stdp
+    splits it by its sign): the rule sums its batch quantity over the ranks itself
+    (``LearningRule.batch_total``, ``batch_size`` for the global divisor) and applies the global
+    update on every rank;
+
+  plus adaptive-threshold increments (``batch_sum``) and post_pre's 'owner' claims
+  (:meth:`DataParallel.claim`: the first sample of the *global* batch). A reward given for the
+  whole batch (``external``) is cut to the rank's rows (:meth:`DataParallel.rows_of`). A rank may
+  have no rows (a last batch smaller than the world): it still takes part in every collective;
 - the readout of every batch (counts, and the trains a decoder reads) is all-gathered, so label
   assignment, running, validation and test accuracy are those of the whole batch / split.
 
 The strategy is an explicit object: :meth:`DataParallel.attach` hands it to the experiment, which
 hands it to the network's groups and rules (``use_strategy``); they call it where a batch-shared
-quantity is formed (``batch_sum``, ``batch_rand_like``, a rule's ``step``, ``claim``).
+quantity is formed (``batch_sum``, ``batch_rand_like``, a rule's ``step``/``batch_total``, ``claim``).
 
 Random streams stay rank-independent: every rank seeds the same generators and draws the
 random numbers of the *whole* global batch (Poisson spikes, D&C's one-spike choice), then keeps
@@ -23,6 +37,9 @@ its rows, so a sample's spikes do not depend on the rank that simulates it.
 
 Rank 0 alone writes files and prints; see :func:`rank_zero_only`. Hydra's own outputs are
 silenced on the other ranks by the CLI (``snnrun/cli.py``).
+
+Tested by tests/test_distributed.py: whole runs (diehl_cook, snn_mlp, resume) and, in one
+torchrun launch (tests/ddp_rules_driver.py), every registered learner against one process.
 """
 
 from __future__ import annotations
@@ -88,6 +105,14 @@ class DataParallel:
         sizes = [self._size(n, r) for r in range(self.world)]
         return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
+    def rows_of(self, t: torch.Tensor, local: int) -> torch.Tensor:
+        """This rank's rows of a per-sample tensor of the whole batch (leading dimension the global
+        batch size, e.g. an external reward); a tensor of this rank's ``local`` rows, or one that
+        broadcasts over samples, is returned as it is."""
+        if self.world == 1 or t.dim() == 0 or local == self.global_n or t.shape[0] != self.global_n:
+            return t
+        return t[self.rows]
+
     def _size(self, n: int, rank: int) -> int:
         base, extra = divmod(n, self.world)
         return base + (rank < extra)
@@ -126,10 +151,13 @@ class DataParallel:
         w = rule.connection.w
         before = w.detach().clone()
         (update or rule.update)()
+        local = self.rows.stop - self.rows.start
         with torch.no_grad():
             w.sub_(before)
-            if rule.reduction == "mean" and self.global_n:
-                w.mul_((self.rows.stop - self.rows.start) / self.global_n)
+            if not local:  # no rows here (a last batch smaller than the world): nothing to add
+                w.zero_()  # (a 'mean' over no samples is 0/0)
+            elif rule.reduction == "mean" and self.global_n:
+                w.mul_(local / self.global_n)
             self.all_reduce_(w)
             w.add_(before)
 

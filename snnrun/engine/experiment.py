@@ -162,7 +162,7 @@ class Experiment:
             return {"out": out["spikes"], "v": out.get("v")}
 
         loss, out = self.gradient.train_step(forward, y, self.device, scale)
-        return loss / scale, out
+        return (loss / scale if scale else loss), out  # scale 0: a rank without rows
 
     # -- decoding ---------------------------------------------------------------------------
     def predict(self, readout: Readout, assignment: LabelAssignment | None = None) -> dict[str, torch.Tensor]:

@@ -57,7 +57,7 @@ class DenseConnection(Connection):
         self.normalize()
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        flat = s.reshape(s.shape[0], -1)
+        flat = s.flatten(1)
         if flat.dtype != self.w.dtype and not torch.is_autocast_enabled():
             flat = flat.to(self.w.dtype)
         if self.matmul == "fp16x2" and flat.is_cuda and not self.w.requires_grad:
@@ -91,7 +91,7 @@ class OneToOneConnection(Connection):
         self.w = weights(init_weights((self.n_target,), weight, "weight"))
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return (s.reshape(s.shape[0], -1) * self.w).view(s.shape[0], *self.out_shape)
+        return (s.flatten(1) * self.w).view(s.shape[0], *self.out_shape)
 
 
 @Connection.register("lateral", "all_to_all_but_self")
@@ -112,7 +112,7 @@ class LateralConnection(Connection):
         self.w = weights(torch.tensor(float(weight)))
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        flat = s.reshape(s.shape[0], -1)
+        flat = s.flatten(1)
         return (self.w * (flat.sum(1, keepdim=True) - flat)).view(s.shape[0], *self.out_shape)
 
 

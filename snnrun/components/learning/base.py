@@ -58,11 +58,22 @@ class LearningRule(Registered, Learner):
     batch, the first that made it fire; rules that support it say so). ``weight_decay``
     shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
     After every update the connection's ``wmin``/``wmax`` clamp is applied.
+
+    Data parallelism (``trainer.strategy=ddp``): a rule sees only its process's rows of the batch.
+    An update that is a sum over samples (or a 'mean') needs nothing more; a rule whose update
+    uses the whole batch's total non-linearly (a floor, a sign, a max) sets ``reduces_batch`` and
+    forms that total with :meth:`batch_total` (and :meth:`batch_size` for a global mean).
     """
 
     registry: Registry = Registry("learning rule")
     supports_owner = False  # whether the rule implements the ``owner`` batch reduction
     data_parallel = None    # set by snnrun.engine.data_parallel in a data-parallel (torchrun) run
+    # how a data-parallel run combines the ranks' shares of a batch (snnrun/engine/data_parallel.py):
+    # False: the update is linear in the batch sum, so each rank applies its rows' update and the
+    # ranks' weight changes are summed (DataParallel.reduced_update); True: the update is not (a
+    # floor, a sign, a clamp of the batch total), so the rule sums its batch quantities over the
+    # ranks itself (:meth:`batch_total`, :meth:`batch_size`) and applies the global update
+    reduces_batch = False
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
@@ -86,8 +97,19 @@ class LearningRule(Registered, Learner):
     def reduce(self, dw_batch: torch.Tensor) -> torch.Tensor:
         return dw_batch.sum(0) if self.reduction == "sum" else dw_batch.mean(0)
 
+    # -- the batch a data-parallel rank shares with the others -----------------------------------
+    def batch_total(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (a sum over this process's samples) summed over the samples of the whole batch:
+        over every rank's rows in a data-parallel run (an all-reduce), ``t`` itself otherwise."""
+        return t if self.data_parallel is None else self.data_parallel.all_reduce_(t.contiguous())
+
+    def batch_size(self, local: int) -> int:
+        """The number of samples of the whole batch (``reduction: mean`` divides by it)."""
+        dp = self.data_parallel
+        return local if dp is None or not dp.global_n else dp.global_n
+
     def step(self) -> None:
-        if self.data_parallel is None:
+        if self.data_parallel is None or self.reduces_batch:
             self.update()
         else:  # this rank's share of the batch; the ranks' updates are summed (snnrun/engine/data_parallel.py)
             self.data_parallel.reduced_update(self)
@@ -98,7 +120,7 @@ class LearningRule(Registered, Learner):
         update once per sample (e.g. the tempotron) implement :meth:`presentation_update`."""
         if type(self).presentation_update is LearningRule.presentation_update:
             return
-        if self.data_parallel is None:
+        if self.data_parallel is None or self.reduces_batch:
             self.presentation_update()
         else:
             self.data_parallel.reduced_update(self, self.presentation_update)

@@ -175,7 +175,10 @@ class SurrogateBPTT(Learner):
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast(device):
             output = forward()
-            loss = self.loss.loss(output, y)
+            if len(y):
+                loss = self.loss.loss(output, y)
+            else:  # a data-parallel rank without rows (a last batch smaller than the world): no
+                loss = output["out"].sum() * 0.0  # contribution, but the same backward (DDP's all-reduce)
             if scale != 1.0:
                 loss = loss * scale
         loss.backward()

@@ -77,10 +77,19 @@ class LabelMatch(RewardSource):
         return self._classes
 
     def __call__(self, rule):
-        s = rule.target.s.reshape(rule.target.s.shape[0], -1)
+        s = rule.target.s.flatten(1)
+        check_labels(rule.labels, s.shape[0], "label_match")
         match = self.classes(s.shape[1], s.device)[None, :] == rule.labels.reshape(-1, 1)
         r = s * torch.where(match, self.hit, self.miss).to(s.dtype)
         return r if self.scope == "neuron" else r.sum(1, keepdim=True)
+
+
+def check_labels(labels: torch.Tensor, batch: int, who: str) -> None:
+    """The labels handed to a rule are those of the samples it simulates."""
+    if labels.numel() != batch:
+        raise ConfigError(f"{who} got labels for {labels.numel()} samples but simulates {batch}; hand a rule the "
+                          "labels of the batch it is presented (in a data-parallel run, each rank's rows: "
+                          "labels[strategy.rows], as snnrun's training loop does)", key="labels")
 
 
 @RewardSource.register("external")
@@ -155,6 +164,8 @@ class RewardModulated(LabelledRule):
         if r is None:
             return None
         r = torch.as_tensor(r, device=self.connection.w.device, dtype=self.connection.w.dtype)
+        if self.data_parallel is not None:  # a reward of the whole batch: this rank's rows of it
+            r = self.data_parallel.rows_of(r, batch)
         if r.dim() == 0:
             r = r.expand(batch, 1)
         elif r.dim() == 1:
@@ -166,7 +177,7 @@ class RewardModulated(LabelledRule):
 
     def spikes(self) -> tuple[torch.Tensor, torch.Tensor]:
         b = self.source.s.shape[0]
-        return self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        return self.source.s.flatten(1), self.target.s.flatten(1)
 
 
 @LearningRule.register("mstdp", "rstdp")
@@ -268,6 +279,7 @@ class RewardSwitchSTDP(RewardModulated, TraceSTDP):
     """
 
     own_traces, nearest = True, True
+    reduces_batch = True  # the sign of the batch's dw splits it into P and D: ranks sum dw first
 
     def __init__(self, connection, *, a_post_pos: float = 5e-3, a_pre_pos: float = -4e-3,
                  a_post_neg: float = -5e-3, a_pre_neg: float = 4e-3, reduction: str = "mean", **kw):
@@ -283,7 +295,9 @@ class RewardSwitchSTDP(RewardModulated, TraceSTDP):
         pos, neg = (r > 0).to(s_post.dtype), (r < 0).to(s_post.dtype)
         a_post = pos * post_pos + neg * post_neg
         a_pre = pos * pre_pos + neg * pre_neg
-        dw = self.outer(x_pre, s_post * a_post) + self.outer(s_pre, x_post * a_pre)
+        dw = self.batch_total(x_pre.t() @ (s_post * a_post) + s_pre.t() @ (x_post * a_pre))
+        if self.reduction == "mean":
+            dw = dw / self.batch_size(s_pre.shape[0])
         self.apply(dw.clamp_min(0.0), (-dw).clamp_min(0.0))
 
 
@@ -331,12 +345,12 @@ class Tempotron(LabelledRule):
 
     def update(self) -> None:
         b = self.source.s.shape[0]
-        s_pre, s_post = self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
         v = getattr(self.target, "v", None)
         if v is None:
             raise ConfigError(f"tempotron needs a target group with a membrane potential v, not "
                               f"{type(self.target).__name__}", key="connection")
-        v = v.reshape(b, -1).to(s_post.dtype)
+        v = v.flatten(1).to(s_post.dtype)
         if self.slow is None:
             self.slow, self.fast = torch.zeros_like(s_pre), torch.zeros_like(s_pre)
             self.best = torch.full_like(s_post, -math.inf)
@@ -360,6 +374,7 @@ class Tempotron(LabelledRule):
                               "them; in your own loop call snnrun.components.learning.reward.set_labels(network, labels))",
                               key="connection")
         b, n_post = self.fired.shape
+        check_labels(self.labels, b, "tempotron")
         should = self.classes(n_post, self.fired.device)[None, :] == self.labels.reshape(-1, 1)
         sign = (should & ~self.fired).to(self.psp_at_best.dtype) - (~should & self.fired).to(self.psp_at_best.dtype)
         dw = torch.einsum("bj,bji->ij", sign, self.psp_at_best)

@@ -80,6 +80,9 @@ class PostPreSTDP(LearningRule):
         one contributing sample, so the batch sum is a gather of that sample's row: O(n_pre n_post)
         work instead of a batch-sized matrix product."""
         self.claim(s_post)
+        if not s_post.shape[0]:  # a data-parallel rank without rows (a last batch smaller than the world)
+            none = x_pre.new_zeros(x_pre.shape[1], s_post.shape[1])
+            return none, none
         own = self.owner.clamp_min(0)
         valid = (self.owner >= 0).to(s_post.dtype)
         s_own = s_post.gather(0, own[None]).squeeze(0) * valid  # (n_post,)
@@ -88,9 +91,9 @@ class PostPreSTDP(LearningRule):
 
     def update(self) -> None:
         b = self.source.s.shape[0]
-        s_pre, x_pre = self.source.s.reshape(b, -1), self.source.x.reshape(b, -1)
-        s_post, x_post = self.target.s.reshape(b, -1), self.target.x.reshape(b, -1)
-        scale = 1.0 / b if self.reduction == "mean" else 1.0
+        s_pre, x_pre = self.source.s.flatten(1), self.source.x.flatten(1)
+        s_post, x_post = self.target.s.flatten(1), self.target.x.flatten(1)
+        scale = 1.0 / max(b, 1) if self.reduction == "mean" else 1.0
         w = self.connection.w
         # with one sample, 'owner' is 'sum': the two small matrix products are cheaper on the CPU
         # (on CUDA the gather, fused by torch.compile, beats two cuBLAS launches: 294 vs 208
@@ -169,12 +172,12 @@ class TraceSTDP(LearningRule):
     def spikes_and_traces(self):
         """(s_pre, x_pre, s_post, x_post), each (B, n) flattened."""
         b = self.source.s.shape[0]
-        s_pre, s_post = self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
         if self.own_traces:
             self.x_pre = self._trace(self.x_pre, s_pre, self.decay_pre, self.nearest)
             self.x_post = self._trace(self.x_post, s_post, self.decay_post, self.nearest)
             return s_pre, self.x_pre, s_post, self.x_post
-        return s_pre, self.source.x.reshape(b, -1), s_post, self.target.x.reshape(b, -1)
+        return s_pre, self.source.x.flatten(1), s_post, self.target.x.flatten(1)
 
     def outer(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Batch-reduced outer product: sum_b a_b^T b_b (/ B with reduction: mean)."""
@@ -279,6 +282,7 @@ class PostPreInt(TraceSTDP):
     """
 
     own_traces = True
+    reduces_batch = True  # the floor is of the whole batch's sum: data-parallel ranks sum before it
 
     def __init__(self, connection, *, scale: int = 1000, trace_max: int = 127, decay_shift: int | None = None,
                  tc_trace: float = 20.0, **kw):
@@ -301,7 +305,7 @@ class PostPreInt(TraceSTDP):
 
     def spikes_and_traces(self):
         b = self.source.s.shape[0]
-        s_pre, s_post = self.source.s.reshape(b, -1), self.target.s.reshape(b, -1)
+        s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
 
         def trace(x, s):
             if x is None or x.shape != s.shape:
@@ -313,10 +317,12 @@ class PostPreInt(TraceSTDP):
         return s_pre, self.x_pre, s_post, self.x_post
 
     def terms(self, s_pre, x_pre, s_post, x_post):
-        # integer products summed over the batch (float64 holds them exactly), then floored
+        # integer products summed over the batch (float64 holds them exactly; in a data-parallel
+        # run over every rank's rows), then floored
         f = torch.float64
-        P = torch.floor(self.nu_int[1] * (x_pre.to(f).t() @ s_post.to(f)) / self.trace_max)
-        D = torch.floor(self.nu_int[0] * (s_pre.to(f).t() @ x_post.to(f)) / self.trace_max)
+        sums = self.batch_total(torch.stack([x_pre.to(f).t() @ s_post.to(f), s_pre.to(f).t() @ x_post.to(f)]))
+        P = torch.floor(self.nu_int[1] * sums[0] / self.trace_max)
+        D = torch.floor(self.nu_int[0] * sums[1] / self.trace_max)
         return P, D
 
     def apply(self, P, D):
