@@ -59,6 +59,12 @@ class Network(nn.Module):
             self.feedforward = True
         except ConfigError:
             self.layer_order, self.feedforward = self.order, False
+        # layer by layer, each group's train is freed after the last group that reads it
+        last = {g: max([self.layer_order.index(c.target) for c in self.connections.values() if c.source == g],
+                       default=self.layer_order.index(g)) for g in self.groups}
+        self._last_read = {}
+        for g, i in last.items():
+            self._last_read.setdefault(self.layer_order[i], []).append(g)
         for i, g in enumerate(self.groups.values()):  # independent random streams, reproducible per seed
             g.rng_seed = (torch.initial_seed() + i * GOLDEN) % 2**62
         self._step = self.step
@@ -234,13 +240,10 @@ class Network(nn.Module):
                 if want_v:
                     vs[name] = torch.stack(v)
             # drop trains nobody reads any more (memory of long presentations)
-            for done in [g for g in seq if g not in keep and g not in once and not self._read_later(g, name)]:
-                del seq[done]
+            for done in self._last_read.get(name, ()):
+                if done not in keep and done not in once:
+                    seq.pop(done, None)
         return {"spikes": {g: seq[g] for g in keep}, "v": vs}
-
-    def _read_later(self, group: str, current: str) -> bool:
-        later = self.layer_order[self.layer_order.index(current) + 1:]
-        return any(c.source == group for g in later for c in self._incoming[g])
 
 
 def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network",
