@@ -6,8 +6,12 @@ The parametrization comes from the registries themselves (``snnrun list``): ever
 decoder, encoder, connection, learning rule and loss, and every neuron preset (file of
 conf/neuron/), is one test case. Each case names the run that reaches it (a list of overrides);
 a component with no run fails its case ("no config path"), so registering a component means
-giving it a way in from config. Several components share a run where one model holds them all
-(all spike decoders of one readout in one ``model.decoders`` list, all chain ops of one csnn).
+giving it a way in from config: encoders, losses, decoders and neuron presets get their run from
+the registry / conf/ directly (a missing preset file fails), connections and learning rules
+from the CONNECTIONS / LEARNERS tables. Components share runs to keep the file fast: all spike
+decoders of one readout in one ``model.decoders`` list, all chain ops of one csnn, and independent
+slots of one model side by side (run k of snn_mlp has the k-th encoder, loss and layer neuron
+preset; run k of diehl_cook the k-th Ai preset and dense STDP rule). About 35 runs, ~30 s on 2 cores.
 Aliases name the same class and count once (``Registry.names()`` leaves them out).
 
 Each case checks the run finished, wrote summary.json, and that the component was used: the
@@ -52,45 +56,6 @@ MSTDP_ONLY = ("~model.learner.tc_plus", "~model.learner.tc_minus", "~model.learn
 
 
 # --------------------------------------------------------------------------- config paths
-def decoder_run(name: str) -> tuple[str, ...]:
-    """Voltage decoders on the non-spiking readout, the others on diehl_cook's Ae (8 neurons, so
-    class-population decoders split it too); all decoders of one kind in one run."""
-    reads_v = "v" in REG["decoders"].get(name).needs
-    names = [n for n in REG["decoders"].names() if ("v" in REG["decoders"].get(n).needs) == reads_v]
-    return (*(LI if reads_v else DC), f"model.decoders=[{','.join(names)}]")
-
-
-def encoder_run(name: str) -> tuple[str, ...]:
-    """snn_mlp with its direct input swapped for the encoder's preset (conf/encoder/NAME.yaml)."""
-    return (*MLP, f"encoder@model.encoder={name}")
-
-
-CONNECTIONS = {  # connection -> (run, a connection of that run it is used in)
-    "dense": (DC, "X_Ae"), "one_to_one": (DC, "Ae_Ai"), "lateral": (DC, "Ai_Ae"),
-    "conv2d": (CONV, "X_F"), "dropout": (MLP, "fc2"),
-    **{op: ((*CSNN, "model.network.connections.conv2.ops.0.type=avg_pool"), c)  # avg and max pools
-       for op, c in (("avg_pool", "conv2"), ("max_pool", "fc1"), ("batch_norm", "conv1"), ("flatten", "fc1"))},
-}
-
-DENSE_STDP = ("hebbian", "weight_dependent_post_pre", "nearest_online_stdp", "full_online_stdp", "post_pre_int")
-LEARNERS = {  # learning rule -> (run, the connection it learns; None: a gradient learner, every connection)
-    "post_pre": (DC, "X_Ae"),
-    **{r: ((*DC, f"learner@model.learner={r}", "model.learner.reduction=sum"), "X_Ae") for r in DENSE_STDP},
-    "conv2d_stdp": (CONV, "X_F"),
-    "mstdpet": (MSTDP, "X_Y"),
-    "mstdp": ((*MSTDP, "model.learner.type=mstdp", "~model.learner.tc_e_trace"), "X_Y"),
-    "reward_switch_stdp": ((*MSTDP, "model.learner.type=reward_switch_stdp", *MSTDP_ONLY), "X_Y"),
-    "tempotron": ((*MSTDP, "model.learner.type=tempotron", *MSTDP_ONLY, "~model.learner.reward",
-                   "+model.learner.n_classes=${data.n_classes}"), "X_Y"),
-    "surrogate_bptt": (MLP, None),
-    "stca": ((*MLP, "learner@model.learner=stca"), None),
-}
-
-
-def loss_run(name: str) -> tuple[str, ...]:
-    return (*MLP, f"loss@model.learner.loss={name}")
-
-
 NEURON_PRESETS = sorted(p.stem for p in (config_dir() / "neuron").glob("*.yaml"))
 
 
@@ -98,18 +63,75 @@ def preset_class(preset: str) -> type:
     return REG["neurons"].get(str(OmegaConf.load(config_dir() / "neuron" / f"{preset}.yaml").type))
 
 
-def neuron_run(preset: str) -> tuple[tuple[str, ...], str]:
-    """(run, group) for a neuron preset: input groups feed diehl_cook, surrogate-gradient nodes make
-    snn_mlp's layers (a non-spiking one its readout), every other model diehl_cook's Ai group."""
-    cls = preset_class(preset)
-    preset = f"'{preset}'"  # quoted: a preset may be called null
+def neuron_slot(preset: str) -> tuple[str, str, str]:
+    """(model, override, group) for a neuron preset: input groups feed diehl_cook, surrogate-gradient
+    nodes make snn_mlp's layers (a non-spiking one li_readout_mlp's readout), every other model
+    diehl_cook's inhibitory group Ai."""
+    cls, quoted = preset_class(preset), f"'{preset}'"  # quoted: a preset may be called null
     if issubclass(cls, Input):
-        return (*DC, f"neuron@model.network.groups.X={preset}"), "X"
+        return "DC", f"neuron@model.network.groups.X={quoted}", "X"
     if issubclass(cls, LeakyIntegrator):
-        return (*LI, f"neuron@model.readout_neuron={preset}"), "out"
+        return "LI", f"neuron@model.readout_neuron={quoted}", "out"
     if issubclass(cls, TrainableNode):
-        return (*MLP, f"neuron@model.neuron={preset}"), "hidden"
-    return (*DC, f"neuron@model.network.groups.Ai={preset}"), "Ai"
+        return "MLP", f"neuron@model.neuron={quoted}", "hidden"
+    return "DC", f"neuron@model.network.groups.Ai={quoted}", "Ai"
+
+
+def reads_v(decoder: str) -> bool:
+    return "v" in REG["decoders"].get(decoder).needs
+
+
+DENSE_STDP = ("hebbian", "weight_dependent_post_pre", "nearest_online_stdp", "full_online_stdp", "post_pre_int")
+# slots of the shared models: (kind, name) -> (model, overrides); slots of different kinds are
+# independent (the encoder, the loss and the layers' neuron model of an snn_mlp), so run k of a
+# model takes the k-th slot of every kind (fewer runs, each component still in exactly one run)
+SLOTS: dict[str, dict[str, list]] = {"DC": {}, "MLP": {}, "LI": {}}
+for _p in NEURON_PRESETS:
+    _model, _override, _group = neuron_slot(_p)
+    SLOTS[_model].setdefault(f"neurons:{_group}", []).append((("neurons", _p), (_override,)))
+SLOTS["MLP"]["encoders"] = [(("encoders", n), (f"encoder@model.encoder={n}",)) for n in REG["encoders"].names()]
+SLOTS["MLP"]["losses"] = [(("losses", n), (f"loss@model.learner.loss={n}",)) for n in REG["losses"].names()]
+SLOTS["DC"]["learners"] = [(("learners", "post_pre"), ())] + [
+    (("learners", r), (f"learner@model.learner={r}", "model.learner.reduction=sum")) for r in DENSE_STDP]
+# all decoders of one readout kind in one run: spike decoders on diehl_cook's Ae (8 neurons, so
+# class-population decoders split it too), voltage decoders on li_readout_mlp's leaky integrators
+for _model, _v in (("DC", False), ("LI", True)):
+    _names = [n for n in REG["decoders"].names() if reads_v(n) == _v]
+    SLOTS[_model]["decoders"] = [(("decoders", tuple(_names)), (f"model.decoders=[{','.join(_names)}]",))]
+
+RUNS: dict[tuple[str, str], tuple[str, ...]] = {}  # (kind, name) -> the overrides of the run that reaches it
+for _model, _kinds in SLOTS.items():
+    for _k in range(max(len(v) for v in _kinds.values())):
+        _slots = [v[_k] for v in _kinds.values() if _k < len(v)]
+        _overrides = (*globals()[_model], *(o for _, ovs in _slots for o in ovs))
+        for (_kind, _name), _ in _slots:
+            for _n in (_name if isinstance(_name, tuple) else (_name,)):
+                RUNS[(_kind, _n)] = _overrides
+
+DC_RUN, MLP_RUN = RUNS[("learners", "post_pre")], RUNS[("encoders", "direct")]  # diehl_cook, snn_mlp as shipped
+CONNECTIONS = {  # connection -> (run, a connection of that run it is used in)
+    "dense": (DC_RUN, "X_Ae"), "one_to_one": (DC_RUN, "Ae_Ai"), "lateral": (DC_RUN, "Ai_Ae"),
+    "conv2d": (CONV, "X_F"), "dropout": (MLP_RUN, "fc2"),
+    **{op: ((*CSNN, "model.network.connections.conv2.ops.0.type=avg_pool"), c)  # avg and max pools
+       for op, c in (("avg_pool", "conv2"), ("max_pool", "fc1"), ("batch_norm", "conv1"), ("flatten", "fc1"))},
+}
+
+LEARNERS = {  # learning rule -> (run, the connection it learns; None: a gradient learner, every connection)
+    **{r: (RUNS[("learners", r)], "X_Ae") for r in ("post_pre", *DENSE_STDP)},
+    "conv2d_stdp": (CONV, "X_F"),
+    "mstdpet": (MSTDP, "X_Y"),
+    "mstdp": ((*MSTDP, "model.learner.type=mstdp", "~model.learner.tc_e_trace"), "X_Y"),
+    "reward_switch_stdp": ((*MSTDP, "model.learner.type=reward_switch_stdp", *MSTDP_ONLY), "X_Y"),
+    "tempotron": ((*MSTDP, "model.learner.type=tempotron", *MSTDP_ONLY, "~model.learner.reward",
+                   "+model.learner.n_classes=${data.n_classes}"), "X_Y"),
+    "surrogate_bptt": (MLP_RUN, None),
+    "stca": ((*MLP, "learner@model.learner=stca"), None),
+}
+
+
+def run_of(kind: str, name: str) -> tuple[str, ...]:
+    assert (kind, name) in RUNS, f"no config path for {kind} '{name}': give it a slot in SLOTS"
+    return RUNS[(kind, name)]
 
 
 SURROGATE_RUN = (*MLP, "model.neuron.surrogate=erf")
@@ -163,7 +185,7 @@ def names(kind: str) -> list[str]:
 # --------------------------------------------------------------------------- the cases
 @pytest.mark.parametrize("name", names("decoders"))
 def test_decoder(run, name):
-    r = run(decoder_run(name))
+    r = run(run_of("decoders", name))
     finished(r)
     assert name in r.summary["decoders"]
     assert type(r.exp.decoders[name]) is REG["decoders"].get(name)
@@ -172,7 +194,7 @@ def test_decoder(run, name):
 @pytest.mark.parametrize("name", names("encoders"))
 def test_encoder(run, name):
     assert (config_dir() / "encoder" / f"{name}.yaml").is_file(), f"no preset conf/encoder/{name}.yaml"
-    r = run(encoder_run(name))
+    r = run(run_of("encoders", name))
     finished(r)
     assert type(r.exp.encoder) is REG["encoders"].get(name)
     assert r.exp.encoder.steps == 4 and r.changed("connections.")
@@ -207,7 +229,7 @@ def test_learner(run, name):
 @pytest.mark.parametrize("name", names("losses"))
 def test_loss(run, name):
     assert (config_dir() / "loss" / f"{name}.yaml").is_file(), f"no preset conf/loss/{name}.yaml"
-    r = run(loss_run(name))
+    r = run(run_of("losses", name))
     finished(r)
     assert type(r.exp.gradient.loss) is REG["losses"].get(name)
     assert math.isfinite(r.summary["test_loss"]) and r.changed("connections.")
@@ -215,8 +237,8 @@ def test_loss(run, name):
 
 @pytest.mark.parametrize("preset", NEURON_PRESETS)
 def test_neuron_preset(run, preset):
-    overrides, group = neuron_run(preset)
-    r = run(overrides)
+    r = run(run_of("neurons", preset))
+    group = neuron_slot(preset)[2]
     finished(r)
     assert type(r.exp.network.groups[group]) is preset_class(preset)
 
