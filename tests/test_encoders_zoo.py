@@ -53,19 +53,6 @@ def test_constant_current_and_float():
 def test_spike_times_to_binary():
     s = enc({"type": "single_spike_to_binary", "time": 10, "dt": 1})(torch.tensor([[3.0, -1.0, float("nan"), 9.0]]))
     assert s[:, 0].float().argmax(0).tolist()[0::3] == [3, 9] and s.sum().item() == 2
-    times = torch.tensor([[[1.0, 4.0, -1.0], [2.0, 2.0, 7.0]]])  # (B, n, K)
-    m = enc({"type": "multiple_spike_to_binary", "time": 8})(times)
-    assert m.shape == (8, 1, 2)
-    assert torch.nonzero(m[:, 0, 0]).flatten().tolist() == [1, 4]
-    assert torch.nonzero(m[:, 0, 1]).flatten().tolist() == [2, 7]
-
-
-def test_delta_modulation():
-    seq = torch.tensor([[0.0, 0.5, 0.55, 0.2, 0.2]])  # (B=1, L=5)
-    on = enc({"type": "delta", "threshold": 0.3})(seq)
-    assert on[:, 0].tolist() == [0, 1, 0, 0, 0]
-    both = enc({"type": "delta", "threshold": 0.3, "off_spike": True})(seq)
-    assert both[:, 0].tolist() == [0, 1, 0, -1, 0]
 
 
 def test_generators():

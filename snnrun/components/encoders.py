@@ -1,4 +1,9 @@
-"""Encoders turn a batch of samples ``(B, *shape)`` into spike trains ``(T, B, *shape)``."""
+"""Encoders turn a batch of samples ``(B, *shape)`` into spike trains ``(T, B, *shape)``.
+
+Every encoder keeps the sample's shape and makes ``T = round(time / dt)`` steps: the engine feeds
+the trains to an input group of the data's shape and reads ``steps`` as the presentation length.
+(SPAIC's ``MultipleSpikeToBinary``, (B, *shape, K) spike-time lists -> (T, B, *shape), and delta
+modulation, whose steps are the sequence length, were removed: no dataset gives such inputs.)"""
 
 from __future__ import annotations
 
@@ -201,50 +206,3 @@ class SingleSpikeToBinaryEncoder(Encoder):
         valid = torch.isfinite(x) & (x >= 0) & (x < self.time)
         t = torch.round(torch.nan_to_num(x, nan=-1.0) / self.dt).long()
         return _one_hot_in_time(t, valid, self.steps)
-
-
-@Encoder.register("multiple_spike_to_binary")
-class MultipleSpikeToBinaryEncoder(Encoder):
-    """Spike-time lists -> binary trains: the last axis of the input holds up to K spike times (ms).
-
-    Input (B, *shape, K) padded with negative values or NaN; output (T, B, *shape) with a spike
-    at step round(t / dt) for every valid time (SPAIC's ``MultipleSpikeToBinary``).
-    """
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        valid = torch.isfinite(x) & (x >= 0) & (x < self.time)
-        t = torch.round(torch.nan_to_num(x, nan=-1.0) / self.dt).long().clamp(0, self.steps - 1)
-        out = torch.zeros((self.steps, *x.shape[:-1]), device=x.device)
-        # scatter each valid time into its step (duplicates within a step count once)
-        idx = t.movedim(-1, 0)
-        out.scatter_add_(0, idx, valid.movedim(-1, 0).float())
-        return out > 0
-
-
-@Encoder.register("delta")
-class DeltaEncoder(Encoder):
-    """Delta modulation for sequences: spike when the signal changed by at least ``threshold``.
-
-    Input (B, L, *features) is a sequence; output (L, B, *features), one step per element
-    (``time`` is not used)::
-
-        s[t] = +1 if x[t] - x[t-1] >= threshold,  -1 if off_spike and x[t] - x[t-1] <= -threshold
-
-    with x[-1] = 0 unless ``padding`` (then x[-1] = x[0], so the first step never spikes).
-    """
-
-    def __init__(self, time: float = 250.0, dt: float = 1.0, threshold: float = 0.1,
-                 off_spike: bool = False, padding: bool = False):
-        super().__init__(time, dt)
-        if not threshold > 0:
-            raise ConfigError(f"threshold must be > 0, got {threshold}", key="threshold")
-        self.threshold, self.off_spike, self.padding = float(threshold), bool(off_spike), bool(padding)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 2:
-            raise ConfigError("delta encodes sequences: input must be (batch, length, ...)", key="type")
-        seq = x.float().movedim(1, 0)
-        prev = torch.cat([seq[:1] if self.padding else torch.zeros_like(seq[:1]), seq[:-1]])
-        diff = seq - prev
-        on = (diff >= self.threshold).float()
-        return on - (diff <= -self.threshold).float() if self.off_spike else on
