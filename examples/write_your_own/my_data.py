@@ -6,7 +6,8 @@ The interface (snnrun/data.py, ``DatasetSource``): ``load_splits()`` returns
 every data config has (``shape``, ``n_classes``, ``n_inputs``, ``intensity``, ``limit_train``,
 ``limit_test``) and checks ``shape``; your ``__init__`` takes the others (here ``n_train``,
 ``n_test``, ``noise``, ``seed``). Data configs are typed (snnrun/schema.py): they need ``type``
-(any name, shown in messages; ``_target_`` picks the class), ``shape``, ``n_inputs`` and ``n_classes``.
+(required by the schema; with ``_target_``, which picks the class, its value is not used), ``shape``,
+``n_inputs`` and ``n_classes``.
 """
 
 from __future__ import annotations
