@@ -6,6 +6,7 @@
 set -uo pipefail
 before=$1; models=$2; seeds=$3; shift 3
 out=${TMPDIR:-/tmp}/paired_accuracy.$$
+mkdir -p "$out"
 for m in $models; do
   for s in $seeds; do
     for side in before after; do
