@@ -43,7 +43,10 @@ from snnrun.engine.loop import train
 from snnrun.run.checkpoint import load_checkpoint
 
 REG = registries()
-BASE = ("data=synthetic", "data.n_train=16", "data.n_test=8", "trainer.epochs=1", "logger=plain", "seed=0")
+# device=cpu: this file is about what a config can reach; the CUDA paths (compiled steps in a
+# graph, fused kernels) are tested where they are the subject
+BASE = ("data=synthetic", "data.n_train=16", "data.n_test=8", "trainer.epochs=1", "logger=plain", "seed=0",
+        "device=cpu")
 
 # tiny versions of the shipped models (and of the two added for this: conv_stdp, li_readout_mlp)
 DC = ("+model=diehl_cook", "model.n_neurons=8", "model.time=20", "trainer.batch_size=16")  # 8 = 2 per class
