@@ -100,3 +100,8 @@ def _quiet_launcher_preset_warning() -> None:
     dataclass, so the two class objects differ), and snnrun pins hydra-core < 1.4."""
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against "
                                               r"ConfigStore schema")
+
+
+def store_schema(name: str, node: type) -> None:
+    """Store a command's own structured config (bench, probe) under ``name`` in Hydra's ConfigStore."""
+    ConfigStore.instance().store(name=name, node=node)

@@ -170,9 +170,10 @@ def test_list_neurons_shows_presets_at_80_columns(cli_env, tmp_path):
     for name in ("dc_inhibitory", "diehl_cook_int", "dense", "one_to_one", "post_pre", "surrogate_bptt",
                  "poisson"):
         assert f"  {name} " in r.stdout, name
-    # registered types that no neuron@...=NAME can pick are marked
-    li = next(line for line in lines if line.strip().startswith("leaky_integrator"))
-    assert "[no preset]" in li
+    # registered types that no connection@...=NAME can pick are marked (every neuron type has a
+    # preset: tests/test_reachable.py)
+    pool = next(line for line in lines if line.strip().startswith("max_pool"))
+    assert "[no preset]" in pool
     # descriptions wrap rather than stop mid-sentence: the csrm preset's full comment is there
     text = " ".join(line.strip() for line in lines)
     assert "every past input and spike adds its kernel to the membrane." in text

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from snnrun.errors import ConfigError
+from snnrun.schema import store_schema
 from snnrun.engine.experiment import resolve_device
 from snnrun.registry import Registered, Registry
 
@@ -37,13 +38,7 @@ class BenchConfig:
     out: Optional[str] = None
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
-
-
-register_schema()
+store_schema("bench_schema", BenchConfig)
 
 
 def hardware(device: torch.device) -> dict[str, Any]:

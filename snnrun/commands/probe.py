@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from snnrun.errors import ConfigError  # noqa: E402
+from snnrun.errors import ConfigError
+from snnrun.schema import store_schema  # noqa: E402
 from snnrun.components.generators import Generator  # noqa: E402
 from snnrun.components.neurons import NeuronModel  # noqa: E402
 from snnrun.registry import as_node  # noqa: E402
@@ -51,13 +52,7 @@ class ProbeConfig:
     out: Optional[str] = None
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="probe_schema", node=ProbeConfig)
-
-
-register_schema()
+store_schema("probe_schema", ProbeConfig)
 
 
 def neuron_node(name_or_node: Any) -> dict:
