@@ -168,6 +168,12 @@ def test_set_labels_updates_in_place():
     first = net.learners["r"].labels
     set_labels(net, torch.tensor([1, 1]))
     assert net.learners["r"].labels is first and first.tolist() == [1, 1]
+    # a smaller last batch gets its own tensor; the full-batch tensor (captured in a CUDA graph
+    # for that batch size) is reused, not replaced, when full batches come back
+    set_labels(net, torch.tensor([0]))
+    assert net.learners["r"].labels is not first
+    set_labels(net, torch.tensor([0, 0]))
+    assert net.learners["r"].labels is first and first.tolist() == [0, 0]
 
 
 # -- tempotron -----------------------------------------------------------------------------------------

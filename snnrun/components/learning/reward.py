@@ -125,15 +125,19 @@ class LabelledRule(LearningRule):
     labels: torch.Tensor | None = None
 
     def begin_presentation(self, labels: torch.Tensor) -> None:
-        """Keep the labels when the rule needs them (in place when the shape is unchanged, so
-        captured CUDA graphs see the new values)."""
+        """Keep the labels when the rule needs them, in one persistent tensor per batch size
+        (copied in place): a CUDA graph captured for a batch size reads that size's tensor, so the
+        last, smaller batch of an epoch does not leave the other graphs reading stale labels."""
         if not self.needs_labels:
             return
         dev = self.connection.w.device
-        if self.labels is not None and self.labels.shape == labels.shape and self.labels.device == dev:
-            self.labels.copy_(labels, non_blocking=True)
+        bufs = self.__dict__.setdefault("_label_buffers", {})
+        buf = bufs.get(tuple(labels.shape))
+        if buf is None or buf.device != dev:
+            buf = bufs[tuple(labels.shape)] = labels.to(dev).clone()
         else:
-            self.labels = labels.to(dev).clone()
+            buf.copy_(labels, non_blocking=True)
+        self.labels = buf
 
 
 class RewardModulated(LabelledRule):
