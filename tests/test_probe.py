@@ -5,6 +5,7 @@ import subprocess
 import pytest
 import torch
 
+from snnrun.config import config_dir
 from snnrun.errors import ConfigError
 from snnrun.commands.probe import fi_curve, parse_args, run_probe, simulate
 from tests.conftest import snnrun_exe
@@ -97,3 +98,10 @@ def test_cli_probe_help_shows_groups(tmp_path, cli_env):
                  "snnrun probe neuron=izhikevich"):
         assert text in r.stdout, text
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (config_dir() / "input").glob("*.yaml")))
+def test_every_input_preset_drives_a_probe(preset, tmp_path):
+    """Every file in conf/input/ names a registered generator that a probe runs."""
+    p = run_probe(["neuron=lif", f"input={preset}", "time=20", f"out={tmp_path / preset}.png"], cwd=tmp_path)
+    assert p.read_bytes()[:4] == b"\x89PNG"

@@ -57,19 +57,19 @@ def test_every_component_has_a_docstring():
     assert "v >= thresh" in LIFNodes.__doc__
 
 
-# layers merge into connections (engine refactor)
-SHARED_FOR_NOW = {frozenset({"connections", "layers"}): {"dense", "linear", "conv2d", "conv"}}
-
-
 def test_one_name_one_meaning():
-    """A name (or alias) shown by ``snnrun list`` names one component in one registry only."""
+    """A name (or alias) of a component a config can name (``snnrun list``'s registries, reward
+    sources and bench workloads) names one component in one registry only."""
+    from snnrun.commands.bench import Workload
+    from snnrun.components.learning.reward import RewardSource
+
     owners: dict[str, set[str]] = {}
-    for kind, reg in registries().items():
+    regs = {**registries(), "reward sources": RewardSource.registry, "workloads": Workload.registry}
+    for kind, reg in regs.items():
         for name in reg.names():
             for n in (name, *reg.aliases_of(name)):
                 owners.setdefault(n, set()).add(kind)
-    clashes = {n: sorted(kinds) for n, kinds in owners.items()
-               if len(kinds) > 1 and n not in SHARED_FOR_NOW.get(frozenset(kinds), set())}
+    clashes = {n: sorted(kinds) for n, kinds in owners.items() if len(kinds) > 1}
     assert not clashes, f"names registered in more than one registry: {clashes}"
 
 

@@ -6,7 +6,7 @@
 A Hydra app on conf/probe.yaml (``snnrun probe --help`` lists its groups and config).
 ``neuron`` picks a preset in conf/neuron/ (its reference defaults; ``+neuron.type=NAME`` probes a
 registered type without one); ``neuron.<param>=value`` overrides a parameter. ``input`` picks a
-generator preset in conf/input/ (step, constant_current, sin, ramp, poisson_generator) with
+generator preset in conf/input/ (step, constant, sin, ramp, poisson_generator) with
 ``input.<param>=value``. ``sweep=fi`` runs one neuron per current in ``sweep.min .. sweep.max``
 (``sweep.points`` values, batched) and plots the rate. The PNG goes to ``out=`` (parent folders
 created) or into a new run directory, ``outputs/probe/<date>/<time>_<neuron>``.

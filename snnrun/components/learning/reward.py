@@ -5,7 +5,7 @@ Reward sources (``reward:`` on a rule)::
 
     reward: {type: label_match, n_classes: 10}   # classification: reward the neurons of the label's class
     reward: {type: external}                     # read rule.reward, set by your own loop / environment
-    reward: {type: constant, value: 1.0}
+    reward: {type: constant_reward, value: 1.0}
     reward: {_target_: mypkg.my_reward}          # any callable (rule) -> reward tensor or None
 
 A reward is a tensor broadcastable to (B, n_post): one value per sample, or one per sample and
@@ -101,8 +101,8 @@ class External(RewardSource):
         return rule.reward
 
 
-@RewardSource.register("constant")
-class Constant(RewardSource):
+@RewardSource.register("constant_reward")
+class ConstantReward(RewardSource):
     """The same reward ``value`` at every step (demos and tests)."""
 
     def __init__(self, value: float = 1.0):
