@@ -341,6 +341,8 @@ def test_gradient_run_writes_the_same_outputs_as_local_runs(mlp_run):
         assert {"loss", "train_accuracy", "lr"} <= set(r)
     for r in records[1:8:2]:
         assert {"val_accuracy", "val_loss", "best_epoch"} <= set(r)
+    # the validation and test loss are the learner's loss on those splits (cross-entropy > 0)
+    assert all(r["val_loss"] > 0 for r in records[1:8:2]) and saved["test_loss"] > 0
     best = max(records[1:8:2], key=lambda r: (r["val_accuracy"], -r["val_loss"]))
     assert saved["best_epoch"] == best["epoch"] and saved["val_accuracy"] == best["val_accuracy"]
     assert saved["n_train"] + saved["n_val"] == 120 and saved["n_val"] == 12

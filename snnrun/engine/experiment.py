@@ -93,8 +93,10 @@ class Experiment:
         self.gradient = next((l for l in self.learners.values() if l.gradient), None)
         self.n_classes = self.data.n_classes
         needs = set().union(*(d.needs for d in self.decoders.values()))
-        self.record_spikes = "spikes" in needs
-        self.record_v = "v" in needs
+        # what a presentation with learning off records of the readout: what the decoders read,
+        # and what the gradient learner's loss reads (validation and test loss)
+        self.record_spikes = "spikes" in needs or self.gradient is not None
+        self.record_v = "v" in needs or (self.gradient is not None and self.gradient.loss.needs_v)
         if self.trained is None:
             self.trained = self.network
 
