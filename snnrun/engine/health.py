@@ -130,7 +130,8 @@ class Health:
         if bad:
             hint, key = self.lr_hint()
             shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
-            raise TrainingDiverged(f"non-finite state {where}: {shown} hold NaN/inf. Likely cause: {hint}; "
+            verb = "hold" if len(bad) > 1 else "holds"
+            raise TrainingDiverged(f"non-finite state {where}: {shown} {verb} NaN/inf. Likely cause: {hint}; "
                                    f"or {self.input_hint()}", key=key)
 
     # -- silent readouts ----------------------------------------------------------------
