@@ -94,3 +94,6 @@ def test_silent_network_warns(tmp_path, cli_env):
     warnings = json.loads((run / "summary.json").read_text())["warnings"]
     assert any(w.startswith("20/20 test samples") for w in warnings), warnings
     assert any("training samples" in w and "input rate is too low" in w for w in warnings), warnings
+    r = cli(["report", f"run_dir={run}"], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning" in r.stdout and "20/20 test samples" in r.stdout
