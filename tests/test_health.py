@@ -97,3 +97,14 @@ def test_silent_network_warns(tmp_path, cli_env):
     r = cli(["report", f"run_dir={run}"], cli_env, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "warning" in r.stdout and "20/20 test samples" in r.stdout
+
+
+def test_nan_in_the_data_stops_before_training(tmp_path, compose_cfg):
+    from snnrun.engine.loop import Trainer
+
+    trainer = Trainer(compose_cfg(*TINY_MLP), tmp_path)
+    trainer.exp.train.x[3].view(-1)[0] = float("nan")  # a corrupt sample in the training split
+    with pytest.raises(TrainingDiverged) as e:
+        trainer.run()
+    assert "non-finite input" in e.value.message and "1 sample(s) of the train split" in e.value.message
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "summary.json").exists()
