@@ -24,7 +24,7 @@ from typing import Callable
 from omegaconf.errors import OmegaConfBaseException
 from rich.markup import escape
 
-from snnrun.errors import ConfigError, TrainingInterrupted
+from snnrun.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from snnrun.run.console import console
 
 USAGE = __doc__
@@ -35,6 +35,10 @@ def user_errors():
     """Print user errors as one clear block without a traceback, exit code 2."""
     try:
         yield
+    except TrainingDiverged as e:
+        where = f" ([bold]{e.key}[/])" if e.key else ""
+        console.print(f"[bold red]error: training stopped[/]{where}: {escape(e.message)}", soft_wrap=True)
+        sys.exit(2)
     except ConfigError as e:
         where = f"[bold]{e.key}[/]: " if e.key else ""
         # messages quote config values such as [1, 28, 28]: not rich markup

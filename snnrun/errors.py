@@ -30,3 +30,13 @@ class TrainingInterrupted(Exception):
         self.signum, self.run_dir = signum, Path(run_dir)
         self.exit_code = 128 + signum
         super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written in {self.run_dir}")
+
+
+class TrainingDiverged(ConfigError):
+    """Training stopped because its input, loss or state (weights, thresholds, batch-norm
+    statistics) became NaN or inf (snnrun/engine/health.py).
+
+    A user error like a bad config value (exit code 2, no traceback): the message names the
+    non-finite tensor and the likely cause, ``key`` the setting to change. No checkpoint holding
+    the non-finite state is written, so ``checkpoint.pt`` is the last good one.
+    """

@@ -33,7 +33,8 @@ from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.data import Split
 from snnrun.engine import data_parallel
 from snnrun.engine.experiment import Experiment, build_experiment, resolved
-from snnrun.errors import ConfigError
+from snnrun.engine.health import Health
+from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                    rng_state, save_checkpoint, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
@@ -228,6 +229,7 @@ class Trainer:
                         if exp.assignment is not None else None)
         self.prog = Progress()
         self.metrics = None
+        self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
 
     # -- the run directory ----------------------------------------------------------------
     def open(self) -> dict[str, Any] | None:
@@ -255,6 +257,7 @@ class Trainer:
         return None
 
     def checkpoint(self) -> None:
+        self.healthy("before a checkpoint")  # never save non-finite state: checkpoint.pt stays the last good one
         save_checkpoint(self.output_dir, {
             **self.exp.state_dict(),
             "running_assignment": None if self.running is None else self.running.state_dict(),
@@ -308,6 +311,7 @@ class Trainer:
     def learn_epochs(self) -> None:
         exp, prog = self.exp, self.prog
         train_x, train_y = exp.train.x.to(exp.device), exp.train.y.to(exp.device)  # batches gathered there
+        self.healthy("input", self.health.check_input)
         last_ckpt = prog.samples
         while prog.epoch <= self.epochs:
             exp.network.train()
@@ -325,6 +329,7 @@ class Trainer:
                     idx = order[prog.start:prog.start + self.bs]
                     xb, yb = train_x[idx], train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
+                    self.health.count_silent(counts)  # on the device; read at the epoch end
                     if self.running is not None:
                         prog.window_c.append(counts)
                         prog.window_y.append(yb)
@@ -354,12 +359,25 @@ class Trainer:
             last_ckpt = prog.samples
             self.interrupted()
 
+    def healthy(self, where: str, check=None) -> None:
+        """Run a health check (default: the state is finite); a finding stops the run with a
+        :class:`TrainingDiverged` that says the last good checkpoint is kept."""
+        try:
+            check() if check is not None else self.health.check_state(where)
+        except TrainingDiverged as e:
+            kept = (f"; the last good checkpoint is kept: {self.output_dir / CHECKPOINT}"
+                    if (self.output_dir / CHECKPOINT).is_file() else "; no checkpoint was written")
+            e.message += kept
+            raise
+
     def sync_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
         """Move the device-side epoch sums into the progress record (one host sync)."""
         self.prog.loss_sum += float(loss_sum)
         self.prog.correct += int(correct)
         loss_sum.zero_()
         correct.zero_()
+        if self.exp.gradient is not None and self.strategy is None:  # data-parallel: the summed loss (log_window)
+            self.healthy("loss", lambda: self.health.check_loss(self.prog.loss_sum, "training loss"))
 
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, loss_sum: torch.Tensor,
                     correct: torch.Tensor) -> torch.Tensor:
@@ -400,14 +418,20 @@ class Trainer:
                 tot_loss, tot_correct = self.strategy.sum_(prog.loss_sum, prog.correct)
             else:
                 tot_loss, tot_correct = prog.loss_sum, prog.correct
+            self.healthy("loss", lambda: self.health.check_loss(tot_loss, "training loss"))
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
             extra = f"loss {record['loss']:.4f}"
         record["images_per_s"] = round(bar.images_per_s, 2)
         self.metrics.log(**record)
+        self.healthy(f"at sample {prog.samples}")  # a metrics window syncs anyway
         return extra
 
     def end_epoch(self, epoch_time: float) -> None:
         exp, prog = self.exp, self.prog
+        self.healthy(f"after epoch {prog.epoch}")
+        silent = self.health.end_epoch()
+        if silent:
+            console.print(f"[bold yellow]warning:[/] epoch {prog.epoch}: {silent}", soft_wrap=True)
         if self.running is not None:
             exp.assignment.load_state_dict(self.running.state_dict())
         val_loss, line = None, f"epoch {prog.epoch}"
@@ -416,6 +440,8 @@ class Trainer:
             first = next(iter(exp.decoders))
             val_acc = ev.accuracy(exp.val.y)[first]
             val_loss = ev.loss if ev.loss is not None else float("nan")
+            if ev.loss is not None:
+                self.healthy("validation", lambda: self.health.check_loss(ev.loss, "validation loss"))
             better = (val_acc, -val_loss if ev.loss is not None else 0.0) > \
                 (prog.best["val_accuracy"], -prog.best["val_loss"] if ev.loss is not None else 0.0)
             if better:
@@ -441,6 +467,9 @@ class Trainer:
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
         summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
+        summary["warnings"] = self.health.warnings(summary)
+        for w in summary["warnings"]:
+            console.print(f"[bold yellow]warning:[/] {w}", soft_wrap=True)
         write_json_atomic(self.output_dir / "summary.json", summary)
         console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                       f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {self.output_dir}")

@@ -118,6 +118,8 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         for name, d in (summary.get("decoders") or {}).items():
             t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
     console.print(t)
+    for w in summary.get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
+        console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
     diff = default_config_diff(run_dir)
     d = Table(title="config vs. the model's defaults", title_justify="left")
