@@ -48,7 +48,7 @@ FINISHED = "trained"  # the stage after learning, best-epoch restore and label p
 def versions() -> dict[str, str]:
     import hydra
 
-    return {"snnrun": snnrun.__version__, "torch": torch.__version__, "hydra": hydra.__version__,
+    return {"snnrun": snnrun.__version__, "torch": str(torch.__version__), "hydra": hydra.__version__,
             "python": platform.python_version()}
 
 
