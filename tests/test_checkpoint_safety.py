@@ -77,8 +77,8 @@ def plant(path, marker, how):
     with open(path, "wb") as f:
         if how == "torch.save":  # the zip format snnrun writes
             torch.save({"network": RunsACommand(marker), "progress": {"stage": "trained"}}, f)
-        else:  # a bare pickle stream
-            pickle.dump({"network": RunsACommand(marker)}, f, protocol=2)
+        else:  # a bare pickle stream (python's default protocol)
+            pickle.dump({"network": RunsACommand(marker)}, f)
 
 
 def test_the_planted_object_would_run_a_command(tmp_path):

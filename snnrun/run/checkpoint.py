@@ -78,13 +78,24 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def _pickled_objects(path: Path, error: str) -> bool:
+    """Whether the safe loader refused ``path`` for what it holds (objects, pickle opcodes it does not
+    run) rather than because the bytes are garbage: it named a global, or the file is a pickle
+    stream or a torch zip archive."""
+    if "GLOBAL" in error:
+        return True
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:1] == b"\x80" or head == b"PK\x03\x04"
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": the refusal below says what matters
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code
     except pickle.UnpicklingError as e:
-        if "weights only load failed" not in str(e).lower():
+        if "weights only load failed" not in str(e).lower() or not _pickled_objects(path, str(e)):
             raise ConfigError(f"checkpoint {path} cannot be read ({type(e).__name__}): it is corrupt or "
                               "truncated", key="run_dir") from None
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
