@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tests.conftest import TINY, snnrun_exe
 from tests.test_resume import start, wait_for_train_records
@@ -191,3 +192,23 @@ def test_eval_of_the_intact_copy_still_works(run, tmp_path, env):
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((run / "eval.json").read_text())["test_accuracy"] == \
         json.loads((run / "summary.json").read_text())["test_accuracy"]
+
+
+def test_a_checkpoint_of_an_earlier_snnrun_with_numpy_state_is_refused_clearly(tmp_path):
+    # earlier versions saved np.random.get_state() as it is (a tuple holding an ndarray)
+    torch.save({"network": {}, "rng": {"numpy": np.random.get_state()}}, tmp_path / CHECKPOINT)
+    with pytest.raises(ConfigError) as e:
+        load_checkpoint(tmp_path, fallback=False)
+    assert e.value.key == "run_dir"
+    assert str(tmp_path / CHECKPOINT) in e.value.message and "not a plain-data checkpoint" in e.value.message
+    assert "earlier snnrun versions held numpy objects" in e.value.message
+
+
+def test_garbage_bytes_are_corrupt_not_unsafe_and_resume_falls_back(tmp_path):
+    save_checkpoint(tmp_path, {"progress": {"epoch": 1}})
+    save_checkpoint(tmp_path, {"progress": {"epoch": 2}})
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    warnings = []
+    state = load_checkpoint(tmp_path, fallback=True, warn=warnings.append)
+    assert state["progress"]["epoch"] == 1 and state["_loaded_from"] == PREVIOUS
+    assert "corrupt or truncated" in warnings[0]
