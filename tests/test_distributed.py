@@ -52,7 +52,7 @@ def run_ddp(cwd, overrides, env, name="ddp"):
 
 
 def tensors(run_dir: Path, key: str) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)[key]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)[key]
     return {k: v for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()}
 
 
@@ -113,7 +113,7 @@ def test_ddp_resume_from_rank_zero_checkpoint(tmp_path, cli_env):
     shutil.copytree(single / ".hydra", part / ".hydra")
     shutil.copy(single / "checkpoint.prev.pt", part / "checkpoint.pt")
     shutil.copy(single / "metrics.jsonl", part / "metrics.jsonl")  # cut back to the checkpoint on resume
-    assert torch.load(part / "checkpoint.pt", weights_only=False)["progress"]["stage"] == "train"
+    assert torch.load(part / "checkpoint.pt", weights_only=True)["progress"]["stage"] == "train"
     ddp, _ = run_ddp(tmp_path, [*ov, "resume=true"], env, name="part")
     assert_same_run(single, ddp, "network")
 

@@ -416,7 +416,7 @@ def test_conv_models_train_a_step(compose_cfg, tmp_path, model):
                                 "model.hidden=16"), tmp_path)
     assert summary["epochs"] == 1 and 0.0 <= summary["test_accuracy"] <= 1.0
     if model == "plif_csnn":
-        state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["network"]
+        state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["network"]
         assert "groups.lif1.w" in state and state["groups.lif1.w"].item() != 0.0  # tau was learned
 
 

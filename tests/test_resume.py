@@ -77,8 +77,8 @@ def assert_same_as(run_dir, reference):
     a, b = json.loads((run_dir / "summary.json").read_text()), json.loads((reference / "summary.json").read_text())
     assert a["decoders"] == b["decoders"] and a["test_accuracy"] == b["test_accuracy"]
     assert a["train_samples"] == b["train_samples"] == 400 and a["resumed"]
-    wa, wb = torch.load(run_dir / CHECKPOINT, weights_only=False), torch.load(reference / CHECKPOINT,
-                                                                               weights_only=False)
+    wa, wb = torch.load(run_dir / CHECKPOINT, weights_only=True), torch.load(reference / CHECKPOINT,
+                                                                               weights_only=True)
     for k in wb["network"]:
         assert torch.equal(wa["network"][k], wb["network"][k]), k
 

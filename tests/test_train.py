@@ -50,7 +50,7 @@ def test_learns_above_chance(tiny_run):
 
 def test_checkpoint_holds_label_assignment(tiny_run):
     _, out, _ = tiny_run
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["assignment"]["assignments"].shape == (10,)
     assert "groups.Ae.theta" in state["network"] and "connections.X_Ae.w" in state["network"]
     assert state["network"]["groups.Ae.theta"].sum() > 0  # thresholds adapted during learning

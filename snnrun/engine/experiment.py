@@ -183,8 +183,20 @@ class Experiment:
                 "learners": {n: l.state_dict() for n, l in self.learners.items()}}
 
     def load_state_dict(self, state: dict[str, Any], network: dict[str, Any] | None = None) -> None:
+        """Restore what :meth:`state_dict` returned; ``ConfigError`` saying which tensors differ when
+        the checkpoint belongs to another model or size (nothing is loaded then)."""
+        saved = network if network is not None else state.get("network")
+        if not isinstance(saved, dict):
+            raise ConfigError("the checkpoint holds no network state", key="model")
+        misfit = state_misfit(saved, self.network.state_dict())
+        if not misfit and self.assignment is not None and isinstance(state.get("assignment"), dict):
+            misfit += state_misfit(state["assignment"], self.assignment.state_dict(), "assignment.",
+                                   missing=False)
+        if misfit:
+            raise ConfigError("the checkpoint does not fit this model (another model or size): "
+                              + "; ".join(misfit), key="model")
         try:
-            self.network.load_state_dict(network if network is not None else state["network"])
+            self.network.load_state_dict(saved)
         except (RuntimeError, KeyError) as e:
             raise ConfigError("the checkpoint does not fit this model (sizes or components differ): "
                               + str(e).splitlines()[0], key="model") from e
@@ -193,7 +205,38 @@ class Experiment:
             self.assignment.load_state_dict(state["assignment"])
         for n, s in (state.get("learners") or {}).items():
             if n in self.learners:
-                self.learners[n].load_state_dict(s)
+                try:
+                    self.learners[n].load_state_dict(s)
+                except (RuntimeError, KeyError, ValueError, TypeError) as e:
+                    raise ConfigError(f"the checkpoint's state of learner {n} does not fit this model: "
+                                      + (str(e).splitlines() or [type(e).__name__])[0], key="model") from e
+
+
+# network state that older checkpoints may lack (the neuron groups start it afresh)
+OPTIONAL_STATE = (".rng_draws",)
+
+
+def state_misfit(saved: dict[str, Any], ours: dict[str, Any], prefix: str = "", missing: bool = True,
+                 show: int = 3) -> list[str]:
+    """What keeps a saved state dict from loading into ``ours``: missing and unexpected keys and the
+    first shape mismatches, each as one short phrase (empty: it fits)."""
+    def few(keys: list[str]) -> str:
+        return ", ".join(prefix + k for k in keys[:show]) + (f" (+{len(keys) - show} more)" if len(keys) > show else "")
+
+    out = []
+    lost = [k for k in ours if k not in saved and not k.endswith(OPTIONAL_STATE)]
+    extra = [k for k in saved if k not in ours]
+    if lost and missing:
+        out.append(f"missing from the checkpoint: {few(lost)}")
+    if extra:
+        out.append(f"unexpected in the checkpoint: {few(extra)}")
+    shapes = [f"{prefix}{k} is {list(saved[k].shape)} in the checkpoint, {list(v.shape)} in this model"
+              for k, v in ours.items() if isinstance(v, torch.Tensor) and isinstance(saved.get(k), torch.Tensor)
+              and saved[k].shape != v.shape]
+    if shapes:
+        out.append("shapes differ: " + ", ".join(shapes[:show])
+                   + (f" (+{len(shapes) - show} more)" if len(shapes) > show else ""))
+    return out
 
 
 def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:

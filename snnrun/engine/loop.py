@@ -49,7 +49,7 @@ FINISHED = "trained"  # the stage after learning, best-epoch restore and label p
 def versions() -> dict[str, str]:
     import hydra
 
-    return {"snnrun": snnrun.__version__, "torch": torch.__version__, "hydra": hydra.__version__,
+    return {"snnrun": snnrun.__version__, "torch": str(torch.__version__), "hydra": hydra.__version__,
             "python": platform.python_version()}
 
 
@@ -571,8 +571,14 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     state = load_checkpoint(run_dir, fallback=False)
+    progress = state.get("progress")
+    if isinstance(progress, dict) and progress.get("stage", FINISHED) != FINISHED:
+        raise ConfigError(f"the run in {run_dir} has not finished training (its checkpoint is from epoch "
+                          f"{progress.get('epoch')}, sample {progress.get('start')}: before the label assignment "
+                          f"and test); continue it with: snnrun resume run_dir={run_dir}, then evaluate it",
+                          key="run_dir")
     exp = build_experiment(cfg)
-    exp.load_state_dict(state)
+    load_run_state(exp, state, run_dir)
     results = finish(exp, run_dir, test_phase(exp, bool((exp.cfg.get("logger") or {}).get("progress", True))))
     summary_path = run_dir / "summary.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -580,6 +586,14 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)
     return out
+
+
+def load_run_state(exp: Experiment, state: dict[str, Any], run_dir: Path) -> None:
+    """Load a run's checkpoint into ``exp``; a misfit names the checkpoint file and what differs."""
+    try:
+        exp.load_state_dict(state)
+    except ConfigError as e:
+        raise ConfigError(f"{Path(run_dir) / state.get('_loaded_from', CHECKPOINT)}: {e.message}", key=e.key) from None
 
 
 def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> DictConfig:

@@ -7,6 +7,10 @@ Reusable by every training loop (local-rule and gradient):
   at least one complete file, and a checkpoint damaged later on disk has a fallback.
 - ``load_checkpoint(run_dir, fallback=True)`` reads the newest good one; with ``fallback`` a
   corrupt/truncated ``checkpoint.pt`` is reported and ``checkpoint.prev.pt`` used instead.
+- Checkpoints are plain data (tensors, numbers, strings, lists, tuples, dicts) and are read with
+  ``torch.load(weights_only=True)``: loading one never runs code. ``save_checkpoint`` refuses
+  anything else (naming the key), and a file holding other objects is refused on load
+  (``UnsafeCheckpoint``), never unpickled, and never silently replaced by the previous one.
 - ``rng_state()`` / ``set_rng_state(s)`` capture python, numpy, torch CPU and CUDA generators
   (plus any extra ``torch.Generator`` the loop owns), so a resumed run draws the same numbers.
 - ``StopOnSignal`` turns SIGINT/SIGTERM into a flag the loop polls between batches; the loop
@@ -16,9 +20,12 @@ Reusable by every training loop (local-rule and gradient):
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +38,34 @@ from snnrun.errors import ConfigError, TrainingInterrupted  # noqa: F401  (re-ex
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 
+# what a checkpoint may hold: everything torch.load(weights_only=True) reads without running code
+PLAIN = (str, int, float, bool, type(None))  # exact types: subclasses (torch.__version__ is a TorchVersion,
+                                             # an IntEnum ...) pickle as their own class
+
+
+class UnsafeCheckpoint(ConfigError):
+    """A checkpoint file that holds more than plain data: refused, never unpickled."""
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """Raise ``TypeError`` naming the first value that is not plain data (a bug in whoever saves it)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}, not a str or int")
+            check_plain(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_plain(v, f"{where}[{i}]")
+    elif type(obj) not in PLAIN and not isinstance(obj, torch.Tensor):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, not plain data "
+                        "(tensors, numbers, strings, lists, tuples, dicts)")
+
 
 @rank_zero_only  # data-parallel runs: one writer
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     """Write ``run_dir/checkpoint.pt`` atomically; the previous one becomes ``checkpoint.prev.pt``."""
+    check_plain(state)  # what is written must load with weights_only=True
     run_dir = Path(run_dir)
     path, tmp = run_dir / CHECKPOINT, run_dir / (CHECKPOINT + ".tmp")
     with open(tmp, "wb") as f:
@@ -47,10 +78,34 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def _pickled_objects(path: Path, error: str) -> bool:
+    """Whether the safe loader refused ``path`` for what it holds (objects, pickle opcodes it does not
+    run) rather than because the bytes are garbage: it named a global, or the file is a pickle
+    stream or a torch zip archive."""
+    if "GLOBAL" in error:
+        return True
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:1] == b"\x80" or head == b"PK\x03\x04"
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, random bytes, pickling errors ...
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the refusal below says what matters
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" not in str(e).lower() or not _pickled_objects(path, str(e)):
+            raise ConfigError(f"checkpoint {path} cannot be read ({type(e).__name__}): it is corrupt or "
+                              "truncated", key="run_dir") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = found.group(1) if found else "an object that is not plain data"
+        older = (" (checkpoints of earlier snnrun versions held numpy objects and cannot be read any more)"
+                 if found and found.group(1).startswith("numpy") else "")
+        raise UnsafeCheckpoint(f"checkpoint {path} is not a plain-data checkpoint: it refers to {what}, which "
+                               f"snnrun does not unpickle, since loading it could run code{older}; it was not "
+                               "loaded. Use a checkpoint written by this snnrun version", key="run_dir") from None
+    except Exception as e:  # truncated zip, random bytes ...
         raise ConfigError(f"checkpoint {path} cannot be read ({type(e).__name__}): it is corrupt or "
                           "truncated", key="run_dir") from e
     if not isinstance(state, dict):
@@ -75,6 +130,8 @@ def load_checkpoint(run_dir: str | Path, fallback: bool = True, warn=print) -> d
     for p in candidates:
         try:
             state = _read(p)
+        except UnsafeCheckpoint:
+            raise  # not damage from a crash: no silent fallback to an older file
         except ConfigError as e:
             errors.append(e)
             continue
@@ -86,9 +143,22 @@ def load_checkpoint(run_dir: str | Path, fallback: bool = True, warn=print) -> d
         "; ".join(e.message for e in errors) + " — no usable checkpoint is left", key="run_dir")
 
 
+def numpy_rng_state() -> dict[str, Any]:
+    """numpy's global generator state as plain data (its key array as an int64 tensor)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def set_numpy_rng_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["bit_generator"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                         s["cached_gaussian"]))
+
+
 def rng_state(**generators: torch.Generator) -> dict[str, Any]:
-    """Every random stream a loop draws from, so resuming continues the same sequence."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every random stream a loop draws from, so resuming continues the same sequence (plain data:
+    python's state is a tuple of ints, numpy's a dict holding a tensor, torch's are byte tensors)."""
+    state = {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
              "generators": {k: g.get_state() for k, g in generators.items()}}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -97,7 +167,7 @@ def rng_state(**generators: torch.Generator) -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any], **generators: torch.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    set_numpy_rng_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -99,7 +99,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     ``overrides`` (Hydra's, e.g. ``device=cpu``) apply to the config the figures are simulated
     with (snnrun.run.compose); the config diff is always the run's saved config."""
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import save_receptive_fields
+    from snnrun.engine.loop import load_run_state, save_receptive_fields
     from snnrun.run.compose import compose_run_config
 
     run_dir = Path(run_dir)
@@ -140,7 +140,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
                            f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
 
     exp = build_experiment(cfg)
-    exp.load_state_dict(load_checkpoint(run_dir, fallback=False))
+    load_run_state(exp, load_checkpoint(run_dir, fallback=False), run_dir)
     if save_receptive_fields(exp, run_dir / "weights.png"):
         written.append(run_dir / "weights.png")
     written += draw_activity(exp, run_dir)
