@@ -434,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
                           f"Commands: {', '.join(COMMANDS)}")
         sys.exit(2)
     cmd = argv[cmd_at]
+    from snnrun.run import rundir
+
+    rundir.COMMAND[:] = argv  # what a run dir's lock says its owner runs
     COMMANDS[cmd](argv[:cmd_at] + argv[cmd_at + 1:])
 
 

@@ -44,6 +44,7 @@ LOCK_NAME = ".snnrun.lock"
 HYDRA_SUBDIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 STAGE_PREFIX = "snnrun-hydra-stage-"
+COMMAND: list[str] = []  # the command line as typed (cli.main sets it): the lock names it
 UNREADABLE_LOCK_GRACE_S = 10.0  # an empty lock younger than this is being written by its owner
 
 
@@ -110,7 +111,7 @@ class RunDirLock:
     def record(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid_start": _proc_start(os.getpid()),
-                "command": " ".join(["snnrun", *sys.argv[1:]])[:300], "token": self.token}
+                "command": " ".join(["snnrun", *(COMMAND or sys.argv[1:])])[:200], "token": self.token}
 
     def _create(self) -> bool:
         try:
