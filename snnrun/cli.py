@@ -71,11 +71,9 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
                 "hydra/hydra_logging=disabled"]
     elif stage_hydra and not any(a.split("=", 1)[0] in INFO_FLAGS for a in args) and \
             not any(a.split("=", 1)[0].lstrip("+~") == "hydra.output_subdir" for a in args):
-        import tempfile
+        from snnrun.run.rundir import hydra_stage_override, make_stage_root
 
-        from snnrun.run.rundir import STAGE_PREFIX, hydra_stage_override
-
-        stage = tempfile.mkdtemp(prefix=STAGE_PREFIX)
+        stage = make_stage_root()
         args = [*args, hydra_stage_override(stage)]
     sys.argv = ["snnrun", *args]
     try:

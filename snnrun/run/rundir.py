@@ -291,6 +291,22 @@ def remove_created(run_dir: Path, root: Path) -> None:
 
 
 # -- staging Hydra's .hydra files ------------------------------------------------------------------
+def make_stage_root() -> str:
+    """A new staging folder (``<tmp>/snnrun-hydra-stage-<pid>-XXXX``); the folders of processes
+    that died without cleaning up (kill -9) are removed on the way."""
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob(STAGE_PREFIX + "*"):
+        try:
+            pid = int(old.name[len(STAGE_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-")
+
+
 def hydra_stage_override(root: str | Path) -> str:
     """The override that makes Hydra write a job's .hydra files under ``root`` (one folder per run
     dir, so every job of a sweep has its own)."""
