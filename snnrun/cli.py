@@ -54,8 +54,14 @@ def user_errors():
         sys.exit(e.exit_code)
 
 
+# Hydra flags that print or install something instead of running a job
+INFO_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "-sc", "--shell-completion")
+
+
 def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
-               precheck: Callable | None = None) -> None:
+               precheck: Callable | None = None, stage_hydra: bool = False) -> None:
+    """Run ``task`` as a Hydra app. ``stage_hydra``: Hydra writes each job's .hydra files into a
+    staging folder; the task puts them in the run dir once it proceeds (snnrun.run.rundir)."""
     import hydra
 
     from snnrun.config import PACKAGE_DIR, config_dir
@@ -63,11 +69,24 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
     _precheck(config_name, args, precheck)
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
+    stage = None
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 alone writes the run dir
         args = [*args, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=disabled",
                 "hydra/hydra_logging=disabled"]
+    elif stage_hydra and not any(a.split("=", 1)[0] in INFO_FLAGS for a in args) and \
+            not any(a.split("=", 1)[0].lstrip("+~") == "hydra.output_subdir" for a in args):
+        from snnrun.run.rundir import hydra_stage_override, make_stage_root
+
+        stage = make_stage_root()
+        args = [*args, hydra_stage_override(stage)]
     sys.argv = ["snnrun", *args]
-    hydra.main(version_base="1.3", config_path=config_path, config_name=config_name)(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=config_path, config_name=config_name)(task)()
+    finally:
+        if stage is not None:
+            import shutil
+
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _precheck(config_name: str, args: list[str], check: Callable | None = None) -> None:
@@ -86,9 +105,13 @@ def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
 
     from snnrun.engine.loop import train
+    from snnrun.run.rundir import RunDirGuard
 
+    hc = HydraConfig.get()
     with user_errors():
-        summary = train(cfg, output_dir=HydraConfig.get().runtime.output_dir)
+        # the run dir's lock; .hydra files and a new run dir are kept only once the run proceeds
+        with RunDirGuard(hc.runtime.output_dir, hc) as guard:
+            summary = train(cfg, output_dir=hc.runtime.output_dir, on_start=guard.start)
     return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
 
 
@@ -136,13 +159,15 @@ def _run_dir_args(cmd: str, args: list[str]) -> tuple[str, list[str]] | None:
 
 def _eval(args: list[str]) -> None:
     from snnrun.engine.loop import evaluate_run
+    from snnrun.run.rundir import lock_run_dir
 
     with user_errors():
         parsed = _run_dir_args("eval", args)
         if parsed is None:
             return
         run_dir, overrides = parsed
-        out = evaluate_run(run_dir, overrides)
+        with lock_run_dir(run_dir):
+            out = evaluate_run(run_dir, overrides)
         console.print(f"test_accuracy {out['test_accuracy']:.4f} ({out['best_decoder']}); "
                       f"written to {run_dir}/eval.json")
 
@@ -310,20 +335,24 @@ def _bench_task(cfg) -> None:
 
 def _resume(args: list[str]) -> None:
     from snnrun.engine.loop import resume_run
+    from snnrun.run.rundir import lock_run_dir
 
     with user_errors():
         parsed = _run_dir_args("resume", args)
         if parsed is not None:
-            resume_run(*parsed)
+            with lock_run_dir(parsed[0]):
+                resume_run(*parsed)
 
 
 def _report(args: list[str]) -> None:
     from snnrun.run.report import report_run
+    from snnrun.run.rundir import lock_run_dir
 
     with user_errors():
         parsed = _run_dir_args("report", args)
         if parsed is not None:
-            report_run(*parsed)
+            with lock_run_dir(parsed[0]):
+                report_run(*parsed)
 
 
 def _compare(args: list[str]) -> None:
@@ -385,7 +414,7 @@ def registries() -> dict:
             "losses": Loss.registry}
 
 
-COMMANDS = {"train": lambda a: _hydra_app(_train_task, a), "eval": _eval, "list": _list, "probe": _probe,
+COMMANDS = {"train": lambda a: _hydra_app(_train_task, a, stage_hydra=True), "eval": _eval, "list": _list, "probe": _probe,
             "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
 
 
@@ -407,6 +436,9 @@ def main(argv: list[str] | None = None) -> None:
                           f"Commands: {', '.join(COMMANDS)}")
         sys.exit(2)
     cmd = argv[cmd_at]
+    from snnrun.run import rundir
+
+    rundir.COMMAND[:] = argv  # what a run dir's lock says its owner runs
     COMMANDS[cmd](argv[:cmd_at] + argv[cmd_at + 1:])
 
 

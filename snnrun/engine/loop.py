@@ -200,6 +200,8 @@ class Progress:
 class Trainer:
     """One run: the experiment, its run directory, metrics, checkpoints and progress."""
 
+    on_start = None  # called once open() knows the run proceeds, before it writes into the run dir
+
     def __init__(self, cfg: DictConfig | dict, output_dir: str | Path, strategy=None):
         self.t_start = time.perf_counter()
         self.output_dir = Path(output_dir)
@@ -243,6 +245,8 @@ class Trainer:
         if done is not None:
             console.print(f"[green]already finished[/]: {self.output_dir} (summary.json); nothing to resume")
             return done
+        if self.on_start is not None:  # the run proceeds: the CLI keeps its .hydra files (snnrun.run.rundir)
+            self.on_start()
         if is_main():
             (self.output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
         self.saved = saved
@@ -476,16 +480,19 @@ class Trainer:
         return summary
 
 
-def train(cfg: DictConfig | dict, output_dir: str | Path) -> dict[str, Any]:
+def train(cfg: DictConfig | dict, output_dir: str | Path, on_start=None) -> dict[str, Any]:
     """Train and evaluate the configured model; write metrics, checkpoints, summary and figures.
 
     ``resume=true`` continues the run in ``output_dir`` from its last checkpoint (same RNG
     stream, metrics appended without duplicates). SIGINT/SIGTERM write a checkpoint and raise
     :class:`~snnrun.errors.TrainingInterrupted`. ``trainer.strategy=ddp`` under torchrun runs
-    data-parallel (:mod:`snnrun.engine.data_parallel`).
+    data-parallel (:mod:`snnrun.engine.data_parallel`). ``on_start()`` is called once the run is
+    known to proceed (built, resume checks passed), before anything is written into ``output_dir``.
     """
     with data_parallel.session(cfg) as strategy:
-        return Trainer(cfg, output_dir, strategy).run()
+        trainer = Trainer(cfg, output_dir, strategy)
+        trainer.on_start = on_start
+        return trainer.run()
 
 
 def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: int, epochs: int,

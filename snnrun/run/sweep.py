@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from rich.markup import escape
 from rich.table import Table
 
 from snnrun.errors import ConfigError
@@ -28,20 +29,27 @@ IGNORED = ("resume", "hydra.")  # never a result-changing choice
 CSV_NAME = "sweep_summary.csv"
 
 
-def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories in ``paths``: each path is a run, or a sweep dir whose children are runs."""
+def find_runs(paths: list[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Run directories in ``paths``: each path is a run, or a sweep dir whose children are runs.
+
+    A path that is neither (missing, empty, no run inside) is appended to ``skipped`` with the
+    reason; without ``skipped`` it is an error."""
     runs = []
     for p in map(Path, paths):
         if (p / ".hydra" / "overrides.yaml").is_file():
             runs.append(p)
-        elif p.is_dir():
+            continue
+        if p.is_dir():
             found = sorted((d for d in p.iterdir() if (d / ".hydra" / "overrides.yaml").is_file()),
                            key=lambda d: _natural(d.name))
-            if not found:
-                raise ConfigError(f"{p} holds no snnrun runs (no */.hydra/overrides.yaml)", key="compare")
-            runs += found
+            why = None if found else "holds no snnrun runs (no .hydra/overrides.yaml, nor */.hydra/overrides.yaml)"
         else:
-            raise ConfigError(f"{p} is not a directory", key="compare")
+            found, why = [], "is not a directory"
+        if why is not None:
+            if skipped is None:
+                raise ConfigError(f"{p} {why}", key="compare")
+            skipped.append((p, why))
+        runs += found
     return runs
 
 
@@ -52,13 +60,28 @@ def _natural(name: str) -> list:
 def read_run(run: Path) -> dict[str, Any]:
     """``{"dir", "overrides": {key: value}, "summary": dict | None}``; unfinished runs have no summary."""
     overrides = {}
-    for o in OmegaConf.load(run / ".hydra" / "overrides.yaml"):
+    path = run / ".hydra" / "overrides.yaml"
+    try:
+        saved = OmegaConf.load(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same problem to the user
+        raise ConfigError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                          key="compare") from e
+    if not isinstance(saved, ListConfig):
+        raise ConfigError(f"{path} does not hold a list of overrides", key="compare")
+    for o in saved:
         key, _, value = str(o).partition("=")
         key = key.lstrip("+~")
         if not key.startswith(IGNORED) and key not in IGNORED:
             overrides[key] = value
     summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = None
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read {summary_path}: {e}", key="compare") from e
+        if not isinstance(summary, dict):
+            raise ConfigError(f"{summary_path} does not hold a summary mapping", key="compare")
     return {"dir": run, "overrides": overrides, "summary": summary}
 
 
@@ -143,8 +166,19 @@ def write_csv(path: Path, key_columns: list[str], rows: list[dict[str, Any]]) ->
 
 def compare(paths: list[str | Path], csv_path: str | Path | None = None, title: str = "runs"
             ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Print the results table of the runs in ``paths`` (and write it as CSV if asked)."""
-    runs = [read_run(r) for r in find_runs(paths)]
+    """Print the results table of the runs in ``paths`` (and write it as CSV if asked). Paths and
+    runs that cannot be read are named in a warning and left out; none readable is an error."""
+    skipped: list[tuple[Path, str]] = []
+    runs = []
+    for r in find_runs(paths, skipped):
+        try:
+            runs.append(read_run(r))
+        except ConfigError as e:
+            skipped.append((r, e.message))
+    for p, why in skipped:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(p))}: {escape(why)}", soft_wrap=True)
+    if not runs:
+        raise ConfigError("no readable snnrun runs in " + ", ".join(map(str, paths)), key="compare")
     key_columns, rows = summarize(runs)
     console.print(table(title, key_columns, rows))
     if csv_path is not None:
