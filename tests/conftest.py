@@ -1,4 +1,6 @@
+import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,9 +31,34 @@ def snnrun_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "snnrun"]
 
 
-@pytest.fixture
-def cli_env():
+def cli_environ() -> dict[str, str]:
+    """The environment CLI subprocesses run in: wide console, Hydra's short errors."""
     env = dict(os.environ)
     env["COLUMNS"] = "200"
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+@pytest.fixture
+def cli_env():
+    return cli_environ()
+
+
+def run_cli(args, env, cwd, timeout=600):
+    """``snnrun ARGS`` as a subprocess (the installed CLI), output captured."""
+    return subprocess.run(snnrun_exe() + list(args), capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+def tree(path) -> dict[str, str | None]:
+    """Every file under ``path`` (relative name -> sha256), directories included by name: two equal
+    trees mean nothing in that directory changed."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            out[os.path.relpath(os.path.join(root, d), path) + "/"] = None
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, path)] = hashlib.sha256(fh.read()).hexdigest()
+    return out

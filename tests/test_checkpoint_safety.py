@@ -19,7 +19,7 @@ import torch
 
 from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import CHECKPOINT, PREVIOUS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tests.conftest import TINY, snnrun_exe
+from tests.conftest import TINY, snnrun_exe, cli_environ
 from tests.test_resume import start, wait_for_train_records
 
 MODEL = ["+model=diehl_cook", *TINY, "device=cpu"]
@@ -42,9 +42,7 @@ def cli(*args, cwd, env, timeout=300):
 
 @pytest.fixture(scope="module")
 def env():
-    e = dict(os.environ, COLUMNS="200")
-    e.pop("HYDRA_FULL_ERROR", None)
-    return e
+    return cli_environ()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import TINY, snnrun_exe
+from tests.conftest import TINY, snnrun_exe, run_cli as run
 
 
-def run(args, env, cwd, timeout=300):
-    return subprocess.run(snnrun_exe() + args, capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
 
 
 def test_bare_train_asks_for_a_model(cli_env, tmp_path):

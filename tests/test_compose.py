@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from snnrun.engine.loop import load_run_config
 from snnrun.errors import ConfigError
 from snnrun.run.compose import compose_run_config
-from tests.conftest import TINY, snnrun_exe
+from tests.conftest import TINY, snnrun_exe, run_cli as run, tree as snapshot
 
 
 @pytest.fixture
@@ -83,13 +83,8 @@ def test_not_a_run_dir(tmp_path):
 # --- the command line -------------------------------------------------------------------------
 
 
-def run(args, env, cwd, timeout=300):
-    return subprocess.run(snnrun_exe() + args, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
-def snapshot(d):
-    return {str(p.relative_to(d)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
-            if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -13,26 +13,13 @@ import time
 
 import pytest
 
-from tests.conftest import TINY, snnrun_exe
+from tests.conftest import TINY, snnrun_exe, run_cli as run, tree
 
 LOCK = ".snnrun.lock"
 
 
-def run(args, env, cwd, timeout=120):
-    return subprocess.run(snnrun_exe() + args, capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
 
 
-def tree(path):
-    """Every file under ``path`` (relative name -> sha256), directories included by name."""
-    out = {}
-    for root, dirs, files in os.walk(path):
-        for d in dirs:
-            out[os.path.relpath(os.path.join(root, d), path) + "/"] = None
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, path)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from snnrun.run.sweep import compare
-from tests.conftest import TINY, snnrun_exe
+from tests.conftest import TINY, snnrun_exe, run_cli as run, cli_environ
 
 
-def run(args, env, cwd, timeout=600):
-    return subprocess.run(snnrun_exe() + args, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 def read_csv(path):
@@ -23,11 +21,7 @@ def read_csv(path):
 
 @pytest.fixture(scope="module")
 def env():
-    import os
-
-    e = dict(os.environ, COLUMNS="200")
-    e.pop("HYDRA_FULL_ERROR", None)
-    return e
+    return cli_environ()
 
 
 @pytest.fixture(scope="module")
