@@ -60,3 +60,13 @@ def test_diehl_cook_defaults_match_bindsnet(compose_cfg):
     assert c["Ae_Ai"]["weight"] == 22.5 and c["Ai_Ae"]["weight"] == -120.0
     assert m["learner"]["nu"] == [1e-4, 1e-2] and m["learner"]["connection"] == "X_Ae"
     assert m["time"] == 250 and m["dt"] == 1.0
+
+
+def test_a_bad_model_value_names_the_model_key(compose_cfg):
+    """A bad value of a model-level key is reported with the key it came from."""
+    from snnrun.errors import ConfigError
+
+    for bad in ("abc", "10.5", "0"):
+        with pytest.raises(ConfigError) as e:
+            build_experiment(compose_cfg("+model=diehl_cook", "data=synthetic", f"model.n_neurons={bad}"))
+        assert e.value.key.startswith("model.network.groups.A") and "model.n_neurons" in str(e.value), bad

@@ -14,6 +14,7 @@ One model description (``model:``)::
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,17 @@ from snnrun.engine.network import Network, build_network
 from snnrun.errors import ConfigError
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
+_MODEL_REF = re.compile(r"\$\{[^}]*?model\.([A-Za-z_]\w*)")
+
+
+def reads_of(cfg: DictConfig, key: str) -> list[str]:
+    """The model-level keys a config node interpolates (to name them when building it fails)."""
+    node = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return []
+        node = node[part]
+    return sorted(set(_MODEL_REF.findall(repr(node))))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -253,7 +265,19 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
         from snnrun.config import model_names
 
         raise ConfigError(f"choose a model: +model=<one of {', '.join(model_names())}>", key="model")
-    plain = resolved(cfg) if OmegaConf.is_config(cfg) else cfg
+    if not OmegaConf.is_config(cfg):
+        return _build(cfg)
+    try:
+        return _build(resolved(cfg))
+    except ConfigError as e:
+        reads = reads_of(cfg, e.key or "") if (e.key or "").startswith("model.") else []
+        if reads:  # the value at fault most likely came from one of these model-level keys
+            e.message = f"{e.message} (this node reads {', '.join('model.' + r for r in reads)})"
+            e.args = (f"{e.key}: {e.message}",)
+        raise
+
+
+def _build(plain: dict[str, Any]) -> Experiment:
     model = plain["model"]
     if "layers" in model:  # sugar: a layer list is a feed-forward network (snnrun/engine/layers.py)
         if "network" in model:

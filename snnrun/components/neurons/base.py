@@ -13,8 +13,14 @@ from snnrun.engine.random_keys import counter_uniform
 from snnrun.registry import Registered, Registry
 
 
+def _size(d: Any, n: Any) -> int:
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or float(d) != int(d):
+        raise ConfigError(f"'n' must be a positive whole size or a list of them, got {n!r}", key="n")
+    return int(d)
+
+
 def as_shape(n: Any) -> tuple[int, ...]:
-    shape = tuple(int(d) for d in n) if isinstance(n, (list, tuple)) else (int(n),)
+    shape = tuple(_size(d, n) for d in n) if isinstance(n, (list, tuple)) else (_size(n, n),)
     if not shape or any(d <= 0 for d in shape):
         raise ConfigError(f"'n' must be a positive size or a list of positive sizes, got {n!r}", key="n")
     return shape
