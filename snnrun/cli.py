@@ -104,6 +104,7 @@ def _precheck(config_name: str, args: list[str], check: Callable | None = None) 
 def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
 
+    from snnrun.engine.experiment import check_added_model_keys
     from snnrun.engine.loop import train
     from snnrun.run.rundir import RunDirGuard
 
@@ -111,6 +112,7 @@ def _train_task(cfg):
     with user_errors():
         # the run dir's lock; .hydra files and a new run dir are kept only once the run proceeds
         with RunDirGuard(hc.runtime.output_dir, hc) as guard:
+            check_added_model_keys(cfg, list(hc.overrides.task))
             summary = train(cfg, output_dir=hc.runtime.output_dir, on_start=guard.start)
     return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
 

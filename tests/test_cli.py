@@ -100,3 +100,12 @@ def test_error_messages_keep_bracketed_values(cli_env, tmp_path):
     r = run(["train", "+model=diehl_cook", "data.shape=[1,9,9]", f"hydra.run.dir={tmp_path}/r"], cli_env, tmp_path)
     assert r.returncode == 2
     assert "[1, 9, 9]" in r.stdout and "[1, 8, 8]" in r.stdout
+
+
+def test_an_added_model_key_nothing_reads_is_an_error(cli_env, tmp_path):
+    """`+model.n_neuron=10` (a typo, in the form Hydra's hint suggests) is refused, naming the key
+    and the closest one the model has; no run dir is left."""
+    r = run(["train", "+model=diehl_cook", *TINY, "+model.n_neuron=10", "hydra.run.dir=run"], cli_env, tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    assert "model.n_neuron" in r.stdout and "Did you mean 'n_neurons'" in r.stdout
+    assert not (tmp_path / "run").exists()

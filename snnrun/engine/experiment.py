@@ -34,9 +34,30 @@ from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
 from snnrun.errors import ConfigError
+from snnrun.registry import did_you_mean
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
 _MODEL_REF = re.compile(r"\$\{[^}]*?model\.([A-Za-z_]\w*)")
+
+
+# keys the engine reads itself; any other model-level key is a value the model's parts interpolate
+MODEL_STRUCTURE = MODEL_KEYS | {"learner", "input", "name", "layers", "step_mode"}
+
+
+def check_added_model_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """A model-level key added on the command line (``+model.n_neuron=10``, the form Hydra's own
+    hint suggests) that nothing in the model reads is an error, not silently ignored. (Keys the
+    model file itself defines may go unread, e.g. ``model.T`` after swapping the encoder.)"""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    model = raw.get("model") or {}
+    used = set(_MODEL_REF.findall(repr(raw))) | MODEL_STRUCTURE
+    for o in overrides:
+        m = re.match(r"^\+{1,2}model\.([A-Za-z_]\w*)(?:=|$)", o)
+        if m and m.group(1) not in used:
+            key = m.group(1)
+            options = sorted(k for k in model if k in used)
+            raise ConfigError(f"unknown key: nothing in this model reads it.{did_you_mean(key, options)} "
+                              f"Its keys: {', '.join(options)}", key=f"model.{key}")
 
 
 def reads_of(cfg: DictConfig, key: str) -> list[str]:
