@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 
 from snnrun.errors import ConfigError
-from snnrun.run.ranks import env_rank, is_main, rank_zero_only  # noqa: F401  (re-exported)
+from snnrun.run.ranks import env_rank
 
 STRATEGIES = ("single", "ddp")
 BACKENDS = ("auto", "nccl", "gloo")

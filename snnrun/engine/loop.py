@@ -32,7 +32,7 @@ import snnrun
 from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.data import Split
 from snnrun.engine import data_parallel
-from snnrun.engine.experiment import Experiment, build_experiment, resolved
+from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
 from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,

@@ -50,9 +50,9 @@ class Network(nn.Module):
         self.learners = dict(learners or {})
         self.dt = float(dt)
         self.step_mode = step_mode
-        self._incoming = {g: [c for c in self.connections.values() if c.target == g] for g in self.groups}
+        # each group's incoming connections, with their names (step() looks delayed currents up by name)
+        self._incoming = {g: [(n, c) for n, c in self.connections.items() if c.target == g] for g in self.groups}
         self._delayed = [n for n, c in self.connections.items() if c.delay == 1]
-        self._incoming_named = {g: [(n, c) for n, c in self.connections.items() if c.target == g] for g in self.groups}
         self.order = self._topological(lambda c: c.delay == 0)  # within a step
         try:
             self.layer_order = self._topological(lambda c: True)
@@ -73,7 +73,7 @@ class Network(nn.Module):
     def _topological(self, edge) -> list[str]:
         """Group names so that every connection passing ``edge`` goes from earlier to later
         (Kahn's algorithm); a cycle raises ConfigError naming its groups."""
-        incoming = {g: {c.source for c in self._incoming[g] if edge(c)} for g in self.groups}
+        incoming = {g: {c.source for _, c in self._incoming[g] if edge(c)} for g in self.groups}
         order, ready = [], [g for g in self.groups if not incoming[g]]
         while ready:
             g = ready.pop(0)
@@ -135,7 +135,7 @@ class Network(nn.Module):
                    for n in self._delayed}
         for name in self.order:
             total = inputs.get(name)
-            for cname, c in self._incoming_named[name]:
+            for cname, c in self._incoming[name]:
                 i = delayed[cname] if c.delay == 1 else c(self.groups[c.source].s)
                 total = i if total is None else total + i
             self._feed(self.groups[name], total)
@@ -208,7 +208,7 @@ class Network(nn.Module):
                 seq[name] = once[name].unsqueeze(0).expand(T, *once[name].shape)
                 continue
             total = inputs.get(name)
-            for c in self._incoming[name]:
+            for _, c in self._incoming[name]:
                 if c.source in once and c.delay == 0:  # a static source: the connection's output is too
                     y = c(once[c.source])
                     i = y.unsqueeze(0).expand(T, *y.shape)

@@ -180,7 +180,6 @@ class RewardModulated(LabelledRule):
         return dw / batch if self.reduction == "mean" else dw
 
     def spikes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        b = self.source.s.shape[0]
         return self.source.s.flatten(1), self.target.s.flatten(1)
 
 

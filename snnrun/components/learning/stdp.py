@@ -171,7 +171,6 @@ class TraceSTDP(LearningRule):
 
     def spikes_and_traces(self):
         """(s_pre, x_pre, s_post, x_post), each (B, n) flattened."""
-        b = self.source.s.shape[0]
         s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
         if self.own_traces:
             self.x_pre = self._trace(self.x_pre, s_pre, self.decay_pre, self.nearest)
@@ -304,7 +303,6 @@ class PostPreInt(TraceSTDP):
         self.nu_int = [round(v * self.scale) for v in self.nu]
 
     def spikes_and_traces(self):
-        b = self.source.s.shape[0]
         s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
 
         def trace(x, s):
