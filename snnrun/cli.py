@@ -8,6 +8,8 @@
     snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
+    snnrun export run_dir=DIR format=nir out=FILE [dt=1e-4]   the trained network as a NIR graph
+    snnrun predict run_dir=DIR input=PATH [PATH ...]  classify image files or saved tensors
 
 Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
 +key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
@@ -416,8 +418,19 @@ def registries() -> dict:
             "losses": Loss.registry}
 
 
+def _contained(module: str, function: str) -> Callable[[list[str]], None]:
+    """A subcommand implemented in snnrun/commands/<module>.py, run with the CLI's error handling."""
+    def run(args: list[str]) -> None:
+        import importlib
+
+        with user_errors():
+            getattr(importlib.import_module(f"snnrun.commands.{module}"), function)(args)
+    return run
+
+
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a, stage_hydra=True), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench,
+            "export": _contained("export", "run_export"), "predict": _contained("predict", "run_predict")}
 
 
 def main(argv: list[str] | None = None) -> None:

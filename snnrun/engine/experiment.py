@@ -41,7 +41,7 @@ _MODEL_REF = re.compile(r"\$\{[^}]*?model\.([A-Za-z_]\w*)")
 
 
 # keys the engine reads itself; any other model-level key is a value the model's parts interpolate
-MODEL_STRUCTURE = MODEL_KEYS | {"learner", "input", "name", "layers", "step_mode"}
+MODEL_STRUCTURE = MODEL_KEYS | {"learner", "input", "name", "layers", "step_mode", "nir"}
 
 
 def check_added_model_keys(cfg: DictConfig, overrides: list[str]) -> None:
@@ -298,8 +298,12 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
         raise
 
 
-def _build(plain: dict[str, Any]) -> Experiment:
+def expand_model(plain: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The resolved config with ``model.network`` written out: a layer list (snnrun/engine/layers.py)
+    or a NIR file (``model.nir``, snnrun/interop/nir_import.py) becomes a network node. Returns it
+    and the NIR file's loader (None otherwise), whose ``load(network)`` puts in the file's weights."""
     model = plain["model"]
+    nir_file = None
     if "layers" in model:  # sugar: a layer list is a feed-forward network (snnrun/engine/layers.py)
         if "network" in model:
             raise ConfigError("a model has either `layers` (a list of layers) or `network`, not both", key="model")
@@ -308,6 +312,19 @@ def _build(plain: dict[str, Any]) -> Experiment:
                                                       step_mode=str(model.pop("step_mode", "auto")))
         model.setdefault("readout", readout)
         plain = {**plain, "model": model}
+    if "nir" in model:  # a network read from a NIR file
+        from snnrun.interop.nir_import import nir_to_network
+
+        model = dict(model)
+        model["network"], readout, nir_file = nir_to_network(model.pop("nir"))
+        model.setdefault("readout", readout)
+        plain = {**plain, "model": model}
+    return plain, nir_file
+
+
+def _build(plain: dict[str, Any]) -> Experiment:
+    plain, nir_file = expand_model(plain)
+    model = plain["model"]
     missing = MODEL_KEYS - set(model)
     if missing:
         raise ConfigError(f"a model config needs {', '.join(sorted(missing))}", key="model")
@@ -318,6 +335,8 @@ def _build(plain: dict[str, Any]) -> Experiment:
     data = build_dataset(plain["data"])
     encoder = Encoder.build(model["encoder"], key="model.encoder")
     network = build_network(model["network"], dt=encoder.dt)
+    if nir_file is not None:
+        nir_file.load(network)
     inputs = [n for n, g in network.groups.items() if isinstance(g, Input)]
     input_group = model.get("input", inputs[0] if len(inputs) == 1 else None)
     if input_group not in network.groups:
