@@ -117,6 +117,7 @@ CONNECTIONS = {  # connection -> (run, a connection of that run it is used in)
     "conv2d": (CONV, "X_F"), "dropout": (MLP_RUN, "fc2"),
     **{op: ((*CSNN, "model.network.connections.conv2.ops.0.type=avg_pool"), c)  # avg and max pools
        for op, c in (("avg_pool", "conv2"), ("max_pool", "fc1"), ("batch_norm", "conv1"), ("flatten", "fc1"))},
+    "sum_pool": ((*CSNN, "model.network.connections.conv2.ops.0.type=sum_pool"), "conv2"),
 }
 
 LEARNERS = {  # learning rule -> (run, the connection it learns; None: a gradient learner, every connection)

@@ -117,7 +117,7 @@ class _Exporter:
             th, rst = _full(shape, g.v_threshold - v0), _full(shape, 0.0)
             if type(g) is IFNode:
                 return nir.IF(r=_full(shape, 1.0 / d), v_threshold=th, v_reset=rst)
-            k = float(g.decay_factor())  # dt / tau (PLIF: sigmoid(w), its learned value)
+            k = float(torch.as_tensor(g.decay_factor()).detach())  # dt / tau (PLIF: sigmoid(w), learned)
             tau_steps = 1.0 / k
             r = 1.0 if g.decay_input else tau_steps
             return nir.LIF(tau=_full(shape, d * tau_steps), r=_full(shape, r), v_leak=_full(shape, 0.0),
