@@ -311,3 +311,60 @@ def test_cli_export_and_its_refusals(trained, tmp_path, cli_env):
         assert r.returncode == 2 and f"error: {key}:" in r.stdout and "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "x.nir").exists() and not (tmp_path / "x.onnx").exists()
     assert tree(run) == before
+
+
+# --------------------------------------------------------------------------- other simulators
+def readout_spikes(run):
+    """The original run's readout spike trains (T, B, n) for its first 16 test samples, and them."""
+    exp = build_experiment(load_run_config(run, ["device=cpu"]))
+    load_run_state(exp, load_checkpoint(run, fallback=False), run)
+    x = exp.data.test.x[:16]
+    return all_spikes(exp, x, torch.float32)[exp.readout], x
+
+
+def step_through(module, x, T, step, reset=lambda m: None):
+    """Another simulator's per-step torch module, one unbatched sample at a time (their NIR
+    Flatten maps start_dim 0 onto torch's, which would flatten a batch too): (T, B, n) spikes."""
+    out = []
+    for b in range(x.shape[0]):
+        reset(module)
+        state, seq = None, []
+        with torch.no_grad():
+            for _ in range(T):
+                o, state = step(module, x[b], state)
+                seq.append(o)
+        out.append(torch.stack(seq))
+    return torch.stack(out, 1)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_snntorch_reads_our_export_with_the_same_output_spikes(trained, model):
+    pytest.importorskip("snntorch")
+    pytest.importorskip("nirtorch")
+    from snntorch.import_nir import import_from_nir
+
+    run, path = trained(model)
+    ours, x = readout_spikes(run)
+    graph = nir.read(str(path))  # snnTorch's importer steps LIF with dt = 1e-4, our default
+
+    def reset(m):  # snnTorch keeps v inside its Leaky modules (init_hidden)
+        for mod in m.modules():
+            if hasattr(mod, "reset_mem"):
+                mod.reset_mem()
+
+    def step(m, xb, state):  # the graph module returns (output, its own state dict)
+        out = m(xb)
+        return (out[0] if isinstance(out, tuple) else out), None
+
+    theirs = step_through(import_from_nir(graph), x, ours.shape[0], step, reset)
+    assert ours.sum() > 0 and torch.equal(theirs.reshape(ours.shape), ours)
+
+
+def test_norse_reads_our_export_with_the_same_output_spikes(trained):
+    norse = pytest.importorskip("norse.torch")
+    run, path = trained("snn_mlp")  # Norse 1.1 maps no AvgPool2d: the MLP
+    ours, x = readout_spikes(run)
+    graph = nir.read(str(path))
+    module = norse.from_nir(graph, dt=float(graph.metadata["nir_dt"]))
+    theirs = step_through(module, x, ours.shape[0], lambda m, xb, state: m(xb, state))
+    assert ours.sum() > 0 and torch.equal(theirs.reshape(ours.shape), ours)
