@@ -75,6 +75,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"               # auto, cpu, cuda, cuda:N
     resume: bool = False               # continue the run in hydra.run.dir from its checkpoint
+    init_from: Optional[str] = None    # a run dir whose trained weights this new run starts from
 
 
 _registered = False

@@ -232,6 +232,8 @@ class Trainer:
         self.prog = Progress()
         self.metrics = None
         self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
+        if exp.cfg.get("init_from"):  # before the run dir exists: a misfit leaves nothing behind
+            init_from_run(exp, exp.cfg["init_from"])
 
     # -- the run directory ----------------------------------------------------------------
     def open(self) -> dict[str, Any] | None:
@@ -593,6 +595,27 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)
     return out
+
+
+def init_from_run(exp: Experiment, run_dir: str | Path) -> None:
+    """``init_from=RUN_DIR``: start from another run's trained network (weights, batch-norm
+    statistics, adaptive thresholds, learned time constants), whatever else its config said.
+    The optimiser, label assignment and training position start afresh (unlike ``resume``); every
+    tensor must fit by name and shape, else ConfigError naming them and nothing is loaded."""
+    from snnrun.engine.experiment import state_misfit
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"no checkpoint in {run_dir} (a run directory written by snnrun train)", key="init_from")
+    saved = load_checkpoint(run_dir, fallback=False).get("network")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{run_dir / CHECKPOINT} holds no network state", key="init_from")
+    misfit = state_misfit(saved, exp.network.state_dict(), show=5)
+    if misfit:
+        raise ConfigError(f"the weights of {run_dir} do not fit this model: " + "; ".join(misfit), key="init_from")
+    with torch.no_grad():
+        exp.network.load_state_dict(saved)
+    exp.runner.reset()
 
 
 def load_run_state(exp: Experiment, state: dict[str, Any], run_dir: Path) -> None:
