@@ -60,10 +60,27 @@ class TensorBoardLoggerConfig:
 
 
 @dataclass
+class MlflowLoggerConfig:
+    tracking_uri: Optional[str] = None  # null: a file store in <run dir>/mlruns
+    experiment: str = "snnrun"
+    run_name: Optional[str] = None      # null: the run dir's name
+
+
+@dataclass
+class WandbLoggerConfig:
+    project: str = "snnrun"
+    mode: str = "offline"               # offline (<run dir>/wandb, no account), online, disabled
+    entity: Optional[str] = None
+    name: Optional[str] = None          # null: the run dir's name
+
+
+@dataclass
 class LoggerConfig:
     progress: bool = True              # rich live progress bar (the console itself is always on)
     csv: Optional[CsvLoggerConfig] = None
     tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MlflowLoggerConfig] = None
+    wandb: Optional[WandbLoggerConfig] = None
 
 
 @dataclass
