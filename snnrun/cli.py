@@ -401,6 +401,7 @@ def _probe_task(cfg) -> None:
 
 def registries() -> dict:
     import snnrun.data  # noqa: F401  (registration side effects)
+    import snnrun.event_data  # noqa: F401  (data=nmnist, dvs_gesture, shd)
     from snnrun.components.connections import Connection
     from snnrun.data import DatasetSource
     from snnrun.components.decoders import Decoder
