@@ -19,7 +19,7 @@ from rich.table import Table
 
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
-from snnrun.run.console import console, fmt
+from snnrun.run.console import console, fmt, print_table
 from snnrun.run.plots import save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png
 
 SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
@@ -117,7 +117,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
                 t.add_row(k, fmt(summary[k]))
         for name, d in (summary.get("decoders") or {}).items():
             t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
-    console.print(t)
+    print_table(t)
     for w in summary.get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
         console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
@@ -127,7 +127,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         d.add_column(col)
     for k, (default, ours) in diff.items():
         d.add_row(k, escape(str(default)), escape(str(ours)))  # config values, literally
-    console.print(d if diff else "config: the model's defaults, unchanged")
+    print_table(d) if diff else console.print("config: the model's defaults, unchanged")
 
     written = []
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
