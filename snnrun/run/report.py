@@ -20,7 +20,8 @@ from rich.table import Table
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
 from snnrun.run.console import console, fmt, print_table
-from snnrun.run.plots import save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png
+from snnrun.run.plots import (most_active, save_confusion_png, save_learning_curves_png, save_membrane_png,
+                              save_raster_png, voltage_unit)
 
 SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
                 "device", "seed", "model", "dataset", "resumed", "git_commit")
@@ -83,13 +84,18 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
     if readout in out["v"]:
         v = out["v"][readout]
         v = v.reshape(v.shape[0], x.shape[0], -1)[:, 0].float().cpu()
-        top = trains[readout].sum(0).argsort(descending=True)[:n_traces].tolist()
+        spikes = trains[readout]
+        top = most_active(spikes, n_traces)
+        what = "most active neurons"
+        if not top:  # nothing spiked: the neurons that came closest
+            top = v.max(0).values.argsort(descending=True)[:n_traces].tolist()
+            what = "no neuron spiked; highest peaks"
         th = grp.threshold() if hasattr(grp, "threshold") else None
         th = None if th is None else torch.as_tensor(th, dtype=torch.float32).cpu().flatten()
         th = None if th is None or th.numel() not in (1, v.shape[1]) else th.expand(v.shape[1])
         written.append(run_dir / "membrane.png")
-        save_membrane_png(v, top, net.dt, written[-1], f"{readout}: most active neurons, test sample 0 "
-                          f"(label {label})", threshold=th)
+        save_membrane_png(v, top, net.dt, written[-1], f"{readout}: {what}, test sample 0 (label {label})",
+                          threshold=th, spikes=spikes, unit=voltage_unit(grp))
     return written
 
 
