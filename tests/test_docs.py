@@ -32,7 +32,7 @@ TINY_BY_COMMAND = {
 }
 BENCH_DC_TINY = {"workload.time": "20"}  # ms per sample of the Diehl & Cook workloads
 COMMANDS = ("train", "eval", "list", "probe", "resume", "report", "compare", "bench")
-QUICK_PAGES = {"getting-started.md", "config.md", "tutorials/probe.md"}
+QUICK_PAGES = {"getting-started.md", "config.md"}  # the rest: -m slow
 
 
 def pages() -> list[str]:
@@ -65,7 +65,11 @@ def tiny(line: str) -> str:
         extra = {}
     given = {w.split("=", 1)[0].lstrip("+~") for w in words if "=" in w}
     add = [f"{k}={v}" for k, v in extra.items() if k not in given]
-    return " ".join([cmd.rstrip(), *add]) + rest
+    if not add:
+        return line
+    # right after the subcommand: Hydra's flags (--cfg job) may end the line
+    at = re.search(rf"\bsnnrun\b.*?\s{sub}(?=\s|$)", cmd).end()
+    return cmd[:at] + " " + " ".join(add) + cmd[at:] + rest
 
 
 def page_script(page: str) -> str:
@@ -73,16 +77,20 @@ def page_script(page: str) -> str:
     return "\n".join(lines)
 
 
-def test_tiny_overrides_are_appended_to_snnrun_commands_only():
+def test_tiny_overrides_are_added_to_snnrun_commands_only():
     assert tiny("snnrun train +model=snn_mlp hydra.run.dir=runs/mlp") == \
-        "snnrun train +model=snn_mlp hydra.run.dir=runs/mlp data.limit_train=40 data.limit_test=20 " \
-        "trainer.epochs=1 logger=plain"
-    assert tiny("snnrun train +model=snn_mlp 'logger=[plain,csv]' trainer.epochs=2  # two") == \
-        "snnrun train +model=snn_mlp 'logger=[plain,csv]' trainer.epochs=2 data.limit_train=40 data.limit_test=20"
-    assert tiny("timeout --signal=INT 20 snnrun train +model=dc hydra.run.dir=r || true").endswith(
-        "logger=plain || true")
+        "snnrun train data.limit_train=40 data.limit_test=20 trainer.epochs=1 logger=plain +model=snn_mlp " \
+        "hydra.run.dir=runs/mlp"
+    assert tiny("snnrun -m train +model=snn_mlp 'logger=[plain,csv]' trainer.epochs=2 --cfg job  # two") == \
+        "snnrun -m train data.limit_train=40 data.limit_test=20 +model=snn_mlp 'logger=[plain,csv]' " \
+        "trainer.epochs=2 --cfg job"
+    assert tiny("timeout --signal=INT 20 snnrun train +model=dc hydra.run.dir=r || true") == \
+        "timeout --signal=INT 20 snnrun train data.limit_train=40 data.limit_test=20 trainer.epochs=1 " \
+        "logger=plain +model=dc hydra.run.dir=r || true"
+    assert tiny("torchrun --standalone --nproc_per_node=2 -m snnrun train +model=dc trainer=ddp").startswith(
+        "torchrun --standalone --nproc_per_node=2 -m snnrun train data.limit_train=40")
     assert tiny("snnrun bench workload=dc_train device=cpu") == \
-        "snnrun bench workload=dc_train device=cpu repeats=1 warmup=0 workload.time=20"
+        "snnrun bench repeats=1 warmup=0 workload.time=20 workload=dc_train device=cpu"
     assert tiny("snnrun eval run_dir=runs/a") == "snnrun eval run_dir=runs/a"
     assert tiny("export A=1") == "export A=1"
 
