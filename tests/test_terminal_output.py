@@ -54,10 +54,13 @@ def test_list_at_80_columns_wraps_descriptions_at_words(env80, tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert ESC not in out
+    assert "dc_inhibitory" in listing_rows(out, "neurons: presets")
     # every line fits, unless it is one word that cannot be broken
     assert all(len(line) <= 80 or " " not in line.strip() for line in out.splitlines())
     for group, title in (("model", "models"), ("neuron", "neurons: presets"), ("encoder", "encoders: presets")):
         rows = listing_rows(out, title)
+        # the block lists the presets an override takes (dc_inhibitory ...), and nothing else
+        assert set(rows) == {p.stem for p in (config_dir() / group).glob("*.yaml")}, (group, sorted(rows))
         for path in sorted((config_dir() / group).glob("*.yaml")):
             desc, kind = preset_description(path)
             assert path.stem in rows, (path.stem, out)
