@@ -67,8 +67,11 @@ def tiny(line: str) -> str:
     add = [f"{k}={v}" for k, v in extra.items() if k not in given]
     if not add:
         return line
-    # right after the subcommand: Hydra's flags (--cfg job) may end the line
-    at = re.search(rf"\bsnnrun\b.*?\s{sub}(?=\s|$)", cmd).end()
+    # just before the command's first override (Hydra takes the overrides as one run of words:
+    # not after `--cfg job`, not before `--config-dir DIR`), else at its end
+    after = re.search(rf"\bsnnrun\b.*?\s{sub}(?=\s|$)", cmd).end()
+    first = re.search(r"\s(?=[^\s-][^\s]*=)", cmd[after:])
+    at = after + first.start() if first else len(cmd.rstrip())
     return cmd[:at] + " " + " ".join(add) + cmd[at:] + rest
 
 
@@ -84,6 +87,9 @@ def test_tiny_overrides_are_added_to_snnrun_commands_only():
     assert tiny("snnrun -m train +model=snn_mlp 'logger=[plain,csv]' trainer.epochs=2 --cfg job  # two") == \
         "snnrun -m train data.limit_train=40 data.limit_test=20 +model=snn_mlp 'logger=[plain,csv]' " \
         "trainer.epochs=2 --cfg job"
+    assert tiny("snnrun train --config-dir examples/x +model=my_net") == \
+        "snnrun train --config-dir examples/x data.limit_train=40 data.limit_test=20 trainer.epochs=1 " \
+        "logger=plain +model=my_net"
     assert tiny("timeout --signal=INT 20 snnrun train +model=dc hydra.run.dir=r || true") == \
         "timeout --signal=INT 20 snnrun train data.limit_train=40 data.limit_test=20 trainer.epochs=1 " \
         "logger=plain +model=dc hydra.run.dir=r || true"
@@ -91,6 +97,7 @@ def test_tiny_overrides_are_added_to_snnrun_commands_only():
         "torchrun --standalone --nproc_per_node=2 -m snnrun train data.limit_train=40")
     assert tiny("snnrun bench workload=dc_train device=cpu") == \
         "snnrun bench repeats=1 warmup=0 workload.time=20 workload=dc_train device=cpu"
+    assert tiny("snnrun bench --help") == "snnrun bench --help"
     assert tiny("snnrun eval run_dir=runs/a") == "snnrun eval run_dir=runs/a"
     assert tiny("export A=1") == "export A=1"
 
