@@ -42,6 +42,10 @@ SPAIC_OPTIMIZERS = ("Adam", "AdamW", "SparseAdam", "Adamax", "ASGD", "LBFGS", "R
 SPAIC_SCHEDULERS = ("LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
                     "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts")
 SPAIC_SPELLINGS = {"Rpop": "Rprop"}
+# names SPAIC lists that cannot drive snnrun's one-forward, dense-gradient train step
+UNSUITED = {"LBFGS": "re-evaluates the loss several times per step (a closure); snnrun's train step runs "
+                     "one forward per batch",
+            "SparseAdam": "takes sparse gradients only; the weights get dense gradients"}
 
 
 def _torch_class(module, name: str, base: type, what: str, key: str) -> type:
@@ -120,6 +124,9 @@ class SurrogateBPTT(Learner):
     def _optimizer_spec(self):
         name, kwargs = _split_type(self.optimizer_node, "optimizer")
         cls = _torch_class(torch.optim, name, torch.optim.Optimizer, "optimizer", "optimizer.type")
+        if cls.__name__ in UNSUITED:
+            raise ConfigError(f"{cls.__name__} {UNSUITED[cls.__name__]}: use e.g. Adam, AdamW, SGD, RMSprop, "
+                              "Rpop (Rprop)", key="optimizer.type")
         if "weight_decay" in kwargs:
             raise ConfigError("set weight decay once, as learner weight_decay (it skips biases, norms and "
                               "time constants)", key="optimizer.weight_decay")
