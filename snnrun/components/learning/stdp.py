@@ -278,7 +278,7 @@ class PostPreInt(TraceSTDP):
     Weights are integers W in units of 1/``scale`` (w = W / scale, kept exactly on that grid);
     the rule keeps integer traces X in 0..``trace_max``, reset every presentation::
 
-        X <- (trace_decay X) >> 15           trace_decay = round(2^15 exp(-dt / tc_trace)):
+        X <- (trace_decay X) >> 15           trace_decay = floor(2^15 exp(-dt / tc_trace)):
                                              31169 at dt = 1, tc_trace = 20 (SPAIC's constant)
         X <- trace_max where s               set at a spike (nearest pairs)
         P  = nu_post scale sum_b X_pre s_post / trace_max     potentiation, in weight steps
@@ -315,7 +315,7 @@ class PostPreInt(TraceSTDP):
             raise ConfigError(f"scale and trace_max must be positive integers, got {scale}, {trace_max}",
                               key="scale")
         if trace_decay is None:
-            trace_decay = round(2 ** TRACE_SHIFT * math.exp(-self.dt / float(tc_trace)))
+            trace_decay = math.floor(2 ** TRACE_SHIFT * math.exp(-self.dt / float(tc_trace)))
         if not 0 <= int(trace_decay) < 2 ** TRACE_SHIFT:
             raise ConfigError(f"trace_decay is the trace's factor per step in units of 2^-15: an integer in "
                               f"0..32767, got {trace_decay}", key="trace_decay")
