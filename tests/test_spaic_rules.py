@@ -500,3 +500,59 @@ def test_rate_modulate_errors():
     with pytest.raises(ConfigError) as e:
         build_network(net_node, dt=1.0, learner={"type": "rate_modulate", "connection": "XY", "m_r": 1.0})
     assert e.value.key == "model.learner" and "gradient learner" in str(e.value)
+
+
+# -- each rule from YAML in a real model: a tiny training run on digits -----------------------------------
+MSTDP_DIGITS = ("+model=mstdp_digits", "model.time=20", "model.per_class=2")
+NO_MSTDP_KEYS = ("~model.learner.tc_plus", "~model.learner.tc_minus", "~model.learner.tc_e_trace")
+DIGITS_RUNS = {  # rule -> (overrides, the connection it changes)
+    "rstdp": ((*MSTDP_DIGITS, "model.learner.type=rstdp", "~model.learner.tc_e_trace"), "X_Y"),
+    "bp_rstdp": ((*MSTDP_DIGITS, "model.learner.type=bp_rstdp", *NO_MSTDP_KEYS), "X_Y"),
+    "bp_rstdpet": ((*MSTDP_DIGITS, "model.learner.type=bp_rstdpet", *NO_MSTDP_KEYS), "X_Y"),
+    "meta_nearest_online_stdp": ((*MSTDP_DIGITS, "model.learner.type=meta_nearest_online_stdp", *NO_MSTDP_KEYS,
+                                  "~model.learner.reward", "model.learner.nu=[0.001,0.01]"), "X_Y"),
+    "conv2d_rstdp": (("+model=conv_stdp", "model.time=20", "model.channels=2", "learner@model.learner=conv2d_rstdp"),
+                     "X_F"),
+    "post_pre_int": (("+model=diehl_cook", "model.n_neurons=10", "model.time=20", "learner@model.learner=post_pre_int",
+                      "model.learner.connection=X_Ae", "model.learner.reduction=sum"), "X_Ae"),
+    "rate_modulate": (("+model=stdp_features_readout", "model.n_neurons=8", "model.time=20",
+                       "+learner@model.learner.rate=rate_modulate", "+model.learner.rate.connection=H_Y"), "H_Y"),
+    "stca": (("+model=snn_mlp", "model.T=4", "model.hidden=16", "learner@model.learner=stca"), "fc1"),
+    "stbp": (("+model=snn_mlp", "model.T=4", "model.hidden=16", "learner@model.learner=stbp",
+              "model.learner.optimizer.type=Rpop"), "fc1"),
+}
+DIGITS = ("data=digits", "data.limit_train=40", "data.limit_test=20", "trainer.epochs=1", "logger=plain", "seed=0",
+          "device=cpu")
+
+
+@pytest.mark.parametrize("rule", sorted(DIGITS_RUNS))
+def test_rule_trains_on_digits_from_yaml(rule, compose_cfg, tmp_path):
+    from snnrun.engine.experiment import build_experiment
+    from snnrun.engine.loop import train
+    from snnrun.run.checkpoint import load_checkpoint
+
+    overrides, conn = DIGITS_RUNS[rule]
+    cfg = compose_cfg(*DIGITS, *overrides)
+    exp = build_experiment(cfg)
+    assert type(exp.learners[next(n for n, l in exp.learners.items()
+                                  if type(l) is LearningRule.registry.get(rule))]) is LearningRule.registry.get(rule)
+    before = {k: v.detach().clone() for k, v in exp.network.state_dict().items() if k.startswith(f"connections.{conn}.")}
+    summary = train(cfg, tmp_path)
+    after = load_checkpoint(tmp_path, fallback=False)["network"]
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["n_test"] == 20
+    assert any(not torch.allclose(before[k].float(), after[k].float(), atol=1e-7) for k in before), \
+        f"{rule} did not change {conn}"
+
+
+def test_bp_rstdp_hidden_layer_reads_the_readout_reward_through_the_cli(tmp_path, cli_env):
+    """bp_rstdp on a hidden layer fed the readout's class reward (label_match with group), from the command line."""
+    from tests.conftest import run_cli
+
+    args = ["train", *DIGITS, "+model=mstdp_digits", "model.time=20", "model.per_class=1",
+            "model.learner.type=bp_rstdp", *NO_MSTDP_KEYS, "model.learner.reward.scope=neuron",
+            "+model.learner.reward.group=Y", "model.learner.reward.hit=1.0", f"hydra.run.dir={tmp_path / 'run'}"]
+    out = run_cli(args, cli_env, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    bad = run_cli([*args[:-1], "model.learner.reward.group=Nope", f"hydra.run.dir={tmp_path / 'bad'}"], cli_env, tmp_path)
+    assert bad.returncode == 2 and "model.learner.reward.group" in bad.stderr + bad.stdout
+    assert not (tmp_path / "bad").exists()

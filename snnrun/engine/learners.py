@@ -61,7 +61,8 @@ def build_learners(node: Any, network, dt: float) -> dict[str, Learner]:
             raise ConfigError(f"'connection' must name a connection, one of: {', '.join(network.connections)}",
                               key=f"{key}.connection")
         conn = network.connections[cname]
-        if not hasattr(conn, "w") or not isinstance(getattr(conn, "w", None), torch.Tensor):
+        weightless = not isinstance(getattr(conn, "w", None), torch.Tensor)
+        if weightless and getattr(cls, "owns_connection", True):  # rate_modulate only reads the target
             raise ConfigError(f"connection '{cname}' has no weights for a local rule to learn", key=f"{key}.connection")
         rule = LearningRule.build(spec, key=key, connection=conn, source=network.groups[conn.source],
                                   target=network.groups[conn.target], dt=dt)

@@ -88,9 +88,9 @@ class LearningRule(Registered, Learner):
         if len(nu) != 2:
             raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
         self.nu = nu
-        if reduction not in REDUCTIONS or (reduction == "owner" and not self.supports_owner):
-            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
-                              key="reduction")
+        allowed = [r for r in REDUCTIONS if r != "owner" or self.supports_owner]
+        if reduction not in allowed:
+            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(allowed)}", key="reduction")
         self.reduction = reduction
         self.weight_decay = float(weight_decay)
 

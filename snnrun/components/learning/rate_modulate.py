@@ -54,7 +54,20 @@ class RateModulate(LearningRule):
         """No weight change at the end of a presentation either."""
 
     def extra_loss(self) -> torch.Tensor | None:
-        """alpha ||n - m_r|| of the presentation just run, or None before one."""
+        """alpha ||n - m_r|| of the presentation just run, or None before one.
+
+        In a data-parallel run each process holds its rows of n: the norm is of the whole batch
+        (S = the squared error summed over every rank's rows), and each rank's term is shaped so that
+        DDP's gradient average, after the loss scale of its share (``loss_scale``), is the gradient of
+        alpha sqrt(S): grad part world / scale alpha S_rank / (2 sqrt S), value alpha sqrt(S)."""
         if self.counts is None:
             return None
-        return self.alpha * torch.linalg.vector_norm(self.counts - self.m_r.to(self.counts))
+        err = self.counts - self.m_r.to(self.counts)
+        dp = self.data_parallel
+        if dp is None:
+            return self.alpha * torch.linalg.vector_norm(err)
+        s_rank = (err * err).sum()
+        total = dp.all_reduce_(s_rank.detach().clone()).clamp_min(1e-30).sqrt()
+        scale = dp.loss_scale()
+        grad_part = (dp.world / scale if scale else 0.0) * self.alpha * s_rank / (2 * total)
+        return grad_part - grad_part.detach() + self.alpha * total
