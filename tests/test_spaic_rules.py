@@ -544,6 +544,7 @@ def test_rule_trains_on_digits_from_yaml(rule, compose_cfg, tmp_path):
         f"{rule} did not change {conn}"
 
 
+@pytest.mark.slow
 def test_bp_rstdp_hidden_layer_reads_the_readout_reward_through_the_cli(tmp_path, cli_env):
     """bp_rstdp on a hidden layer fed the readout's class reward (label_match with group), from the command line."""
     from tests.conftest import run_cli
