@@ -10,7 +10,7 @@ from snnrun.components.neurons.base import NeuronModel
 from snnrun.components.neurons.lif import LIFNodes
 
 
-@NeuronModel.register("adaptive_lif")
+@NeuronModel.register("adaptive_lif", source="bindsnet")
 class AdaptiveLIFNodes(LIFNodes):
     """LIF whose threshold rises by ``theta_plus`` at each spike and decays slowly.
 
@@ -47,7 +47,7 @@ class AdaptiveLIFNodes(LIFNodes):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("diehl_cook")
+@NeuronModel.register("diehl_cook", "bindsnet.diehl_and_cook", source="bindsnet")
 class DiehlCookNodes(AdaptiveLIFNodes):
     """Diehl & Cook (2015) excitatory neurons: adaptive LIF with at most one spike per step.
 

@@ -13,7 +13,7 @@ from snnrun.components.neurons.integrate_fire import psp_norm
 from snnrun.components.neurons.trainable import TrainableNode
 
 
-@NeuronModel.register("clif")
+@NeuronModel.register("clif", source="spaic")
 class CLIFNode(TrainableNode):
     """Current LIF, 3 kernels: v = M - S - E (SPAIC's ``CLIFModel``).
 
@@ -58,7 +58,7 @@ class CLIFNode(TrainableNode):
         self.e = self.beta_m * self.e + self.v_threshold * self.reset_spike(spike)
 
 
-@NeuronModel.register("aclif")
+@NeuronModel.register("aclif", source="spaic")
 class AdaptiveCLIFNode(CLIFNode):
     """Adaptive CLIF (SPAIC's ``aclif``): clif whose reset kernel grows with recent firing.
 

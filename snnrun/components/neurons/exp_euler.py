@@ -12,7 +12,7 @@ from snnrun.components.neurons.base import NeuronModel
 from snnrun.components.neurons.trainable import TrainableNode
 
 
-@NeuronModel.register("exp_euler_lif")
+@NeuronModel.register("exp_euler_lif", "brainstate.lif", source="brainstate")
 class ExpEulerLIFNode(TrainableNode):
     """LIF integrated by exponential Euler (brainstate's ``LIF``): tau v' = -(v - v_rest) + R I.
 
@@ -92,7 +92,7 @@ class ExpEulerLIFNode(TrainableNode):
         return spikes
 
 
-@NeuronModel.register("lif_ref")
+@NeuronModel.register("lif_ref", "brainstate.lifref", source="brainstate")
 class LIFRefNode(ExpEulerLIFNode):
     """LIF with an absolute refractory period kept by the last spike time (brainstate's ``LIFRef``).
 
@@ -129,7 +129,7 @@ class LIFRefNode(ExpEulerLIFNode):
         return spike
 
 
-@NeuronModel.register("alif")
+@NeuronModel.register("alif", source="brainstate")
 class ALIFNode(ExpEulerLIFNode):
     """Adaptive LIF (brainstate's ``ALIF``): the threshold rises by beta per unit of adaptation a.
 

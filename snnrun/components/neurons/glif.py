@@ -11,7 +11,7 @@ from snnrun.errors import ConfigError
 from snnrun.components.neurons.base import NeuronModel
 
 
-@NeuronModel.register("glif")
+@NeuronModel.register("glif", source="spaic")
 class GLIFNodes(NeuronModel):
     """GLIF5: v' = (R (I + I1 + I2) - (v - e_l)) / (R C), threshold theta_inf + theta_s + theta_v.
 

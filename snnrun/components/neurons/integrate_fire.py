@@ -31,7 +31,7 @@ def psp_norm(tau_p: float, tau_q: float) -> float:
     return (1.0 / (beta - 1.0)) * beta ** (beta / (beta - 1.0))
 
 
-@NeuronModel.register("mcculloch_pitts")
+@NeuronModel.register("mcculloch_pitts", source="bindsnet")
 class McCullochPittsNodes(NeuronModel):
     """McCulloch-Pitts threshold units: v = x, s = v >= thresh (no memory).
 
@@ -50,7 +50,7 @@ class McCullochPittsNodes(NeuronModel):
         return (self.v >= self.thresh).to(self.dtype)
 
 
-@NeuronModel.register("if")
+@NeuronModel.register("if", source="bindsnet")
 class IFNodes(NeuronModel):
     """Integrate-and-fire without leak, hard reset and refractory period (BindsNET's ``IFNodes``).
 
@@ -82,7 +82,7 @@ class IFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("boosted_lif")
+@NeuronModel.register("boosted_lif", source="bindsnet")
 class BoostedLIFNodes(NeuronModel):
     """LIF with rest = reset = 0 (BindsNET's ``BoostedLIFNodes``, a faster LIF).
 
@@ -109,7 +109,7 @@ class BoostedLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("current_lif")
+@NeuronModel.register("current_lif", source="bindsnet")
 class CurrentLIFNodes(NeuronModel):
     """Current-based LIF: input charges a synaptic current that decays (BindsNET's ``CurrentLIFNodes``).
 
@@ -176,7 +176,7 @@ class SoftResetIFNodes(NeuronModel):
         return s
 
 
-@NeuronModel.register("constant_current_lif", "constantcurrentlif")
+@NeuronModel.register("constant_current_lif", "constantcurrentlif", "spaic.constantcurrentlif", source="spaic")
 class ConstantCurrentLIFNodes(NeuronModel):
     """LIF driven by a (held) input current, forward-Euler, unitless (SPAIC's ``ConstantCurrentLIF``).
 
@@ -206,7 +206,7 @@ class ConstantCurrentLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("nonspiking_lif", "nonspikinglif")
+@NeuronModel.register("nonspiking_lif", "nonspikinglif", "spaic.nonspikinglif", source="spaic")
 class NonSpikingLIFNodes(NeuronModel):
     """Leaky integrator of a two-exponential PSP that never spikes (SPAIC's ``NonSpikingLIF``).
 
@@ -241,7 +241,7 @@ class NonSpikingLIFNodes(NeuronModel):
         return torch.zeros_like(self.v)
 
 
-@NeuronModel.register("null")
+@NeuronModel.register("null", source="spaic")
 class NullNodes(NeuronModel):
     """Pass-through (SPAIC's ``null`` model): the output is the input, s = x, real-valued.
 
