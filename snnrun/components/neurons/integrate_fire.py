@@ -1,5 +1,5 @@
-"""Simple integrate-and-fire family: McCulloch-Pitts, IF, boosted/current LIF (BindsNET) and
-SPAIC's soft-reset IF, constant-current LIF, non-spiking LIF and the null (pass-through) model.
+"""Simple integrate-and-fire family: McCulloch-Pitts, IF, boosted/current LIF (BindsNET), snnrun's
+subtract-reset IF, and SPAIC's constant-current LIF, non-spiking LIF and null (pass-through) model.
 
 BindsNET models use mV and ms with the input ``x`` in mV per step; SPAIC models are unitless
 (threshold 1.0) as there.
@@ -148,9 +148,9 @@ class CurrentLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("if_soft_reset")
+@NeuronModel.register("if_soft_reset", "if_subtract_reset")
 class SoftResetIFNodes(NeuronModel):
-    """IF with subtractive (soft) reset, unitless (SPAIC / ANN-to-SNN conversion style).
+    """IF with subtractive (soft) reset, unitless (snnrun's; ANN-to-SNN conversion style).
 
     Each step::
 
@@ -159,7 +159,8 @@ class SoftResetIFNodes(NeuronModel):
         v <- v - v_th * s          (charge above threshold is kept)
 
     Charge is conserved: after T steps of constant input I (0 <= I <= v_th), the spike count
-    is exactly floor(T I / v_th) and v = T I - v_th * count.
+    is exactly floor(T I / v_th) and v = T I - v_th * count. Not SPAIC's ``ifsoftreset``, which
+    despite its name goes back to 0 after a spike (``spaic.ifsoftreset``).
     """
 
     def __init__(self, n=1, *, v_th: float = 1.0, constant_decay: float = 0.0, **kw):
@@ -178,15 +179,18 @@ class SoftResetIFNodes(NeuronModel):
 
 @NeuronModel.register("constant_current_lif", "constantcurrentlif", "spaic.constantcurrentlif", source="spaic")
 class ConstantCurrentLIFNodes(NeuronModel):
-    """LIF driven by a (held) input current, forward-Euler, unitless (SPAIC's ``ConstantCurrentLIF``).
+    """LIF driven by a (held) input current, forward Euler, unitless (SPAIC's ``constantcurrentlif``,
+    spaic/Neuron/Neuron.py class ConstantCurrentLIFModel).
 
-    Each step::
+    Each step (SPAIC's equation, Ureset = v_reset)::
 
-        v <- v + dt/tau_m (x - v)
-        s  = v >= v_th;   v <- v_reset where s
+        v <- v + dt/tau_m (v_reset - v + x)      leak towards v_reset + x
+        s  = v > v_th;   v <- v_reset where s
 
-    Under constant I from v = 0: v_k = I (1 - (1 - dt/tau_m)^k), so the first spike comes at
-    the smallest k with v_k >= v_th (never if I <= v_th).
+    v starts at 0 (SPAIC's). Under constant I from v = v_reset = 0: v_k = I (1 - (1 - dt/tau_m)^k),
+    so the first spike comes at the smallest k with v_k > v_th (never if I <= v_th). SPAIC's
+    operations leave Ureset out (leak towards x, back to 0): the same at its default v_reset = 0.
+    Defaults (SPAIC): tau_m = 20 ms, v_th = 1, v_reset = 0.
     """
 
     def __init__(self, n=1, *, tau_m: float = 20.0, v_th: float = 1.0, v_reset: float = 0.0, **kw):
@@ -197,11 +201,11 @@ class ConstantCurrentLIFNodes(NeuronModel):
         self.k = self.dt / self.tau_m
 
     def reset_dynamics(self) -> None:
-        self.v = self.state_tensor(self.v_reset)
+        self.v = self.state_tensor(0.0)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        self.v = self.v + self.k * (x - self.v)
-        fired = self.v >= self.v_th
+        self.v = self.v + self.k * (self.v_reset - self.v + x)
+        fired = self.v > self.v_th
         self.v = self.v.masked_fill(fired, self.v_reset)
         return fired.to(self.dtype)
 
@@ -216,7 +220,9 @@ class NonSpikingLIFNodes(NeuronModel):
         v <- v + dt/tau_m (M - S - v)
         s = 0
 
-    V0 scales the PSP kernel exp(-t/tau_p) - exp(-t/tau_q) to a peak of 1.
+    V0 scales the PSP kernel exp(-t/tau_p) - exp(-t/tau_q) to a peak of 1. SPAIC's operations
+    read I, M and S of the previous step (a chain of one-step delays between input and v);
+    here each line uses the value just computed, so v follows x three steps sooner.
     """
 
     def __init__(self, n=1, *, tau_p: float = 4.0, tau_q: float = 1.0, tau_m: float = 1.0, **kw):
