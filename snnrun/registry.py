@@ -166,8 +166,11 @@ class Registry(Generic[T]):
         if name in self._aliases:
             name = self._aliases[name]
         if name not in self._entries:
-            # suggest a registered name first; an alias only when no name is close
-            hint = did_you_mean(name, self.names()) or did_you_mean(name, sorted(self._aliases))
+            # suggest a registered name first; an alias only when no name is close (a dotted
+            # name is compared with the source-qualified names first)
+            qualified = sorted(n for n in [*self._entries, *self._aliases] if "." in n)
+            hint = ((did_you_mean(name, qualified) if "." in str(name) else "")
+                    or did_you_mean(name, self.names()) or did_you_mean(name, sorted(self._aliases)))
             raise ConfigError(
                 f"unknown {self.kind} '{name}'.{hint} "
                 f"Registered {self.kind}s: {', '.join(self.names())}",

@@ -178,8 +178,9 @@ class ALIFNode(ExpEulerLIFNode):
 
 @NeuronModel.register("brainstate.if", source="brainstate")
 class BrainstateIFNode(ExpEulerLIFNode):
-    """brainstate's ``IF`` (now brainpy/_neuron.py class IF): despite the name, tau v' = -v + R I,
-    integrated by exponential Euler, i.e. ``exp_euler_lif`` with v_rest = v_reset = 0.
+    """brainstate's ``IF`` (now brainpy/_neuron.py class IF): tau v' = -v + R I by exponential Euler.
+
+    Despite the name it leaks: ``exp_euler_lif`` with v_rest = v_reset = 0.
 
     Each step, for the input I = x held over dt::
 
