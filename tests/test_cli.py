@@ -68,6 +68,19 @@ def test_list_shows_every_registry(cli_env, tmp_path):
     assert r.returncode == 2 and "Did you mean 'neurons'" in r.stdout
 
 
+def test_list_shows_and_filters_sources(cli_env, tmp_path):
+    r = run(["list", "neurons", "source=brainstate"], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[brainstate]" in r.stdout and "brainstate.lif" in r.stdout and "alif" in r.stdout
+    assert "[bindsnet]" not in r.stdout and "[spaic]" not in r.stdout
+    r = run(["list", "neurons"], cli_env, tmp_path)
+    assert all(f"[{s}]" in r.stdout for s in ("bindsnet", "brainstate", "spaic", "snnrun"))
+    r = run(["list", "neurons", "source=spaci"], cli_env, tmp_path)
+    assert r.returncode == 2 and "error: source:" in r.stdout and "Did you mean 'spaic'" in r.stdout
+    r = run(["list", "models", "source=spaic"], cli_env, tmp_path)
+    assert r.returncode == 2 and "models have no source" in r.stdout
+
+
 def test_cfg_job_prints_config(cli_env, tmp_path):
     r = run(["train", "+model=diehl_cook", "model.n_neurons=400", "--cfg", "job"], cli_env, tmp_path)
     assert r.returncode == 0 and "n_neurons: 400" in r.stdout
