@@ -244,7 +244,7 @@ class Erf(Surrogate):
         return torch.special.erfc(-self.alpha * x) / 2
 
 
-@Surrogate.register("stca_rect")
+@Surrogate.register("stca_rect", source="spaic")
 class STCARect(Surrogate):
     """Rectangle of SPAIC's STCA learner (Gu et al. 2019; SPAIC ``STCA_Learner.ActFun``):
     spike where x > 0 (strict), g'(x) = 1 where |x| < alpha, else 0; alpha=0.5 (the learner
@@ -260,7 +260,7 @@ class STCARect(Surrogate):
         return x.clamp(-self.alpha, self.alpha) + 0.5
 
 
-@Surrogate.register("stbp_gaussian")
+@Surrogate.register("stbp_gaussian", source="spaic")
 class STBPGaussian(Surrogate):
     """Gaussian pseudo-derivative of SPAIC's STBP learner (Wu et al. 2018, Front. Neurosci. 12:331;
     SPAIC ``STBP_Learner.ActFun``): spike where x > 0 (strict),

@@ -91,7 +91,7 @@ class BackpropRewardBase(RewardModulated):
             self.feedback = state["feedback"].to(self.connection.w.device, self.connection.w.dtype)
 
 
-@LearningRule.register("bp_rstdp")
+@LearningRule.register("bp_rstdp", source="spaic")
 class BackpropRSTDP(BackpropRewardBase):
     """SPAIC's ``bp_rstdp`` (``Backprop_RSTDP``): reward-modulated STDP with a fed-back reward vector
     and a homeostatic term. Per step, means over the batch b::
@@ -120,7 +120,7 @@ class BackpropRSTDP(BackpropRewardBase):
         self.connection.w.add_(self.lr * rho_mean * E - self.hs_rate * H)
 
 
-@LearningRule.register("bp_rstdpet")
+@LearningRule.register("bp_rstdpet", source="spaic")
 class BackpropRSTDPET(BackpropRewardBase):
     """SPAIC's ``Backprop_RSTDPET``: bp_rstdp with an eligibility trace of the potentiation term and a
     different homeostatic term. Per step, means over the batch b::

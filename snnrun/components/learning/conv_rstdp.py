@@ -10,7 +10,7 @@ from snnrun.components.learning.reward import MSTDP
 from snnrun.errors import ConfigError
 
 
-@LearningRule.register("conv2d_rstdp")
+@LearningRule.register("conv2d_rstdp", source="spaic")
 class Conv2dRSTDP(MSTDP):
     """SPAIC's ``Conv2d_RSTDP``: RSTDP (Florian 2007) on a shared conv kernel, summed over positions.
 

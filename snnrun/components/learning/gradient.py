@@ -238,7 +238,7 @@ class SurrogateBPTT(Learner):
             self.scheduler.load_state_dict(state["scheduler"])
 
 
-@LearningRule.register("stca")
+@LearningRule.register("stca", source="spaic")
 class STCA(SurrogateBPTT):
     """SPAIC's STCA (Gu et al. 2019, IJCAI): BPTT where every trainable node fires at v > threshold
     and passes the gradient through where |v - threshold| < alpha (height 1, SPAIC's ActFun;
@@ -247,7 +247,7 @@ class STCA(SurrogateBPTT):
     default_surrogate = {"type": "stca_rect", "alpha": 0.5}
 
 
-@LearningRule.register("stbp")
+@LearningRule.register("stbp", source="spaic")
 class STBP(SurrogateBPTT):
     """SPAIC's STBP (Wu et al. 2018, Front. Neurosci. 12:331): BPTT where every trainable node fires
     at v > threshold with the Gaussian pseudo-derivative exp(-(v - th)^2 / (2 alpha)) / (2 pi alpha)

@@ -11,7 +11,7 @@ from snnrun.components.learning.base import LearningRule
 from snnrun.errors import ConfigError
 
 
-@LearningRule.register("meta_nearest_online_stdp")
+@LearningRule.register("meta_nearest_online_stdp", source="spaic")
 class MetaNearestOnlineSTDP(LearningRule):
     """Nearest-spike online STDP whose postsynaptic weight means are held by a homeostatic rule
     (SPAIC's ``Meta_nearest_online_STDP``). With w (n_pre, n_post), per step::

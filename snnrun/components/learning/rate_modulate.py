@@ -9,7 +9,7 @@ from snnrun.components.learning.base import LearningRule
 from snnrun.errors import ConfigError
 
 
-@LearningRule.register("rate_modulate")
+@LearningRule.register("rate_modulate", source="spaic")
 class RateModulate(LearningRule):
     """Spike-rate modulation (SPAIC's ``Rate_Modulate``): pulls the spike counts of the
     connection's target group towards ``m_r`` by adding to the gradient learner's loss::

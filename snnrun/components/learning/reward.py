@@ -199,7 +199,7 @@ class RewardModulated(LabelledRule):
         return self.source.s.flatten(1), self.target.s.flatten(1)
 
 
-@LearningRule.register("mstdp")
+@LearningRule.register("mstdp", source="bindsnet")
 class MSTDP(RewardModulated):
     """Reward-modulated STDP (Florian 2007; BindsNET's MSTDP; SPAIC's RSTDP is ``rstdp``).
 
@@ -247,7 +247,7 @@ class MSTDP(RewardModulated):
         self.connection.w.add_(self.reduced(dw, s_pre.shape[0]), alpha=self.lr)
 
 
-@LearningRule.register("rstdp")
+@LearningRule.register("rstdp", source="spaic")
 class RSTDP(MSTDP):
     """SPAIC's RSTDP (spaic/Learning/RSTDP.py; Florian 2007): :class:`MSTDP`'s equations with SPAIC's
     default learning rate ``lr`` = ``nu`` = 0.1 (tau_plus = tau_minus = 20 ms, A_plus 1, A_minus -1)::
@@ -261,7 +261,7 @@ class RSTDP(MSTDP):
         super().__init__(connection, nu=nu, **kw)
 
 
-@LearningRule.register("mstdpet", "rstdpet")
+@LearningRule.register("mstdpet", "rstdpet", source="bindsnet")
 class MSTDPET(MSTDP):
     """Reward-modulated STDP with an eligibility trace (Florian 2007; BindsNET's MSTDPET).
 
@@ -298,7 +298,7 @@ class MSTDPET(MSTDP):
         self.connection.w.add_(self.reduced(dw, s_pre.shape[0]), alpha=self.lr * self.dt)
 
 
-@LearningRule.register("reward_switch_stdp")
+@LearningRule.register("reward_switch_stdp", "spaic.switch_rstdp", source="spaic")
 class RewardSwitchSTDP(RewardModulated, TraceSTDP):
     """STDP whose amplitudes switch with the sign of the reward (SPAIC's ``RewardSwitchSTDP``).
 

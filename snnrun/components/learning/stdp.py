@@ -25,7 +25,7 @@ def check_bounds(bounds: str, connection) -> str:
     return bounds
 
 
-@LearningRule.register("post_pre", "stdp")
+@LearningRule.register("post_pre", "stdp", source="bindsnet")
 class PostPreSTDP(LearningRule):
     """Pair-based STDP from traces (BindsNET's ``PostPre``), for dense connections.
 
@@ -201,7 +201,7 @@ class TraceSTDP(LearningRule):
             w.sub_(D.to(w.dtype))
 
 
-@LearningRule.register("weight_dependent_post_pre")
+@LearningRule.register("weight_dependent_post_pre", source="bindsnet")
 class WeightDependentPostPre(TraceSTDP):
     """PostPre with soft (weight-dependent) bounds (BindsNET's ``WeightDependentPostPre``).
 
@@ -220,7 +220,7 @@ class WeightDependentPostPre(TraceSTDP):
                 self.nu[0] * self.outer(s_pre, x_post) if self.nu[0] else None)
 
 
-@LearningRule.register("hebbian")
+@LearningRule.register("hebbian", source="bindsnet")
 class Hebbian(TraceSTDP):
     """Hebbian STDP (BindsNET's ``Hebbian``): both spike orders potentiate.
 
@@ -236,7 +236,7 @@ class Hebbian(TraceSTDP):
         return P, None
 
 
-@LearningRule.register("nearest_online_stdp")
+@LearningRule.register("nearest_online_stdp", source="spaic")
 class NearestOnlineSTDP(TraceSTDP):
     """Online STDP with nearest-spike traces (SPAIC's ``nearest_online_STDP``).
 
@@ -256,7 +256,7 @@ class NearestOnlineSTDP(TraceSTDP):
                 self.nu[0] * self.outer(s_pre, x_post) if self.nu[0] else None)
 
 
-@LearningRule.register("full_online_stdp")
+@LearningRule.register("full_online_stdp", source="spaic")
 class FullOnlineSTDP(NearestOnlineSTDP):
     """Online all-pairs STDP (SPAIC's ``full_online_STDP``): every earlier spike pairs.
 
@@ -270,7 +270,7 @@ ROUNDINGS = ("stochastic", "floor")
 TRACE_SHIFT = 15  # the trace decays by trace_decay / 2^15 per step (SPAIC's shift_spike_trace)
 
 
-@LearningRule.register("post_pre_int")
+@LearningRule.register("post_pre_int", "spaic.postpreint", source="spaic")
 class PostPreInt(TraceSTDP):
     """PostPre in integer arithmetic (SPAIC's ``PostPreInt``, spaic/Learning/STDP_Learner.py; fixed
     point as on digital neuromorphic chips).
@@ -379,7 +379,7 @@ class PostPreInt(TraceSTDP):
         self.draws = torch.tensor(int(state.get("draws", 0)), dtype=torch.int64, device=self.connection.w.device)
 
 
-@LearningRule.register("conv2d_stdp")
+@LearningRule.register("conv2d_stdp", source="spaic")
 class Conv2dSTDP(TraceSTDP):
     """STDP for ``conv2d`` connections (SPAIC's ``conv2d_stdp``), summed over kernel positions.
 
