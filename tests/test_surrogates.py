@@ -35,7 +35,9 @@ def test_every_registered_surrogate_is_checked():
 def test_forward_is_heaviside(name):
     x = torch.tensor([-2.0, -1e-6, 0.0, 1e-6, 3.0])
     at_zero = 0.0 if name in STRICT else 1.0
-    assert Surrogate.build({"type": name})(x).tolist() == [0.0, 0.0, at_zero, 1.0, 1.0]
+    sg = Surrogate.build({"type": name})
+    assert sg(x).tolist() == [0.0, 0.0, at_zero, 1.0, 1.0]  # without grad: the plain step
+    assert sg(x.clone().requires_grad_()).tolist() == [0.0, 0.0, at_zero, 1.0, 1.0]  # the autograd function
 
 
 @pytest.mark.parametrize("name", sorted(ANALYTIC))

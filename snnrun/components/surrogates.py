@@ -79,7 +79,7 @@ class Surrogate(Registered, nn.Module):
         if not (x.requires_grad and torch.is_grad_enabled()):
             # no backward to shape: the plain step (also keeps the autograd.Function, which
             # some torch.compile versions cannot trace, out of compiled STDP/eval loops)
-            return heaviside(x)
+            return (x > 0).to(x.dtype) if issubclass(self.function, StrictSurrogateFunction) else heaviside(x)
         return self.function.apply(x, *self.params())
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
