@@ -247,6 +247,28 @@ def test_meta_nearest_online_stdp_step_by_step(dt):
     np.testing.assert_allclose(r.mean_target.double().numpy(), m, rtol=1e-5)
 
 
+def test_meta_nearest_online_stdp_state_outlives_a_checkpoint():
+    """Two presentations in a row equal one, a checkpoint of the rule's state, and the second in a
+    fresh rule (x_post and the target means carry over, as in one run)."""
+    s_pre, s_post = trains(10, 1, 2, 0.4, 17), trains(10, 1, 3, 0.4, 18)
+
+    def presentation(pre, post, r, sl):
+        for g in (pre, post, r):
+            g.reset_state(1)
+        return list(drive(pre, post, r, s_pre[sl], s_post[sl]))[-1]
+
+    pre, post, conn, r = make("meta_nearest_online_stdp", batch=1, nu=[1e-2, 1e-1])
+    presentation(pre, post, r, slice(0, 5))
+    state, w = r.state_dict(), conn.w.clone()
+    assert set(state) == {"mean_target", "mean_of_means", "x_post"} and float(state["x_post"].abs().sum()) > 0
+    straight = presentation(pre, post, r, slice(5, 10))
+    pre, post, conn2, r2 = make("meta_nearest_online_stdp", batch=1, nu=[1e-2, 1e-1])
+    with torch.no_grad():
+        conn2.w.copy_(w)
+    r2.load_state_dict(state)
+    np.testing.assert_allclose(presentation(pre, post, r2, slice(5, 10)), straight, rtol=1e-6)
+
+
 def test_meta_nearest_online_stdp_each_step():
     """The same, comparing after every single step of one presentation (dt = 1)."""
     T, B, npre, npost = 15, 1, 2, 2

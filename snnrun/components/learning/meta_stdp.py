@@ -83,13 +83,18 @@ class MetaNearestOnlineSTDP(LearningRule):
         w.copy_(w * self.mean_target / w.mean(0).clamp_min(1e-6) + dw * soft)
 
     def state_dict(self) -> dict:
+        """What outlives a presentation: the target means and x_post (a resumed run continues them)."""
         if self.mean_target is None:
             return {}
-        return {"mean_target": self.mean_target.detach().cpu().clone(),
-                "mean_of_means": self.mean_of_means.detach().cpu().clone()}
+        state = {"mean_target": self.mean_target.detach().cpu().clone(),
+                 "mean_of_means": self.mean_of_means.detach().cpu().clone()}
+        if self.x_post is not None:
+            state["x_post"] = self.x_post.detach().cpu().clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("mean_target") is not None:
             dev = self.connection.w.device
             self.mean_target = state["mean_target"].to(dev)
             self.mean_of_means = state["mean_of_means"].to(dev)
+            self.x_post = state["x_post"].to(dev) if state.get("x_post") is not None else None
