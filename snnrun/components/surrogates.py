@@ -266,10 +266,10 @@ class STCARect(Surrogate):
 
 @Surrogate.register("stbp_gaussian", source="spaic")
 class STBPGaussian(Surrogate):
-    """Gaussian pseudo-derivative of SPAIC's STBP learner (Wu et al. 2018, Front. Neurosci. 12:331;
-    SPAIC ``STBP_Learner.ActFun``): spike where x > 0 (strict),
-    g'(x) = exp(-x^2 / (2 alpha)) / (2 pi alpha); alpha=0.5 (the learner ``stbp`` sets it on every
-    trainable node). Wu et al.'s h4 normalises by sqrt(2 pi alpha) (unit area); SPAIC divides by
+    """Gaussian of SPAIC's STBP learner: spike where x > 0, g'(x) = exp(-x^2 / (2 alpha)) / (2 pi alpha).
+
+    Wu et al. 2018 (Front. Neurosci. 12:331), as SPAIC's ``STBP_Learner.ActFun``; alpha=0.5 (the
+    learner ``stbp`` sets it on every trainable node). Wu et al.'s h4 normalises by sqrt(2 pi alpha) (unit area); SPAIC divides by
     2 pi alpha, and this follows SPAIC (peak 1/pi at alpha=0.5)."""
 
     function = _function("STBPGaussianGrad",
