@@ -130,6 +130,12 @@ def test_bp_rstdpet_step_by_step(dt):
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
 
 
+def test_bp_rstdp_averages_over_the_batch_only():
+    with pytest.raises(ConfigError) as e:
+        make("bp_rstdpet", reduction="sum")
+    assert e.value.key == "L.reduction" and "mean" in str(e.value)
+
+
 def test_bp_rstdp_one_reward_per_sample_reaches_every_neuron_and_none_skips():
     pre, post, conn, r = make("bp_rstdp", batch=1)
     steps = list(drive(pre, post, r, np.ones((2, 1, 2)), np.ones((2, 1, 3)), [[1.0], [1.0]]))

@@ -32,8 +32,12 @@ class BackpropRewardBase(RewardModulated):
 
     def __init__(self, connection, *, nu: float | list = 0.1, tau_pre: float = 5.0, tau_post: float = 12.0,
                  a_plus: float = 1.0, a_minus: float = -0.4, hs_rate: float = 0.01,
-                 reward_weight_min: float = -10.0, reward_weight_max: float = 10.0, seed: int = 0, **kw):
-        super().__init__(connection, nu=nu, **kw)
+                 reward_weight_min: float = -10.0, reward_weight_max: float = 10.0, seed: int = 0,
+                 reduction: str = "mean", **kw):
+        if reduction != "mean":
+            raise ConfigError(f"{self.registered_name} averages over the batch (SPAIC's means of the eligibility and "
+                              f"the reward); reduction: mean, got {reduction!r}", key="reduction")
+        super().__init__(connection, nu=nu, reduction=reduction, **kw)
         for k, v in (("tau_pre", tau_pre), ("tau_post", tau_post)):
             if not float(v) > 0:
                 raise ConfigError(f"must be > 0 ms, got {v}", key=k)
