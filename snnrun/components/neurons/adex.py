@@ -66,7 +66,7 @@ class AdExNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("spaic.aeif", source="spaic")
+@NeuronModel.register("spaic.aeif", "spaic.adex", source="spaic")
 class SpaicAdExNodes(NeuronModel):
     """SPAIC's adaptive exponential IF (spaic/Neuron/Neuron.py class aEIFModel, also its
     ``adex``): one forward-Euler step per dt, spike when v passes v_spk.

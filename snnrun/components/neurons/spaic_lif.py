@@ -1,9 +1,15 @@
 """SPAIC's own LIF models (spaic/Neuron/Neuron.py, SPAIC 0.6.3): ``lif``, ``lifm`` (with a
-synaptic current), ``qlif`` (the spiking part of Q-Backprop's LIF) and ``lifint``; unitless."""
+synaptic current), ``plif`` (learned decay), ``qlif`` (the spiking part of Q-Backprop's LIF)
+and ``lifint``; unitless."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
+
+from snnrun.errors import ConfigError
 
 from snnrun.components.neurons.base import NeuronModel
 from snnrun.components.neurons.spaic_base import SpaicNode, decay_of
@@ -58,6 +64,47 @@ class SpaicLIFMNode(SpaicNode):
     def neuronal_charge(self, x: torch.Tensor) -> None:
         self.i = self.beta_p * self.i + x
         self.v = self.beta_m * self.v + self.i
+
+
+@NeuronModel.register("spaic.plif", source="spaic")
+class SpaicParametricLIFNode(SpaicNode):
+    """SPAIC's ``plif`` (spaic/Neuron/Neuron.py class PLIFModel): a LIF whose decay k = sigmoid(w)
+    is learned, and whose reset lags a step.
+
+    Each step (k per step, w = -ln(tau_m - 1) at the start, so k = 1 / tau_m)::
+
+        v' = v + k (x - v)
+        s  = v' > v_threshold
+        v <- 0 where s[t-1], else v'       SPAIC's reset op reads O of the last step
+
+    so a neuron above threshold spikes twice in a row before it goes back to 0. Defaults
+    (SPAIC 0.6.3): tau_m = 2 (k = 0.5), v_threshold = 1. ``plif`` is SpikingJelly's
+    ParametricLIFNode (reset in the same step).
+    """
+
+    def __init__(self, n=1, *, tau_m: float = 2.0, **kw):
+        if not tau_m > 1:
+            raise ConfigError(f"tau_m must be > 1 (k = 1 / tau_m per step), got {tau_m}", key="tau_m")
+        super().__init__(n, **kw)
+        self.w = nn.Parameter(torch.tensor(-math.log(float(tau_m) - 1.0)))
+
+    def _device_dtype(self):
+        return self.w.device, self.w.dtype
+
+    @property
+    def v_init(self) -> float:
+        return 0.0
+
+    def reset_dynamics(self) -> None:
+        super().reset_dynamics()
+        self.last_s = self.state_tensor(0.0)
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        self.v = self.v + torch.sigmoid(self.w) * (x - self.v)
+
+    def neuronal_reset(self, spike: torch.Tensor) -> None:
+        self.v = self.v * (1.0 - self.last_s)
+        self.last_s = self.reset_spike(spike)
 
 
 @NeuronModel.register("spaic.qlif", source="spaic")
