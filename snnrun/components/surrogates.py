@@ -75,6 +75,10 @@ class Surrogate(Registered, nn.Module):
         return (self.alpha,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            # no backward to shape: the plain step (also keeps the autograd.Function, which
+            # some torch.compile versions cannot trace, out of compiled STDP/eval loops)
+            return heaviside(x)
         return self.function.apply(x, *self.params())
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
