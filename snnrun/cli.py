@@ -180,7 +180,7 @@ PRESET_GROUPS = {
                           "snnrun probe neuron=NAME"),
     "encoders": ("encoder", "encoder@model.encoder=NAME"),
     "connections": ("connection", "connection@model.network.connections.<C>=NAME"),
-    "learners": ("learner", "learner@model.network.learners.<L>=NAME (STDP) or learner@model.learner=NAME"),
+    "learners": ("learner", "learner@model.learner=NAME"),
     "losses": ("loss", "loss@model.loss=NAME"),
     "datasets": ("data", "data=NAME"),
     "generators": ("input", "snnrun probe input=NAME"),
