@@ -51,7 +51,7 @@ def comp_env(cli_env):
     return dict(cli_env, PATH=f"{Path(snnrun_exe()[0]).parent}{os.pathsep}{cli_env.get('PATH', '')}")
 
 
-def test_completion_of_subcommands_list_kinds_and_run_dirs_is_fast(comp_env, tmp_path):
+def test_completion_of_subcommands_list_kinds_and_run_dirs(comp_env, tmp_path):
     (tmp_path / "outputs" / "2026-01-01").mkdir(parents=True)
     cases = {"snnrun ev": ["eval"], "snnrun re": ["resume", "report"], "snnrun -m tr": ["train"],
              "snnrun list ne": ["neurons"], "snnrun eval ": ["run_dir="],
@@ -59,9 +59,6 @@ def test_completion_of_subcommands_list_kinds_and_run_dirs_is_fast(comp_env, tmp
     for line, expected in cases.items():
         got, seconds = _complete(line, comp_env, tmp_path)
         assert got == expected, (line, got)
-        # best of three: the machine may be busy; a TAB answered without Hydra or torch takes ~0.1 s
-        seconds = min([seconds] + [_complete(line, comp_env, tmp_path)[1] for _ in range(2)])
-        assert seconds < 1.0, (line, seconds)
 
 
 def test_completion_of_overrides_uses_the_commands_own_config(comp_env, tmp_path):
@@ -69,10 +66,8 @@ def test_completion_of_overrides_uses_the_commands_own_config(comp_env, tmp_path
     assert got == ["neuron=izhikevich"]
     got, _ = _complete("snnrun bench workload=dc_", comp_env, tmp_path)
     assert set(got) == {"workload=dc_train", "workload=dc_eval"}
-    got, seconds = _complete("snnrun train trainer.epo", comp_env, tmp_path)
+    got, _ = _complete("snnrun train trainer.epo", comp_env, tmp_path)
     assert got == ["trainer.epochs="]
-    seconds = min([seconds] + [_complete("snnrun train trainer.epo", comp_env, tmp_path)[1] for _ in range(2)])
-    assert seconds < 2.0, seconds
 
 
 def test_override_completion_imports_no_torch(cli_env, tmp_path):
@@ -82,6 +77,16 @@ def test_override_completion_imports_no_torch(cli_env, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, cwd=tmp_path,
                        timeout=120)
     assert "model.n_neurons=" in r.stdout and "NO TORCH" in r.stdout, r.stdout + r.stderr
+
+
+def test_subcommand_completion_imports_neither_hydra_nor_torch(cli_env, tmp_path):
+    # what keeps a TAB quick (speed itself is not asserted in a test)
+    code = ("import sys, os; os.environ['COMP_LINE'] = 'snnrun ev'; "
+            "from snnrun.cli import main; sys.argv = ['snnrun', '-sc', 'query=bash']; main(); "
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', 'HYDRA' if 'hydra' in sys.modules else 'NO HYDRA')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, cwd=tmp_path,
+                       timeout=120)
+    assert "eval" in r.stdout and "NO TORCH" in r.stdout and "NO HYDRA" in r.stdout, r.stdout + r.stderr
 
 
 def test_list_kinds_of_the_completer_are_those_of_snnrun_list():
