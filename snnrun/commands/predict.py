@@ -152,10 +152,11 @@ class Predictor:
     def __init__(self, run_dir: str | Path, overrides: list[str] | None = None):
         from snnrun.commands.export import load_run_network
         from snnrun.components.decoders import Decoder, LabelAssignment
-        from snnrun.engine.experiment import resolve_device
+        from snnrun.engine.experiment import resolve_device, seed_everything
 
         run_dir = Path(run_dir)
         self.network, plain, self.encoder, self.input_group, state = load_run_network(run_dir, overrides)
+        seed_everything(int(plain.get("seed", 0)))  # a random encoder (poisson) gives the same answer each time
         model = plain["model"]
         self.device = resolve_device(plain.get("device", "auto"))
         self.network.to(self.device)
