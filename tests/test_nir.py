@@ -96,7 +96,13 @@ def test_round_trip_gives_identical_spikes(trained, model):
         for g in a:
             assert a[g].shape == b[g].shape and a[g].shape[0] == T
             assert a[g].sum() > 0, f"{g} never spiked: the comparison would say nothing"
-            assert torch.equal(a[g], b[g]), f"{dtype} {g}: {int((a[g] != b[g]).sum())} spikes differ"
+            differ = int((a[g] != b[g]).sum())
+            if dtype == torch.float64:
+                assert differ == 0, f"{g}: {differ} spikes differ"
+            else:  # the folded batch norm rounds differently in float32: a v within ~1e-7 of the
+                # threshold could flip (none did here: 0 of ~60,000; on all 359 digits test samples of
+                # a fully trained csnn_avgpool, 0 of 4.6 million); allow one in 10,000
+                assert differ <= a[g].numel() // 10_000, f"{g}: {differ} spikes differ"
 
 
 def test_exported_file_holds_nir_nodes_and_metadata(trained):
