@@ -13,6 +13,8 @@ Reusable by every training loop (local-rule and gradient):
   (``UnsafeCheckpoint``), never unpickled, and never silently replaced by the previous one.
 - ``rng_state()`` / ``set_rng_state(s)`` capture python, numpy, torch CPU and CUDA generators
   (plus any extra ``torch.Generator`` the loop owns), so a resumed run draws the same numbers.
+- ``CheckpointWriter`` writes them one at a time on a background thread (the file and fsync
+  then overlap the next batches on the GPU), in order, and re-raises a failed write.
 - ``StopOnSignal`` turns SIGINT/SIGTERM into a flag the loop polls between batches; the loop
   then checkpoints and raises ``TrainingInterrupted``. A second signal stops at once.
 """
@@ -76,6 +78,41 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
         os.replace(path, run_dir / PREVIOUS)
     os.replace(tmp, path)
     return path
+
+
+class CheckpointWriter:
+    """``save_checkpoint`` one at a time, in the order submitted: on a background thread
+    (``background=True``) or at once. ``submit`` first waits for the write before it, so at most
+    one is in flight; ``wait()`` returns once everything submitted is on disk. A failed write
+    (disk full ...) is raised by the next ``submit`` or ``wait``."""
+
+    def __init__(self, background: bool):
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, run_dir: str | Path, state: dict[str, Any]) -> None:
+        self.wait()
+        if not self.background:
+            save_checkpoint(run_dir, state)
+            return
+
+        def write():
+            try:
+                save_checkpoint(run_dir, state)
+            except BaseException as e:  # handed to the training thread
+                self._error = e
+
+        self._thread = threading.Thread(target=write, name="snnrun-checkpoint", daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def _pickled_objects(path: Path, error: str) -> bool:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from snnrun.run.ranks import rank_zero_only
 
-from snnrun.run.ranks import rank_zero_only  # noqa: E402
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported when the first figure is drawn
+    (not at startup: it is ~0.5 s of the time before training starts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
@@ -30,6 +37,7 @@ def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch
 @rank_zero_only  # data-parallel runs: one writer
 def save_weights_png(w: torch.Tensor, image_shape, path: Path, title: str = "") -> None:
     grid = receptive_field_grid(w, image_shape)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 6))
     im = ax.imshow(grid.numpy(), cmap="hot_r", interpolation="nearest")
     ax.set_title(title or "input weights per neuron")
@@ -49,6 +57,7 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int)
 @rank_zero_only
 def save_confusion_png(cm: torch.Tensor, path: Path, title: str = "") -> None:
     n = cm.shape[0]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.imshow(cm.numpy(), cmap="Blues")
     for i in range(n):
@@ -92,6 +101,7 @@ def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -
     low = {k: v for k, v in series.items() if "loss" in k} or {k: v for k, v in series.items() if k == "images_per_s"}
     if not acc and not low:
         return False
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
     for k, pts in acc.items():
         ax.plot(*zip(*pts), marker=".", label=k)
@@ -116,6 +126,7 @@ def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -
 
 def save_raster_png(trains: dict[str, torch.Tensor], dt: float, path: Path, title: str = "") -> None:
     """Spike raster of one sample: ``trains`` maps group names to (T, n) spike tensors."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(trains), 1, figsize=(8, 1.2 + 1.6 * len(trains)), sharex=True, squeeze=False)
     for ax, (name, s) in zip(axes[:, 0], trains.items()):
         t_idx, n_idx = torch.nonzero(s.float().cpu() > 0, as_tuple=True)
@@ -132,6 +143,7 @@ def save_raster_png(trains: dict[str, torch.Tensor], dt: float, path: Path, titl
 def save_membrane_png(v: torch.Tensor, neurons: list[int], dt: float, path: Path, title: str = "",
                       threshold: torch.Tensor | None = None) -> None:
     """Membrane potential traces ``v`` (T, n) of the chosen neurons of one sample."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     t = torch.arange(v.shape[0]).float().numpy() * dt
     for k, n in enumerate(neurons):
