@@ -25,9 +25,15 @@ s = json.load(open(f"{run}/summary.json"))
 recs = [json.loads(l) for l in open(f"{run}/metrics.jsonl")]
 first = next(r["time"] for r in recs if r["phase"] == "train")
 assign = next((r["images_per_s"] for r in recs if r["phase"] == "assign"), None)
+steady = ""
+if "train_steady_images_per_s" in s:  # this version separates the one-off compile and capture
+    a = next(r for r in recs if r["phase"] == "assign") if assign is not None else {}
+    steady = (f" | without compile: train {s['train_steady_images_per_s']:.0f} ({s['train_compile_s']:.1f} s),"
+              f" assign {a.get('steady_images_per_s')} ({a.get('compile_s')} s),"
+              f" test {s['test_steady_images_per_s']:.0f} ({s['test_compile_s']:.1f} s)")
 print(side, f"train {s['train_images_per_s']:.0f} img/s", f"assign {assign} img/s",
       f"test {s['test_images_per_s']:.0f} img/s", f"first_batch {first - t0:.1f} s",
-      f"wall_s {s['wall_s']:.1f}", f"process {t1 - t0:.1f} s", f"acc {s['test_accuracy']:.4f}", flush=True)
+      f"wall_s {s['wall_s']:.1f}", f"process {t1 - t0:.1f} s", f"acc {s['test_accuracy']:.4f}" + steady, flush=True)
 PY
   done
 done

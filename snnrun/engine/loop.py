@@ -73,6 +73,18 @@ class Evaluation:
     counts: torch.Tensor
     loss: float | None = None
     images_per_s: float = 0.0
+    compile_s: float = 0.0  # of the time behind images_per_s: compiling and capturing new batch shapes
+
+    @property
+    def steady_images_per_s(self) -> float:
+        """images/s without the one-off compile and capture (as ``snnrun bench`` measures)."""
+        if self.images_per_s <= 0:
+            return 0.0
+        return self.images_per_s / max(1.0 - self.compile_s * self.images_per_s / self.n, 1e-9)
+
+    @property
+    def n(self) -> int:
+        return len(self.counts)
 
     def accuracy(self, y: torch.Tensor) -> dict[str, float]:
         return {name: float((p == y).float().mean()) if len(y) else float("nan") for name, p in self.preds.items()}
@@ -86,6 +98,7 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     preds: dict[str, list] = {name: [] for name in exp.decoders}
     counts = []
     grad = exp.gradient
+    captured = exp.runner.capture_s
     loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
     for start in range(0, len(split), batch_size):
         xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
@@ -105,7 +118,8 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     preds_host = {k: out["preds"].get(k, torch.zeros(0, dtype=torch.long)) for k in preds}
     return Evaluation(preds_host, out["counts"],
                       float(out["loss"]) / max(len(split), 1) if grad is not None else None,
-                      bar.images_per_s if bar is not None else 0.0)  # after the transfer: the device is done
+                      bar.images_per_s if bar is not None else 0.0,  # after the transfer: the device is done
+                      exp.runner.capture_s - captured)
 
 
 def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
@@ -118,6 +132,7 @@ def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
     exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
     exp.assignment.update(ev.counts, split.y)
     metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
+                steady_images_per_s=round(ev.steady_images_per_s, 2), compile_s=round(ev.compile_s, 3),
                 silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
 
 
@@ -132,6 +147,7 @@ def test_phase(exp: Experiment, show: bool) -> dict[str, Any]:
     best = max(per_decoder, key=lambda k: per_decoder[k]["test_accuracy"])
     out = {"test_accuracy": per_decoder[best]["test_accuracy"], "best_decoder": best,
            "decoders": per_decoder, "n_test": len(test), "test_images_per_s": ev.images_per_s,
+           "test_steady_images_per_s": ev.steady_images_per_s, "test_compile_s": ev.compile_s,
            "silent_test_samples": int((ev.counts.sum(1) == 0).sum()), "_preds": ev.preds[best]}
     if ev.loss is not None:
         out["test_loss"] = ev.loss
@@ -178,6 +194,7 @@ class Progress:
     order: torch.Tensor | None = None   # this epoch's sample order
     samples: int = 0
     train_time: float = 0.0
+    compile_time: float = 0.0          # of train_time: compiling and capturing new batch shapes (one-off)
     window_c: list = field(default_factory=list)  # counts/labels since the last running-accuracy line
     window_y: list = field(default_factory=list)
     loss_sum: float = 0.0               # gradient loss and correct predictions over this epoch
@@ -189,16 +206,18 @@ class Progress:
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "start": self.start, "order": self.order, "samples": self.samples,
-                "train_time": self.train_time, "stage": self.stage, "best": self.best,
+                "train_time": self.train_time, "compile_time": self.compile_time, "stage": self.stage,
+                "best": self.best,
                 "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
                 "window_c": torch.cat(self.window_c) if self.window_c else None,  # on the device: the
                 "window_y": torch.cat(self.window_y) if self.window_y else None}  # checkpoint moves them
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> "Progress":
-        p = cls(s["epoch"], s["start"], s["order"], s["samples"], s["train_time"],
-                [s["window_c"]] if s["window_c"] is not None else [],
-                [s["window_y"]] if s["window_y"] is not None else [])
+        p = cls(epoch=s["epoch"], start=s["start"], order=s["order"], samples=s["samples"],
+                train_time=s["train_time"], compile_time=s.get("compile_time", 0.0),
+                window_c=[s["window_c"]] if s["window_c"] is not None else [],
+                window_y=[s["window_y"]] if s["window_y"] is not None else [])
         p.loss_sum, p.correct, p.seen = s.get("loss_sum", 0.0), s.get("correct", 0), s.get("seen", 0)
         p.best, p.stage = s["best"], s["stage"]
         return p
@@ -371,7 +390,7 @@ class Trainer:
             with PhaseProgress(f"epoch {prog.epoch}/{self.epochs}", self.n_train, self.show) as bar:
                 if prog.start:  # resumed mid-epoch
                     bar.progress.update(bar.task, completed=prog.start)
-                base_time = prog.train_time
+                base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.runner.capture_s
                 while prog.start < self.n_train:
                     idx = order[prog.start:prog.start + self.bs]
                     xb, yb = train_x[idx], train_y[idx]
@@ -393,6 +412,7 @@ class Trainer:
                     bar.advance(len(idx), self.bar_extra)
                     self.bar_extra = None
                     prog.train_time = base_time + bar.elapsed
+                    prog.compile_time = base_compile + exp.runner.capture_s - captured
                     if prog.start >= self.n_train:
                         break  # the epoch-end checkpoint below covers this point
                     stopping = self.stop.requested
@@ -533,7 +553,8 @@ class Trainer:
         exp, prog = self.exp, self.prog
         results = finish(exp, self.output_dir, results)
         summary = {**results, **run_facts(exp, t_start=self.t_start, samples=prog.samples,
-                                          train_time=prog.train_time, n_train=self.n_train, epochs=self.epochs,
+                                          train_time=prog.train_time, compile_time=prog.compile_time,
+                                          n_train=self.n_train, epochs=self.epochs,
                                           resumed=self.saved is not None, n_val=len(exp.val))}
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
@@ -563,10 +584,15 @@ def train(cfg: DictConfig | dict, output_dir: str | Path, on_start=None) -> dict
 
 
 def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: int, epochs: int,
-              resumed: bool, **extra: Any) -> dict[str, Any]:
-    """The summary.json keys every run writes besides its results (``extra`` after n_train)."""
+              resumed: bool, compile_time: float = 0.0, **extra: Any) -> dict[str, Any]:
+    """The summary.json keys every run writes besides its results (``extra`` after n_train).
+    ``train_steady_images_per_s`` leaves out the one-off compile and CUDA-graph capture of each
+    batch shape (``train_compile_s``), as ``snnrun bench`` leaves out its first call."""
+    steady = train_time - compile_time
     return {
         "train_images_per_s": samples / train_time if train_time > 0 else None,
+        "train_steady_images_per_s": samples / steady if steady > 0 else None,
+        "train_compile_s": compile_time,
         "train_samples": samples,
         "n_train": n_train,
         **extra,
