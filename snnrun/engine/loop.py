@@ -100,8 +100,9 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     grad = exp.gradient
     captured = exp.runner.capture_s
     loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
+    xs = split.x.to(exp.device)  # once: batches are slices on the device
     for start in range(0, len(split), batch_size):
-        xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
+        xb, yb = xs[start:start + batch_size], split.y[start:start + batch_size]
         r = exp.present(xb)
         counts.append(r.counts)
         if predict:
