@@ -235,7 +235,7 @@ class IDXSource(DatasetSource):
             if len(x) != len(y):
                 raise ConfigError(f"{img_stem} has {len(x)} images but {lbl_stem} {len(y)} labels",
                                   key="root")
-            # torch converts on all cores (numpy's astype + divide took seconds of the startup);
+            # torch converts with all cores (numpy's astype + divide is one thread);
             # the same correctly rounded float32 x / 255
             with warnings.catch_warnings():  # x is a read-only view of the file's bytes, only read here
                 warnings.simplefilter("ignore", UserWarning)

@@ -35,6 +35,18 @@ def test_items_run_a_batch_late_in_order_with_the_values_they_were_put_with(devi
     assert all(isinstance(v, list) for _, v in seen)
 
 
+def test_lag_two_runs_an_item_two_batches_after_its_put():
+    q = HostQueue(torch.device("cpu"), lag=2)
+    seen = []
+    for batch in range(4):
+        q.put(batch, seen.append)
+        q.next_batch()
+        q.run_ready()
+        assert seen == list(range(batch))  # batch b's item runs after batch b + 1 was queued
+    q.run_all()
+    assert seen == [0, 1, 2, 3]
+
+
 def test_without_deferring_an_item_runs_when_it_is_put():
     q = HostQueue(torch.device("cpu"), defer=False)
     seen = []

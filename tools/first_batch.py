@@ -24,10 +24,22 @@ mark("import torch")
 from snnrun.engine.experiment import build_experiment  # noqa: E402
 from snnrun.engine.loop import Trainer  # noqa: E402,F401  (what `snnrun train` imports)
 from snnrun.run.compose import compose  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 mark("import snnrun")
 cfg = compose("config", sys.argv[1:])
 mark("compose config")
+if "cuda" in str(cfg.get("device", "auto")) or (cfg.get("device", "auto") == "auto" and torch.cuda.is_available()):
+    torch.zeros(1, device="cuda")
+    mark("CUDA start")
+import torch._dynamo  # noqa: E402,F401  (what torch.compile imports on its first use)
+import torch._inductor.compile_fx  # noqa: E402,F401
+
+mark("import torch.compile's modules")
+from snnrun.data import build_dataset  # noqa: E402
+
+build_dataset(OmegaConf.to_container(cfg.data, resolve=True))
+mark("read the data (once more inside the build)")
 exp = build_experiment(cfg)
 mark("build (data, network)")
 bs = int(cfg.trainer.batch_size)

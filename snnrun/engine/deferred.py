@@ -44,14 +44,15 @@ class HostQueue:
     """Deferred host work in order: ``put(values, then)`` copies ``values`` (tensors in nested
     containers) to the host without waiting and later calls ``then(host_values)``.
 
-    ``next_batch()`` marks a batch boundary; ``run_ready()`` runs the items put before the last
-    boundary (their batch is done or nearly so: the wait is short and the device has the next
-    batch queued); ``run_all()`` runs everything (epoch ends, stops, checkpoints that must be on
-    disk now)."""
+    ``next_batch()`` marks a batch boundary; ``run_ready()`` runs the items put ``lag`` or more
+    boundaries ago (their batch is done or nearly so: the wait is short and the device has the
+    batches since queued; ``lag=2`` absorbs a slow host step, e.g. a checkpoint's snapshot);
+    ``run_all()`` runs everything (epoch ends, stops, checkpoints that must be on disk now)."""
 
-    def __init__(self, device: torch.device, defer: bool = True):
+    def __init__(self, device: torch.device, defer: bool = True, lag: int = 1):
         self.cuda = torch.device(device).type == "cuda"
         self.defer = defer
+        self.lag = max(int(lag), 1)  # batches between an item's put and its run (run_ready)
         self.batch = 0
         self.items: deque = deque()  # (batch, event or None, host values, then)
 
@@ -70,7 +71,7 @@ class HostQueue:
         self.batch += 1
 
     def run_ready(self) -> None:
-        while self.items and self.items[0][0] < self.batch:
+        while self.items and self.items[0][0] <= self.batch - self.lag:
             self._run_first()
 
     def run_all(self) -> None:

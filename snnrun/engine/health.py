@@ -8,9 +8,10 @@ exit 0. :class:`Health` checks
   ``model.intensity`` makes every Poisson probability NaN, i.e. a silent input);
 * the gradient loss through the epoch sums the loop already keeps on the device (a non-finite
   batch loss makes the sum non-finite: no extra host sync per batch);
-* the network's and learners' state at metrics windows, checkpoints and epoch ends; always
-  before a checkpoint is written, so ``checkpoint.pt`` stays the last good one. At windows and
-  checkpoints the flags are computed on the device and read a batch later
+* the network's and learners' state before every checkpoint is written (so ``checkpoint.pt``
+  stays the last good one), at epoch ends, and at metrics windows when there are no periodic
+  checkpoints (``trainer.checkpoint_every=0``). Before checkpoints and at windows the flags are
+  computed on the device and read a few batches later
   (:class:`snnrun.engine.deferred.HostQueue`), so the check costs no host sync.
 
 A finding raises :class:`~snnrun.errors.TrainingDiverged` (the CLI: one message, exit code 2)

@@ -261,7 +261,7 @@ class Trainer:
         self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
         # metrics lines, health checks and checkpoints are read from the device a batch late (no
         # host sync per batch); data-parallel runs check with collectives, so at once
-        self.queue = HostQueue(exp.device, defer=strategy is None)
+        self.queue = HostQueue(exp.device, defer=strategy is None, lag=2)
         self.writer = CheckpointWriter(background=exp.device.type == "cuda")
         self.bar_extra: str | None = None  # the latest running metric, for the progress bar
 
@@ -299,23 +299,27 @@ class Trainer:
         the device); its finiteness check and the write follow when the host queue reaches it
         (a batch later, snnrun/engine/deferred.py) and the file is written by ``self.writer``.
         ``wait``: everything queued is done and the file is on disk before this returns."""
-        state = {
-            **self.exp.state_dict(),
-            "running_assignment": None if self.running is None else self.running.state_dict(),
-            "progress": self.prog.state_dict(), "rng": rng_state(order=self.order_gen),
-            "config": self.exp.cfg, "versions": versions(),
-            # kept for readers of older checkpoints / quick inspection
-            "epoch": self.prog.epoch, "samples": self.prog.samples}
+        progress = self.prog.state_dict()
+        # what later batches update in place is snapshotted through the queue (device copies);
+        # the rest is host data that is replaced, never updated in place (order, best, rng)
+        live = {**self.exp.state_dict(),
+                "running_assignment": None if self.running is None else self.running.state_dict(),
+                "windows": {k: progress.pop(k) for k in ("window_c", "window_y")}}
+        fixed = {"rng": rng_state(order=self.order_gen), "config": self.exp.cfg, "versions": versions(),
+                 # kept for readers of older checkpoints / quick inspection
+                 "epoch": self.prog.epoch, "samples": self.prog.samples}
         names, flags = self.health.state_flags()
         where = "before a checkpoint"
 
         def write(host):
             # never save non-finite state: checkpoint.pt stays the last good one
             self.healthy(where, lambda: self.health.check_flags(where, names, host["finite"]))
+            state = dict(host["state"])
+            state["progress"] = {**progress, **state.pop("windows")}
             # the metrics lines logged before this checkpoint are written by now (the queue keeps order)
-            self.writer.submit(self.output_dir, {**host["state"], "metrics": self.metrics.position()})
+            self.writer.submit(self.output_dir, {**state, **fixed, "metrics": self.metrics.position()})
 
-        self.queue.put({"state": state, "finite": flags}, write)
+        self.queue.put({"state": live, "finite": flags}, write)
         if wait:
             self.settle()
 
@@ -502,7 +506,10 @@ class Trainer:
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
             extra = f"loss {record['loss']:.4f}"
         record["images_per_s"] = round(bar.images_per_s, 2)
-        names, values["finite"] = self.health.state_flags()
+        # the state is checked before every checkpoint and at epoch ends; at windows only when
+        # no periodic checkpoint does it (its ~3 small kernels per tensor would run every batch)
+        check = self.ckpt_every == 0
+        names, values["finite"] = self.health.state_flags() if check else ([], None)
         where = f"at sample {prog.samples}"
 
         def write(host):
@@ -514,7 +521,8 @@ class Trainer:
                     extra = f"acc {max(acc.values()):.3f}"
             self.metrics.log(**record)
             self.bar_extra = extra
-            self.healthy(where, lambda: self.health.check_flags(where, names, host["finite"]))
+            if check:
+                self.healthy(where, lambda: self.health.check_flags(where, names, host["finite"]))
 
         self.queue.put(values, write)
 
