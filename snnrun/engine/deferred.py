@@ -1,12 +1,12 @@
-"""Host work on device results, done a batch later so that the device never waits for the host.
+"""Host work on device results, done batches later so that the device never waits for the host.
 
 Reading a CUDA tensor on the host (``float(t)``, ``t.cpu()``, ``bool(t)``) waits until the device
 has run everything queued so far. In a training loop that reads a metric after every batch the
 device then idles while the host logs, checks and launches the next batch. Here a result is
 instead copied to pinned host memory with ``non_blocking=True`` and an event is recorded behind
 the copy; what the host does with it (write a metrics line, check that the state is finite, hand
-a checkpoint to the writer) runs once the *next* batch has been queued: waiting for that event
-then only waits for the earlier batch, while the device works on the next one.
+a checkpoint to the writer) runs once ``lag`` more batches have been queued: waiting for that
+event then only waits for an earlier batch, while the device works on the later ones.
 
 Items run in the order they were put, so metrics lines, health findings and checkpoints keep
 their order. The CPU runs the same order (host values are snapshots, cloned when put); with

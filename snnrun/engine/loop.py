@@ -259,8 +259,8 @@ class Trainer:
         self.prog = Progress()
         self.metrics = None
         self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
-        # metrics lines, health checks and checkpoints are read from the device a batch late (no
-        # host sync per batch); data-parallel runs check with collectives, so at once
+        # metrics lines, health checks and checkpoints are read from the device two batches late
+        # (no host sync per batch); data-parallel runs check with collectives, so at once
         self.queue = HostQueue(exp.device, defer=strategy is None, lag=2)
         self.writer = CheckpointWriter(background=exp.device.type == "cuda")
         self.bar_extra: str | None = None  # the latest running metric, for the progress bar
@@ -297,7 +297,7 @@ class Trainer:
     def checkpoint(self, wait: bool = False) -> None:
         """Checkpoint the state of this instant. The state is snapshotted now (copies queued on
         the device); its finiteness check and the write follow when the host queue reaches it
-        (a batch later, snnrun/engine/deferred.py) and the file is written by ``self.writer``.
+        (two batches later, snnrun/engine/deferred.py) and the file is written by ``self.writer``.
         ``wait``: everything queued is done and the file is on disk before this returns."""
         progress = self.prog.state_dict()
         # what later batches update in place is snapshotted through the queue (device copies);
@@ -411,7 +411,7 @@ class Trainer:
                         sum(len(y) for y in prog.window_y) >= self.assign_every
                     if window_full or prog.start >= self.n_train:
                         self.log_window(bar, loss_sum, correct)
-                    # this batch is queued on the device: now the host work of the one before
+                    # this batch is queued on the device: now the host work of earlier ones
                     queue.next_batch()
                     queue.run_ready()
                     bar.advance(len(idx), self.bar_extra)
@@ -443,6 +443,10 @@ class Trainer:
         try:
             check() if check is not None else self.health.check_state(where)
         except TrainingDiverged as e:
+            try:
+                self.writer.wait()  # a good checkpoint still on its way to disk is the one kept
+            except Exception:
+                pass
             kept = (f"; the last good checkpoint is kept: {self.output_dir / CHECKPOINT}"
                     if (self.output_dir / CHECKPOINT).is_file() else "; no checkpoint was written")
             e.message += kept
@@ -477,7 +481,7 @@ class Trainer:
     def log_window(self, bar, loss_sum, correct) -> None:
         """A metrics line: running accuracy of the count-based decoders with the labels assigned
         from earlier samples, then the window's counts update the running assignment. Computed on
-        the device now; the line is written (and the state's finiteness read) a batch later."""
+        the device now; the line is written two batches later."""
         exp, prog = self.exp, self.prog
         record: dict[str, Any] = {"phase": "train", "epoch": prog.epoch, "samples": prog.samples}
         values: dict[str, Any] = {}
