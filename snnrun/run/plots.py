@@ -10,13 +10,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from snnrun.run.ranks import rank_zero_only
 
-from snnrun.run.ranks import rank_zero_only  # noqa: E402
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, imported when the first figure is drawn
+    (not at startup: it is ~0.5 s of the time before training starts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
 
 DIMENSIONLESS = "dimensionless"
 
@@ -24,6 +32,7 @@ DIMENSIONLESS = "dimensionless"
 def save_figure(fig, path: Path, dpi: int = 120) -> None:
     """Write ``fig`` (legends placed outside the axes are kept inside the image) and close it."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt = pyplot()
     plt.close(fig)
 
 
@@ -72,6 +81,7 @@ def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch
 def weights_figure(w: torch.Tensor, image_shape, title: str = ""):
     grid = receptive_field_grid(w, image_shape)
     h, wd = image_shape[-2], image_shape[-1]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 6))
     im = ax.imshow(grid.numpy(), cmap="hot_r", interpolation="nearest")
     ax.set_title(title or "input weights per neuron")
@@ -95,6 +105,7 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int)
 
 def confusion_figure(cm: torch.Tensor, title: str = ""):
     n = cm.shape[0]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     im = ax.imshow(cm.numpy(), cmap="Blues")
     for i in range(n):
@@ -155,6 +166,7 @@ def learning_curves_figure(records: list[dict], title: str = ""):
     acc, low, tests = learning_curve_series(records)
     if not acc and not low:
         return None
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[2, 1])
     for k, pts in acc.items():
         ax.plot(*zip(*pts), marker=".", label=k)
@@ -187,6 +199,7 @@ def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -
 
 def raster_figure(trains: dict[str, torch.Tensor], dt: float, title: str = ""):
     """Spike raster of one sample: ``trains`` maps group names to (T, n) spike tensors."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(trains), 1, figsize=(8, 1.2 + 1.6 * len(trains)), sharex=True, squeeze=False)
     for ax, (name, s) in zip(axes[:, 0], trains.items()):
         t_idx, n_idx = torch.nonzero(s.float().cpu() > 0, as_tuple=True)
@@ -217,6 +230,7 @@ def membrane_figure(v: torch.Tensor, neurons: list[int], dt: float, title: str =
                     unit: str = "mV"):
     """Membrane potential traces ``v`` (T, n) of the chosen neurons of one sample; with
     ``spikes`` (T, n) the legend gives each neuron's spike count and spikes are marked."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.5))
     t = torch.arange(v.shape[0]).float().numpy() * dt
     for n in neurons:
