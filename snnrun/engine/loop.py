@@ -280,6 +280,9 @@ class Trainer:
                       f"{len(exp.data.test)} test, T={exp.encoder.steps}), "
                       f"{learners or 'no learner'}, device {exp.device}, seed {exp.cfg['seed']}"
                       + (f"; [yellow]{what}[/]" if what else ""))
+        if exp.input_rate is not None:
+            console.print(f"input rate: intensity auto = {exp.input_rate['intensity']:.1f} Hz "
+                          f"(mean ink {exp.input_rate['mean_ink']:.1f} per training image)")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -471,6 +474,8 @@ class Trainer:
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
         summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
+        if exp.input_rate is not None:
+            summary["input_rate"] = exp.input_rate
         summary["warnings"] = self.health.warnings(summary)
         for w in summary["warnings"]:
             console.print(f"[bold yellow]warning:[/] {w}", soft_wrap=True)
