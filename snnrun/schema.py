@@ -37,6 +37,7 @@ class TrainerConfig:
     strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/engine/data_parallel.py)
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
+    diagnostics: Any = "auto"          # learning diagnostics per metrics window (snnrun/engine/diagnostics.py)
 
 
 @dataclass

@@ -32,6 +32,7 @@ import snnrun
 from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.data import Split
 from snnrun.engine import data_parallel
+from snnrun.engine.diagnostics import LearningDiagnostics
 from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
 from snnrun.errors import ConfigError, TrainingDiverged
@@ -39,7 +40,7 @@ from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingI
                                    rng_state, save_checkpoint, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
 from snnrun.run.metrics import open_metrics
-from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
+from snnrun.run.plots import confusion_matrix, save_confusion_png, save_diagnostics_png, save_weights_png
 from snnrun.run.ranks import is_main
 
 EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
@@ -162,6 +163,17 @@ def save_receptive_fields(exp: Experiment, path: Path) -> bool:
 
 
 # -- training ----------------------------------------------------------------------------------
+def diagnostics_for(exp: Experiment) -> LearningDiagnostics | None:
+    """``trainer.diagnostics``: auto = on for models that learn by local rules and assign labels
+    (competitive learning: Diehl & Cook); true/false."""
+    flag = exp.cfg["trainer"].get("diagnostics", "auto")
+    if flag not in ("auto", True, False):
+        raise ConfigError(f"auto, true or false, got {flag!r}", key="trainer.diagnostics")
+    local = bool(exp.network.learners) and exp.gradient is None and exp.assignment is not None
+    on = local if flag == "auto" else bool(flag)
+    return LearningDiagnostics(exp.network, exp.readout, exp.device) if on else None
+
+
 @dataclass
 class Progress:
     """Where training stands: everything besides the model a resumed run needs."""
@@ -232,6 +244,7 @@ class Trainer:
         self.prog = Progress()
         self.metrics = None
         self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
+        self.diagnostics = diagnostics_for(exp)
 
     # -- the run directory ----------------------------------------------------------------
     def open(self) -> dict[str, Any] | None:
@@ -337,6 +350,8 @@ class Trainer:
                     xb, yb = train_x[idx], train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
                     self.health.count_silent(counts)  # on the device; read at the epoch end
+                    if self.diagnostics is not None:
+                        self.diagnostics.observe(counts)
                     if self.running is not None:
                         prog.window_c.append(counts)
                         prog.window_y.append(yb)
@@ -428,6 +443,8 @@ class Trainer:
             self.healthy("loss", lambda: self.health.check_loss(tot_loss, "training loss"))
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
             extra = f"loss {record['loss']:.4f}"
+        if self.diagnostics is not None:
+            record["diagnostics"] = self.diagnostics.window()
         record["images_per_s"] = round(bar.images_per_s, 2)
         self.metrics.log(**record)
         self.healthy(f"at sample {prog.samples}")  # a metrics window syncs anyway
@@ -480,6 +497,9 @@ class Trainer:
         for w in summary["warnings"]:
             console.print(f"[bold yellow]warning:[/] {w}", soft_wrap=True)
         write_json_atomic(self.output_dir / "summary.json", summary)
+        if self.diagnostics is not None and is_main():
+            write_json_atomic(self.output_dir / "diagnostics.json", self.diagnostics.finish())
+            save_diagnostics_png(self.output_dir / "metrics.jsonl", self.output_dir / "diagnostics.png")
         console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                       f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {self.output_dir}")
         return summary

@@ -1,4 +1,4 @@
-"""PNG figures of a run: learned receptive fields and the confusion matrix."""
+"""PNG figures of a run: learned receptive fields, the confusion matrix, learning diagnostics."""
 
 from __future__ import annotations
 
@@ -145,3 +145,52 @@ def save_membrane_png(v: torch.Tensor, neurons: list[int], dt: float, path: Path
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@rank_zero_only
+def save_diagnostics_png(metrics_path: Path, path: Path) -> bool:
+    """The learning diagnostics of a run (the ``diagnostics`` of its training metrics lines,
+    snnrun/engine/diagnostics.py) against samples seen: winners and neurons learning per batch,
+    the top winner's share and silent samples, adaptive thresholds, weight L2 norm and change."""
+    import json
+
+    rows = []
+    for line in Path(metrics_path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("phase") == "train" and rec.get("diagnostics"):
+            rows.append((rec["samples"], rec["diagnostics"]))
+    if not rows:
+        return False
+    x = [s for s, _ in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    ax = axes[0, 0]
+    ax.plot(x, [d["winners"] for _, d in rows], label="distinct winners per window")
+    ax.plot(x, [d["learning_per_batch"] for _, d in rows], label="neurons learning per batch")
+    ax.set_ylabel("neurons")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    ax.plot(x, [d["top_win_share"] for _, d in rows], label="top winner's share")
+    ax.plot(x, [d["silent"] for _, d in rows], label="silent samples")
+    ax.set_ylabel("share of samples")
+    ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    for g in rows[-1][1].get("theta", {}):
+        ax.plot(x, [d["theta"][g]["mean"] for _, d in rows], label=f"{g} theta mean")
+        ax.plot(x, [d["theta"][g]["max"] for _, d in rows], "--", label=f"{g} theta max")
+    ax.set_ylabel("mV")
+    ax.set_xlabel("samples")
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    for c in rows[-1][1].get("weights", {}):
+        ax.plot(x, [d["weights"][c]["l2_mean"] for _, d in rows], label=f"{c} mean column L2")
+        ax.plot(x, [d["weights"][c]["change"] for _, d in rows], "--", label=f"{c} relative change per window")
+    ax.set_xlabel("samples")
+    ax.legend(fontsize=8)
+    fig.suptitle("learning diagnostics (snnrun/engine/diagnostics.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
