@@ -68,6 +68,15 @@ class LoggerConfig:
 
 
 @dataclass
+class PaperConfig:
+    """The published figure a recipe (conf/experiment/) should reach; `snnrun reproduce` prints it."""
+    source: str = MISSING              # paper, table/figure, setting
+    figure: float = MISSING            # the published value of `metric` (a fraction: 0.829)
+    metric: str = "test_accuracy"      # the summary.json key it compares with
+    note: Optional[str] = None         # how the paper reports it (e.g. selected on validation)
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -76,6 +85,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"               # auto, cpu, cuda, cuda:N
     resume: bool = False               # continue the run in hydra.run.dir from its checkpoint
+    paper: Optional[PaperConfig] = None  # set by a recipe (experiment=NAME): its published figure
 
 
 _registered = False
