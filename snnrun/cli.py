@@ -8,6 +8,7 @@
     snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
+    snnrun reproduce experiment=NAME [seeds=N] [overrides]   a paper recipe over N seeds vs the paper
 
 Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
 +key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
@@ -368,6 +369,13 @@ def _compare(args: list[str]) -> None:
         compare(dirs, csv_path=next((a[4:] for a in args if a.startswith("csv=")), None))
 
 
+def _reproduce(args: list[str]) -> None:
+    from snnrun.run.reproduce import reproduce
+
+    with user_errors():
+        reproduce(args, lambda hydra_args: _hydra_app(_train_task, hydra_args, stage_hydra=True))
+
+
 def _shell_completion(args: list[str]) -> None:
     """``snnrun train -sc install=bash`` installs a completer that calls ``snnrun -sc query=bash``
     with the whole line; Hydra must not see the subcommand word as an override."""
@@ -417,7 +425,8 @@ def registries() -> dict:
 
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a, stage_hydra=True), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench,
+            "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> None:
