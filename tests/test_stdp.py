@@ -138,3 +138,65 @@ def test_owner_is_refused_by_rules_without_it():
     from snnrun.components.learning.base import LearningRule as Base
 
     assert not Base.supports_owner
+
+
+def exclusive_rule(batch: int, n_post: int = 3):
+    pre, post = Input(2, traces=True), LIFNodes(n_post, traces=True, reset=-60.0, rest=-65.0)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5},
+                            source_shape=(2,), target_shape=(n_post,))
+    rule = LearningRule.build({"type": "post_pre", "reduction": "owner", "exclusive": True}, connection=conn,
+                              source=pre, target=post)
+    for grp in (pre, post, rule):
+        grp.reset_state(batch)
+    return pre, post, conn, rule
+
+
+def test_exclusive_owner_is_a_matching_and_silences_owned_neurons_for_other_samples():
+    pre, post, conn, rule = exclusive_rule(batch=3)
+    # step 0: samples 0 and 1 fire neuron 0: the lowest index, sample 0, owns it
+    s = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    post.s, post.v = s.clone(), torch.full((3, 3), -55.0)
+    pre(torch.ones(3, 2))
+    rule.owner_terms(pre.s, pre.x, post.s, post.x)
+    assert rule.owner.tolist() == [0, -1, -1]
+    # neuron 0 is owned by sample 0: samples 1 and 2 have v_0 held at the reset potential (-60)
+    assert post.v[:, 0].tolist() == [-55.0, -60.0, -60.0]
+    assert post.v[:, 1:].eq(-55.0).all()
+    # step 1: sample 0 fires neuron 1 (it owns one already: no claim), sample 1 fires neuron 1 and 2
+    post.s = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    rule.owner_terms(pre.s, pre.x, post.s, post.x)
+    assert rule.owner.tolist() == [0, 1, 1]  # sample 1 claims both neurons it fires first in this step
+    # neuron 2 then owned by sample 1: samples 0 and 2 are held below threshold there
+    assert post.v[0, 2] == -60.0 and post.v[2, 2] == -60.0 and post.v[1, 2] == -55.0
+
+
+def test_exclusive_changes_nothing_at_batch_one():
+    results = []
+    for exclusive in (False, True):
+        g = torch.Generator().manual_seed(3)
+        pre, post = Input(5, traces=True), LIFNodes(3, traces=True)
+        conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5},
+                                source_shape=(5,), target_shape=(3,))
+        rule = LearningRule.build({"type": "post_pre", "reduction": "owner", "exclusive": exclusive},
+                                  connection=conn, source=pre, target=post)
+        for grp in (pre, post, rule):
+            grp.reset_state(1)
+        for _ in range(30):
+            pre((torch.rand(1, 5, generator=g) < 0.3).float())
+            post.s = (torch.rand(1, 3, generator=g) < 0.2).float()
+            # the gather path (CUDA's at batch 1) rather than the CPU's batch-1 shortcut
+            pot, dep = rule.owner_terms(pre.s, pre.x, post.s, post.x)
+            conn.w.add_(pot, alpha=rule.nu[1]).sub_(dep, alpha=rule.nu[0])
+        results.append(conn.w.clone())
+    # one sample: every neuron it fires learns from it, exclusive or not (sum = owner at batch 1)
+    assert torch.equal(results[0], results[1])
+
+
+def test_exclusive_needs_owner():
+    pre, post = Input(2, traces=True), LIFNodes(3, traces=True)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5},
+                            source_shape=(2,), target_shape=(3,))
+    with pytest.raises(ConfigError, match="reduction: owner") as e:
+        LearningRule.build({"type": "post_pre", "reduction": "sum", "exclusive": True}, connection=conn,
+                           source=pre, target=post)
+    assert "exclusive" in str(e.value)
