@@ -84,10 +84,9 @@ class PostPreSTDP(LearningRule):
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
-        (lowest-index) sample that fired them. With ``exclusive`` (and more than one sample) a
-        sample that owns a neuron claims no more: one neuron per sample, one sample per neuron."""
-        # (one sample alone competes with nobody: at batch 1 every neuron it fires learns, as 'sum')
-        if self.exclusive and getattr(self, "owner", None) is not None and self.batch_size(s_post.shape[0]) > 1:
+        (lowest-index) sample that fired them. With ``exclusive`` a sample that owns a neuron
+        claims no more: one neuron per sample, one sample per neuron."""
+        if self.exclusive and getattr(self, "owner", None) is not None:
             owns = torch.zeros(s_post.shape[0] + 1, dtype=torch.bool, device=s_post.device)
             owns = owns.scatter(0, self.owner + 1, True)[1:]  # owner -1 (none, another rank) -> dropped
             s_post = s_post.masked_fill(owns[:, None], 0)
