@@ -183,7 +183,6 @@ class DataParallel:
         owner = self._claim_global(rule, s_post)
         local = owner - self.rows.start
         rule.owner = torch.where((owner >= 0) & (local < s_post.shape[0]) & (local >= 0), local, -1)
-        rule.claimed = owner >= 0  # owned on any rank (exclusive: silent for every other sample)
 
     def check_batch(self, exp) -> None:
         bs = int(exp.cfg["trainer"]["batch_size"])

@@ -44,32 +44,13 @@ class PostPreSTDP(LearningRule):
     only from the first sample of the batch that made it fire during this presentation
     (ties: the lowest sample index); other samples leave its weights alone, as if j had
     already been taken by that sample. Both terms of j's column are masked.
-
-    ``exclusive: true`` (with ``owner``) makes ownership a matching: a sample that owns a neuron
-    claims no other, and an owned neuron stays silent for the batch's other samples for the rest
-    of the presentation (their v_j is held at most at the reset potential), so those samples are
-    driven to fire, and be learned by, other neurons::
-
-        v[b, j] <- min(v[b, j], reset)    for every step after j is owned, where owner_j != b
-
-    In a sequential presentation the neuron that has just learned a sample has a raised threshold
-    and sharper weights when the next sample comes, so consecutive samples go to different neurons;
-    in a batch every sample meets the same network, and without this the batch's samples pile onto
-    the same few winners, most of them teaching nothing (issue 19). At batch 1 it changes nothing.
     """
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", exclusive: bool = False, **kw):
+    def __init__(self, connection, *, bounds: str = "hard", **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
-        self.exclusive = bool(exclusive)
-        if self.exclusive and self.reduction != "owner":
-            raise ConfigError("exclusive keeps owned neurons to their owner sample: it needs reduction: owner",
-                              key="exclusive")
-        if self.exclusive and self.target is not None and not hasattr(self.target, "reset"):
-            raise ConfigError(f"exclusive holds a neuron's v at its reset potential, but group "
-                              f"'{connection.target}' ({type(self.target).__name__}) has no reset", key="exclusive")
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -84,12 +65,7 @@ class PostPreSTDP(LearningRule):
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
-        (lowest-index) sample that fired them. With ``exclusive`` a sample that owns a neuron
-        claims no more: one neuron per sample, one sample per neuron."""
-        if self.exclusive and getattr(self, "owner", None) is not None:
-            owns = torch.zeros(s_post.shape[0] + 1, dtype=torch.bool, device=s_post.device)
-            owns = owns.scatter(0, self.owner + 1, True)[1:]  # owner -1 (none, another rank) -> dropped
-            s_post = s_post.masked_fill(owns[:, None], 0)
+        (lowest-index) sample that fired them."""
         if self.data_parallel is not None:  # ownership is decided over the whole global batch
             self.data_parallel.claim(self, s_post)
             return
@@ -98,14 +74,6 @@ class PostPreSTDP(LearningRule):
         first = s_post.argmax(0)  # the first sample index among the maxima
         fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
-        self.claimed = self.owner >= 0
-
-    def keep_exclusive(self, b: int) -> None:
-        """``exclusive``: neurons owned by one sample stay below threshold for the others."""
-        rows = torch.arange(b, device=self.owner.device)[:, None]
-        blocked = self.claimed[None, :] & (self.owner[None, :] != rows)  # (B, n_post)
-        v = self.target.v
-        self.target.v = torch.where(blocked.view_as(v), v.clamp(max=self.target.reset), v)
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
@@ -115,8 +83,6 @@ class PostPreSTDP(LearningRule):
         if not s_post.shape[0]:  # a data-parallel rank without rows (a last batch smaller than the world)
             none = x_pre.new_zeros(x_pre.shape[1], s_post.shape[1])
             return none, none
-        if self.exclusive:
-            self.keep_exclusive(s_post.shape[0])
         own = self.owner.clamp_min(0)
         valid = (self.owner >= 0).to(s_post.dtype)
         s_own = s_post.gather(0, own[None]).squeeze(0) * valid  # (n_post,)
