@@ -62,6 +62,26 @@ class PostPreSTDP(LearningRule):
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
+        self.share = None  # (B, n_post) per-neuron batch weighting (neuron_mean, winner_mean)
+
+    def neuron_weights(self, s_post: torch.Tensor) -> torch.Tensor:
+        """(B, n_post) weights of each sample's update in each neuron's column.
+
+        neuron_mean: 1 / c_j for every sample that has fired j so far (c_j: how many have);
+        winner_mean: 1 / c_j for the samples whose first spike was j (their winner)."""
+        b, n = s_post.shape
+        if self.share is None or self.share.shape != s_post.shape:
+            self.share = torch.zeros_like(s_post)
+            self.won = torch.full((b,), -1, dtype=torch.long, device=s_post.device)
+        if self.reduction == "neuron_mean":
+            self.share = torch.maximum(self.share, (s_post > 0).to(s_post.dtype))
+            member = self.share
+        else:
+            first = s_post.argmax(1)
+            fired = s_post.gather(1, first[:, None]).squeeze(1) > 0
+            self.won = torch.where(fired & (self.won < 0), first, self.won)
+            member = (self.won[:, None] == torch.arange(n, device=s_post.device)[None, :]).to(s_post.dtype)
+        return member / member.sum(0, keepdim=True).clamp_min(1.0)
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -101,6 +121,9 @@ class PostPreSTDP(LearningRule):
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
         if self.reduction == "owner" and not single:
             potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
+        elif self.reduction in ("neuron_mean", "winner_mean"):
+            share = self.neuron_weights(s_post)
+            potentiation, depression = x_pre.t() @ (s_post * share), s_pre.t() @ (x_post * share)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
         else:
