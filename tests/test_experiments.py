@@ -118,3 +118,14 @@ def test_reproduce_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, cli
 def test_reproduce_help_lists_the_recipes(tmp_path, cli_env):
     r = run_cli(["reproduce", "--help"], cli_env, tmp_path)
     assert r.returncode == 0 and all(n in r.stdout for n in RECIPES)
+
+
+def test_train_with_a_recipe_names_the_run_dir_after_it(tmp_path, cli_env):
+    tiny = [a for a in TINY if not a.startswith("model.intensity")]
+    r = run_cli(["train", "experiment=dc_mnist_100", *tiny], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1 and runs[0].name.endswith("_dc_mnist_100")
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    # intensity: auto from the synthetic images' ink: R_ref / mean ink
+    assert summary["input_rate"]["intensity"] == pytest.approx(128.0 * 102.4378 / summary["input_rate"]["mean_ink"])

@@ -20,8 +20,7 @@ import torch
 from snnrun.errors import ConfigError
 from snnrun.registry import Registered, Registry
 
-REDUCTIONS = ("sum", "mean", "owner", "neuron_mean", "winner_mean")
-PER_NEURON = ("owner", "neuron_mean", "winner_mean")  # reductions of rules with supports_owner
+REDUCTIONS = ("sum", "mean", "owner")
 
 
 class Learner:
@@ -86,7 +85,7 @@ class LearningRule(Registered, Learner):
         if len(nu) != 2:
             raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
         self.nu = nu
-        if reduction not in REDUCTIONS or (reduction in PER_NEURON and not self.supports_owner):
+        if reduction not in REDUCTIONS or (reduction == "owner" and not self.supports_owner):
             raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
                               key="reduction")
         self.reduction = reduction

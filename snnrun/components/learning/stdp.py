@@ -48,9 +48,13 @@ class PostPreSTDP(LearningRule):
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", **kw):
+    def __init__(self, connection, *, bounds: str = "hard", owners: int = 1, **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
+        if not (isinstance(owners, int) and owners >= 1):
+            raise ConfigError(f"owners: how many samples of a batch each neuron learns from (>= 1), got {owners!r}",
+                              key="owners")
+        self.owners = int(owners)
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -62,26 +66,7 @@ class PostPreSTDP(LearningRule):
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
-        self.share = None  # (B, n_post) per-neuron batch weighting (neuron_mean, winner_mean)
-
-    def neuron_weights(self, s_post: torch.Tensor) -> torch.Tensor:
-        """(B, n_post) weights of each sample's update in each neuron's column.
-
-        neuron_mean: 1 / c_j for every sample that has fired j so far (c_j: how many have);
-        winner_mean: 1 / c_j for the samples whose first spike was j (their winner)."""
-        b, n = s_post.shape
-        if self.share is None or self.share.shape != s_post.shape:
-            self.share = torch.zeros_like(s_post)
-            self.won = torch.full((b,), -1, dtype=torch.long, device=s_post.device)
-        if self.reduction == "neuron_mean":
-            self.share = torch.maximum(self.share, (s_post > 0).to(s_post.dtype))
-            member = self.share
-        else:
-            first = s_post.argmax(1)
-            fired = s_post.gather(1, first[:, None]).squeeze(1) > 0
-            self.won = torch.where(fired & (self.won < 0), first, self.won)
-            member = (self.won[:, None] == torch.arange(n, device=s_post.device)[None, :]).to(s_post.dtype)
-        return member / member.sum(0, keepdim=True).clamp_min(1.0)
+        self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -94,6 +79,16 @@ class PostPreSTDP(LearningRule):
         first = s_post.argmax(0)  # the first sample index among the maxima
         fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
+
+    def claim_many(self, s_post: torch.Tensor) -> torch.Tensor:
+        """``owners: K``: (B, n_post) 0/1, whether sample b is one of the first K samples that fired
+        neuron j in this presentation (ties: lower sample indices first)."""
+        if self.members is None or self.members.shape != s_post.shape:
+            self.members = torch.zeros_like(s_post)
+        fresh = (s_post > 0).to(s_post.dtype) * (1 - self.members)
+        room = self.owners - self.members.sum(0, keepdim=True)
+        self.members = self.members + fresh * (fresh.cumsum(0) <= room).to(s_post.dtype)
+        return self.members
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
@@ -119,11 +114,11 @@ class PostPreSTDP(LearningRule):
         # (on CUDA the gather, fused by torch.compile, beats two cuBLAS launches: 294 vs 208
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
-        if self.reduction == "owner" and not single:
+        if self.reduction == "owner" and not single and self.owners == 1:
             potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
-        elif self.reduction in ("neuron_mean", "winner_mean"):
-            share = self.neuron_weights(s_post)
-            potentiation, depression = x_pre.t() @ (s_post * share), s_pre.t() @ (x_post * share)
+        elif self.reduction == "owner" and self.owners > 1:
+            member = self.claim_many(s_post)
+            potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
         else:
