@@ -147,3 +147,55 @@ def test_build_from_config_and_errors():
     with pytest.raises(ConfigError) as e:
         NeuronModel.build({"type": "lif", "n": 4, "tresh": -50}, key="g")
     assert e.value.key == "g.tresh" and "Did you mean 'thresh'" in str(e.value)
+
+
+def _present(group, currents):
+    """Present constant currents (B, n) for 40 steps while learning; the spike trains (T, B, n)."""
+    group.train()
+    group.reset_state(currents.shape[0])
+    out = torch.stack([group(currents).clone() for _ in range(40)])
+    group.end_presentation()
+    return out
+
+
+def test_per_sample_theta_presents_each_sample_of_a_batch_as_if_alone():
+    from snnrun.components.neurons import NeuronModel
+
+    currents = torch.tensor([[6.0, 3.0, 0.0], [6.0, 6.0, 2.5]])  # mV per step; sample 1 drives harder
+
+    def group(mode):
+        g = NeuronModel.build({"type": "adaptive_lif", "n": 3, "theta_plus": 1.0, "batch_theta": mode,
+                               "tc_theta_decay": 200.0})
+        g.theta.fill_(0.5)
+        return g
+
+    alone = []
+    for b in range(2):  # each sample on its own (batch 1: both modes are the same)
+        g = group("per_sample")
+        alone.append((_present(g, currents[b:b + 1]), g.theta.clone()))
+    g = group("per_sample")
+    batch = _present(g, currents)
+    for b in range(2):
+        assert torch.equal(batch[:, b], alone[b][0][:, 0])  # each sample spikes as if alone
+    # the shared theta then gets both samples' own increments: theta0 d^T + sum_b (theta_b - theta0 d^T)
+    d = math.exp(-1.0 / 200.0) ** 40
+    expected = alone[0][1] + alone[1][1] - 0.5 * d
+    assert torch.allclose(g.theta, expected, atol=1e-5)
+    shared = group("shared")
+    assert not torch.equal(_present(shared, currents), batch)  # BindsNET's: the samples raise each other's
+
+
+def test_per_sample_theta_equals_shared_at_batch_one_and_rejects_unknown_modes():
+    from snnrun.components.neurons import NeuronModel
+    from snnrun.errors import ConfigError
+
+    outs = []
+    for mode in ("shared", "per_sample"):
+        torch.manual_seed(0)  # the one-spike choice draws random numbers
+        g = NeuronModel.build({"type": "diehl_cook", "n": 4, "batch_theta": mode})
+        g.rng_seed = 7
+        outs.append((_present(g, torch.tensor([[20.0, 10.0, 5.0, 0.0]])), g.theta.clone()))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    with pytest.raises(ConfigError) as e:
+        NeuronModel.build({"type": "adaptive_lif", "n": 2, "batch_theta": "mean"})
+    assert e.value.key.endswith("batch_theta") and "per_sample" in e.value.message
