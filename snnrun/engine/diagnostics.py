@@ -62,9 +62,6 @@ class LearningDiagnostics:
         self.silent += (~spiking).sum()
         for rule in self.owner_rules:  # samples that own a neuron: those an owner rule learned from
             b = counts.shape[0]
-            if getattr(rule, "members", None) is not None:  # owners: K > 1
-                self.owning += (rule.members.sum(1) > 0).sum()
-                continue
             if getattr(rule, "owner", None) is None:  # batch 1 on the CPU runs as 'sum' (stdp.py)
                 self.owning += spiking.sum()
                 continue

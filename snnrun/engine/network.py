@@ -174,8 +174,6 @@ class Network(nn.Module):
         else:
             out = self._run_steps(inputs, T, static, count, record, record_v)
         if self.training:
-            for g in self.groups.values():  # state that learns once per presentation (per-sample theta)
-                g.end_presentation()
             for rule in self.learners.values():
                 rule.end_presentation()
             with torch.no_grad():

@@ -7,9 +7,6 @@ import math
 import torch
 
 from snnrun.components.neurons.base import NeuronModel
-from snnrun.errors import ConfigError
-
-BATCH_THETA = ("shared", "per_sample")
 from snnrun.components.neurons.lif import LIFNodes
 
 
@@ -25,61 +22,29 @@ class AdaptiveLIFNodes(LIFNodes):
 
     ``theta`` has one value per neuron shared by the batch (BindsNET's choice, summed over
     the batch), is a buffer (saved in checkpoints) and is frozen in ``eval()`` mode.
-
-    ``batch_theta`` says when a batch's increments reach the shared theta while learning:
-    ``shared`` (BindsNET) at every step, so within one presentation each sample sees the spikes
-    of all the others raise its thresholds (B times faster than a sample presented alone);
-    ``per_sample`` at the end of the presentation, each sample meanwhile seeing only its own::
-
-        theta_eff[b] = theta + dtheta[b],   dtheta[b] <- dtheta[b] exp(-dt / tc) + theta_plus s[b]
-        theta       <- theta + sum_b dtheta[b]                   (end of the presentation)
-
-    which is exactly a sample's own presentation at batch 1 (both modes are identical there).
     """
 
     def __init__(self, n=1, *, rest: float = -65.0, reset: float = -65.0, thresh: float = -52.0,
                  refrac: float = 5.0, tc_decay: float = 20.0, theta_plus: float = 0.05,
-                 tc_theta_decay: float = 1e7, lbound: float | None = None, batch_theta: str = "shared", **kw):
+                 tc_theta_decay: float = 1e7, lbound: float | None = None, **kw):
         super().__init__(n, rest=rest, reset=reset, thresh=thresh, refrac=refrac,
                          tc_decay=tc_decay, lbound=lbound, **kw)
         self.theta_plus = float(theta_plus)
         self.tc_theta_decay = float(tc_theta_decay)
         self.theta_decay = math.exp(-self.dt / self.tc_theta_decay)
         self.register_buffer("theta", torch.zeros(self.shape))
-        if batch_theta not in BATCH_THETA:
-            raise ConfigError(f"unknown batch_theta '{batch_theta}'. Allowed: {', '.join(BATCH_THETA)}",
-                              key="batch_theta")
-        self.batch_theta = batch_theta
-        self.dtheta = None
-
-    def reset_dynamics(self) -> None:
-        super().reset_dynamics()
-        # this presentation's own increments of each sample (per_sample, learning, more than one sample)
-        alone = self.batch_size == 1 and self.data_parallel is None
-        self.dtheta = (self.state_tensor(0.0, dtype=self.theta.dtype)
-                       if self.batch_theta == "per_sample" and self.training and not alone else None)
 
     def threshold(self) -> torch.Tensor:
-        return self.thresh + self.theta if self.dtheta is None else self.thresh + self.theta + self.dtheta
+        return self.thresh + self.theta
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.theta.mul_(self.theta_decay)
-            if self.dtheta is not None:
-                self.dtheta = self.dtheta * self.theta_decay
         self.integrate(x)
         fired = self.fire_and_reset()
         if self.training:
-            if self.dtheta is not None:
-                self.dtheta = self.dtheta + self.theta_plus * fired.to(self.dtheta.dtype)
-            else:
-                self.theta.add_(self.theta_plus * self.batch_sum(fired, dtype=self.theta.dtype))
+            self.theta.add_(self.theta_plus * self.batch_sum(fired, dtype=self.theta.dtype))
         return fired.to(self.dtype)
-
-    def end_presentation(self) -> None:
-        if self.dtheta is not None:  # per_sample: the batch's increments reach the shared theta now
-            self.theta.add_(self.batch_sum(self.dtheta))
-            self.dtheta = None
 
 
 @NeuronModel.register("diehl_cook")

@@ -153,9 +153,6 @@ class NeuronModel(Registered, nn.Module):
     def reset_dynamics(self) -> None:
         """Subclasses create their per-sample variables (v, refractory counters ...) here."""
 
-    def end_presentation(self) -> None:
-        """After the last step of a presentation while learning (the network calls it)."""
-
     # -- dynamics --------------------------------------------------------------------------
     def step(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
