@@ -86,6 +86,8 @@ HYBRID = {"encoder": POISSON,
 CASES: dict[str, tuple[dict, bool]] = {
     "post_pre": (local({"type": "post_pre", "nu": [1e-3, 1e-2]}), False),
     "post_pre_owner": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner"}), False),
+    "post_pre_owners_2_winner": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner", "owners": 2,
+                                        "claim": "winner"}), False),
     "post_pre_soft_mean": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "bounds": "soft",
                                   "reduction": "mean"}), False),
     "weight_dependent_post_pre": (local({"type": "weight_dependent_post_pre", "nu": [1e-3, 1e-2]}), False),

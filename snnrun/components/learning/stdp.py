@@ -11,6 +11,7 @@ from snnrun.components.learning.base import LearningRule
 
 
 BOUNDS = ("hard", "soft")
+CLAIMS = ("any", "winner")  # owner: which samples may claim a neuron: any that fires it, or only by their first spike
 
 
 def check_bounds(bounds: str, connection) -> str:
@@ -48,13 +49,16 @@ class PostPreSTDP(LearningRule):
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", owners: int = 1, **kw):
+    def __init__(self, connection, *, bounds: str = "hard", owners: int = 1, claim: str = "any", **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
-        if not (isinstance(owners, int) and owners >= 1):
-            raise ConfigError(f"owners: how many samples of a batch each neuron learns from (>= 1), got {owners!r}",
-                              key="owners")
-        self.owners = int(owners)
+        if owners != "auto" and not (isinstance(owners, int) and not isinstance(owners, bool) and owners >= 1):
+            raise ConfigError(f"how many samples of a batch each neuron learns from: a whole number >= 1 or auto "
+                              f"(ceil(batch / neurons)), got {owners!r}", key="owners")
+        self.owners = owners
+        if claim not in CLAIMS:
+            raise ConfigError(f"unknown claim '{claim}'. Allowed: {', '.join(CLAIMS)}", key="claim")
+        self.claim_by = claim
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -67,10 +71,25 @@ class PostPreSTDP(LearningRule):
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
         self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
+        self.spiked = None   # claim: winner: (B,) whether sample b has fired any neuron yet
+
+    def claimants(self, s_post: torch.Tensor) -> torch.Tensor:
+        """The spikes that may claim a neuron. ``claim: winner``: only a sample's first spike (its
+        winner, the neuron it matches best), as in a sequential presentation, where the sample's
+        winner is the one that learns it; later spikes of a sample claim nothing. One sample
+        alone competes with nobody: at batch 1 every spike claims (= sum)."""
+        if self.claim_by == "any" or self.batch_size(s_post.shape[0]) == 1:
+            return s_post
+        if self.spiked is None or self.spiked.shape[0] != s_post.shape[0]:
+            self.spiked = torch.zeros(s_post.shape[0], dtype=torch.bool, device=s_post.device)
+        first = s_post.masked_fill(self.spiked[:, None], 0)
+        self.spiked = self.spiked | (s_post > 0).any(1)
+        return first
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
         (lowest-index) sample that fired them."""
+        s_post = self.claimants(s_post)
         if self.data_parallel is not None:  # ownership is decided over the whole global batch
             self.data_parallel.claim(self, s_post)
             return
@@ -80,14 +99,32 @@ class PostPreSTDP(LearningRule):
         fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
 
-    def claim_many(self, s_post: torch.Tensor) -> torch.Tensor:
-        """``owners: K``: (B, n_post) 0/1, whether sample b is one of the first K samples that fired
-        neuron j in this presentation (ties: lower sample indices first)."""
+    def owners_per_neuron(self, b: int) -> int:
+        """K, the samples of a batch of ``b`` that each neuron may learn from (``owners``);
+        ``auto``: ceil(B / n_post), so that the batch's B samples can all be learned from."""
+        if self.owners != "auto":
+            return self.owners
+        return max(1, math.ceil(self.batch_size(b) / self.connection.w.shape[1]))
+
+    def claim_many(self, s_post: torch.Tensor, k: int) -> torch.Tensor:
+        """``owners`` K > 1: (B, n_post) 0/1, whether sample b is one of the first K samples that
+        fired neuron j in this presentation (ties: lower sample indices first; over a
+        data-parallel batch, lower ranks' rows first, as in one process)."""
         if self.members is None or self.members.shape != s_post.shape:
             self.members = torch.zeros_like(s_post)
-        fresh = (s_post > 0).to(s_post.dtype) * (1 - self.members)
-        room = self.owners - self.members.sum(0, keepdim=True)
-        self.members = self.members + fresh * (fresh.cumsum(0) <= room).to(s_post.dtype)
+            self.taken = s_post.new_zeros(s_post.shape[1])  # owners of each neuron over the whole batch
+        fresh = (self.claimants(s_post) > 0).to(s_post.dtype) * (1 - self.members)
+        room = k - self.taken
+        dp = self.data_parallel
+        if dp is None:
+            total, earlier = fresh.sum(0), 0.0
+        else:
+            per_rank = fresh.new_zeros(dp.world, fresh.shape[1])
+            per_rank[dp.rank] = fresh.sum(0)
+            per_rank = dp.all_reduce_(per_rank)
+            total, earlier = per_rank.sum(0), per_rank[:dp.rank].sum(0)
+        self.members = self.members + fresh * ((fresh.cumsum(0) + earlier) <= room).to(s_post.dtype)
+        self.taken = self.taken + torch.minimum(total, room)
         return self.members
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,11 +151,12 @@ class PostPreSTDP(LearningRule):
         # (on CUDA the gather, fused by torch.compile, beats two cuBLAS launches: 294 vs 208
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
-        if self.reduction == "owner" and not single and self.owners == 1:
-            potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
-        elif self.reduction == "owner" and self.owners > 1:
-            member = self.claim_many(s_post)
+        k = self.owners_per_neuron(b) if self.reduction == "owner" else 1
+        if self.reduction == "owner" and k > 1 and not single:
+            member = self.claim_many(s_post, k)  # batch-sized products: each column has up to K samples
             potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
+        elif self.reduction == "owner" and not single:
+            potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
         else:
