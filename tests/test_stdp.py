@@ -191,19 +191,3 @@ def test_owners_one_and_auto_resolve_as_documented():
     with pytest.raises(ConfigError) as e:
         owners_rule(batch=1, owners=0)
     assert e.value.key == "owners"
-
-
-def test_claim_winner_lets_only_a_samples_first_spike_claim():
-    pre, post, conn, rule = owners_rule(batch=2, claim="winner")
-    pre(torch.ones(2, 3))
-    post(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))  # sample 0's first spike: neuron 0 (its winner)
-    rule.step()
-    post(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))  # sample 0 fires neuron 1 later: no claim
-    rule.step()
-    assert rule.owner.tolist() == [0, -1]
-    post(torch.tensor([[0.0, 0.0], [0.0, 1.0]]))  # sample 1's first spike: neuron 1
-    rule.step()
-    assert rule.owner.tolist() == [0, 1]
-    with pytest.raises(ConfigError) as e:
-        owners_rule(batch=1, claim="best")
-    assert e.value.key == "claim"

@@ -11,7 +11,6 @@ from snnrun.components.learning.base import LearningRule
 
 
 BOUNDS = ("hard", "soft")
-CLAIMS = ("any", "winner")  # owner: which samples may claim a neuron: any that fires it, or only by their first spike
 
 
 def check_bounds(bounds: str, connection) -> str:
@@ -45,20 +44,24 @@ class PostPreSTDP(LearningRule):
     only from the first sample of the batch that made it fire during this presentation
     (ties: the lowest sample index); other samples leave its weights alone, as if j had
     already been taken by that sample. Both terms of j's column are masked.
+
+    ``owners: K`` lets neuron j learn from the first K samples that fire it (ties: lower
+    indices first), their updates summed; ``auto`` is K = ceil(B / n_post). With one owner a
+    batch teaches at most n_post of its B samples, so when B > n_post (100 neurons, batch 256)
+    most images teach nothing, where a sequential presentation learns from every one; ``auto``
+    keeps K = 1 whenever B <= n_post (and at batch 1, where every rule here is ``sum``). K > 1
+    costs two batch-sized matrix products per step instead of the gather.
     """
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", owners: int = 1, claim: str = "any", **kw):
+    def __init__(self, connection, *, bounds: str = "hard", owners: int | str = 1, **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
         if owners != "auto" and not (isinstance(owners, int) and not isinstance(owners, bool) and owners >= 1):
             raise ConfigError(f"how many samples of a batch each neuron learns from: a whole number >= 1 or auto "
                               f"(ceil(batch / neurons)), got {owners!r}", key="owners")
         self.owners = owners
-        if claim not in CLAIMS:
-            raise ConfigError(f"unknown claim '{claim}'. Allowed: {', '.join(CLAIMS)}", key="claim")
-        self.claim_by = claim
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -71,25 +74,10 @@ class PostPreSTDP(LearningRule):
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
         self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
-        self.spiked = None   # claim: winner: (B,) whether sample b has fired any neuron yet
-
-    def claimants(self, s_post: torch.Tensor) -> torch.Tensor:
-        """The spikes that may claim a neuron. ``claim: winner``: only a sample's first spike (its
-        winner, the neuron it matches best), as in a sequential presentation, where the sample's
-        winner is the one that learns it; later spikes of a sample claim nothing. One sample
-        alone competes with nobody: at batch 1 every spike claims (= sum)."""
-        if self.claim_by == "any" or self.batch_size(s_post.shape[0]) == 1:
-            return s_post
-        if self.spiked is None or self.spiked.shape[0] != s_post.shape[0]:
-            self.spiked = torch.zeros(s_post.shape[0], dtype=torch.bool, device=s_post.device)
-        first = s_post.masked_fill(self.spiked[:, None], 0)
-        self.spiked = self.spiked | (s_post > 0).any(1)
-        return first
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
         (lowest-index) sample that fired them."""
-        s_post = self.claimants(s_post)
         if self.data_parallel is not None:  # ownership is decided over the whole global batch
             self.data_parallel.claim(self, s_post)
             return
@@ -113,7 +101,7 @@ class PostPreSTDP(LearningRule):
         if self.members is None or self.members.shape != s_post.shape:
             self.members = torch.zeros_like(s_post)
             self.taken = s_post.new_zeros(s_post.shape[1])  # owners of each neuron over the whole batch
-        fresh = (self.claimants(s_post) > 0).to(s_post.dtype) * (1 - self.members)
+        fresh = (s_post > 0).to(s_post.dtype) * (1 - self.members)
         room = k - self.taken
         dp = self.data_parallel
         if dp is None:
