@@ -55,13 +55,9 @@ class PostPreSTDP(LearningRule):
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", owners: int | str = 1, **kw):
+    def __init__(self, connection, *, bounds: str = "hard", **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
-        if owners != "auto" and not (isinstance(owners, int) and not isinstance(owners, bool) and owners >= 1):
-            raise ConfigError(f"how many samples of a batch each neuron learns from: a whole number >= 1 or auto "
-                              f"(ceil(batch / neurons)), got {owners!r}", key="owners")
-        self.owners = owners
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
