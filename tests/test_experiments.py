@@ -50,7 +50,7 @@ def test_recipe_composes_with_its_paper_figure(compose_cfg, name):
     if epochs is not None:  # Diehl & Cook: the paper's epochs, a batch that keeps a GPU busy
         assert cfg.trainer.epochs == epochs and cfg.model.n_neurons == n
         assert cfg.trainer.batch_size == 256 and cfg.model.intensity == "auto"
-        assert cfg.model.learner.reduction == "owner"
+        assert cfg.model.learner.reduction == "owner" and cfg.model.learner.owners == "auto"
     else:  # gradient recipes: the best epoch on a validation split is the one tested
         assert cfg.model.learner.val_fraction == pytest.approx(0.1)
     # the recipe file names its source and figure in a comment too
