@@ -38,6 +38,7 @@ class TrainerConfig:
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
     diagnostics: Any = "auto"          # learning diagnostics per metrics window (snnrun/engine/diagnostics.py)
+    test_every_epoch: bool = False     # also test after every epoch (summary: test_accuracy_by_epoch, its best)
 
 
 @dataclass

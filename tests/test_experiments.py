@@ -66,8 +66,7 @@ def test_command_line_wins_over_the_recipe(compose_cfg):
 
 
 @needs_mnist
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("dc_mnist_1600", "dc_mnist_6400")
-                                  else n for n in sorted(RECIPES)])
+@pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_runs_a_few_batches_on_mnist(compose_cfg, tmp_path, name):
     model = RECIPES[name][0]
     cfg = compose_cfg(f"experiment={name}", f"data.root={MNIST}", "logger=plain", "device=cpu",
@@ -129,3 +128,16 @@ def test_train_with_a_recipe_names_the_run_dir_after_it(tmp_path, cli_env):
     summary = json.loads((runs[0] / "summary.json").read_text())
     # intensity: auto from the synthetic images' ink: R_ref / mean ink
     assert summary["input_rate"]["intensity"] == pytest.approx(128.0 * 102.4378 / summary["input_rate"]["mean_ink"])
+
+
+def test_test_every_epoch_reports_each_epoch_and_the_selected_one(compose_cfg, tmp_path):
+    cfg = compose_cfg("+model=snn_mlp", "data=digits", "data.limit_train=300", "data.limit_test=100",
+                      "trainer.epochs=3", "trainer.test_every_epoch=true", "logger=plain", "device=cpu")
+    s = train(cfg, tmp_path)
+    by_epoch = s["test_accuracy_by_epoch"]
+    assert len(by_epoch) == 3 and s["best_epoch_test_accuracy"] == max(by_epoch)
+    # the model kept is the best epoch on the validation split; its test accuracy is that epoch's
+    # (direct input, no dropout at test: the same numbers)
+    assert s["test_accuracy"] == pytest.approx(by_epoch[s["best_epoch"] - 1])
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [l["test_accuracy"] for l in lines if l["phase"] == "epoch_test"] == by_epoch

@@ -191,11 +191,13 @@ class Progress:
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf"),
                                                 "network": None})
     stage: str = "train"                # train -> trained (learning, best restore and label pass done)
+    test_by_epoch: list = field(default_factory=list)  # trainer.test_every_epoch: each epoch's test accuracy
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "start": self.start, "order": self.order, "samples": self.samples,
                 "train_time": self.train_time, "stage": self.stage, "best": self.best,
                 "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "test_by_epoch": list(self.test_by_epoch),
                 "window_c": torch.cat(self.window_c).cpu() if self.window_c else None,
                 "window_y": torch.cat(self.window_y).cpu() if self.window_y else None}
 
@@ -206,6 +208,7 @@ class Progress:
                 [s["window_y"]] if s["window_y"] is not None else [])
         p.loss_sum, p.correct, p.seen = s.get("loss_sum", 0.0), s.get("correct", 0), s.get("seen", 0)
         p.best, p.stage = s["best"], s["stage"]
+        p.test_by_epoch = list(s.get("test_by_epoch") or [])
         return p
 
 
@@ -227,6 +230,7 @@ class Trainer:
         self.assign_every = int(tr.get("assign_every", 250))
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
+        self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
         if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
             raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
@@ -476,6 +480,12 @@ class Trainer:
             line += f": val {val_acc:.4f}" + (" [green]best[/]" if better else "")
         else:
             prog.best["epoch"] = prog.epoch
+        if self.test_every_epoch:  # the test split after every epoch (papers that report the best epoch)
+            ev = evaluate(exp, exp.data.test, self.ebs)
+            acc = max(ev.accuracy(exp.data.test.y).values())
+            prog.test_by_epoch.append(acc)
+            self.metrics.log(phase="epoch_test", epoch=prog.epoch, samples=prog.samples, test_accuracy=acc)
+            line += f", test {acc:.4f}"
         for learner in exp.learners.values():
             learner.end_epoch(val_loss)
         if exp.gradient is not None:
@@ -490,6 +500,9 @@ class Trainer:
                                           resumed=self.saved is not None, n_val=len(exp.val))}
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
+        if prog.test_by_epoch:  # trainer.test_every_epoch: a paper's "best epoch" figure, beside the selected one
+            summary["test_accuracy_by_epoch"] = prog.test_by_epoch
+            summary["best_epoch_test_accuracy"] = max(prog.test_by_epoch)
         summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
         if exp.input_rate is not None:
             summary["input_rate"] = exp.input_rate
