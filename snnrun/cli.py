@@ -10,6 +10,7 @@
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
     snnrun export run_dir=DIR format=nir out=FILE [dt=1e-4]   the trained network as a NIR graph
     snnrun predict run_dir=DIR input=PATH [PATH ...]  classify image files or saved tensors
+    snnrun reproduce experiment=NAME [seeds=N] [overrides]   a paper recipe over N seeds vs the paper
 
 Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
 +key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
@@ -401,6 +402,13 @@ def _compare(args: list[str]) -> None:
         compare(dirs, csv_path=next((a[4:] for a in args if a.startswith("csv=")), None))
 
 
+def _reproduce(args: list[str]) -> None:
+    from snnrun.run.reproduce import reproduce
+
+    with user_errors():
+        reproduce(args, lambda hydra_args: _hydra_app(_train_task, hydra_args, stage_hydra=True))
+
+
 def _shell_completion(args: list[str]) -> None:
     """``snnrun train -sc install=bash`` installs a completer that calls ``snnrun -sc query=bash``
     with the whole line; snnrun.completion answers what needs no config (the subcommand ...), and
@@ -472,7 +480,8 @@ def _contained(module: str, function: str) -> Callable[[list[str]], None]:
 
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a, stage_hydra=True), "eval": _eval, "list": _list, "probe": _probe,
             "resume": _resume, "report": _report, "compare": _compare, "bench": _bench,
-            "export": _contained("export", "run_export"), "predict": _contained("predict", "run_predict")}
+            "export": _contained("export", "run_export"), "predict": _contained("predict", "run_predict"),
+            "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> None:

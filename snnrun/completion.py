@@ -4,7 +4,8 @@
 What needs no config is completed here, without importing Hydra or torch (a TAB must answer in
 well under a second): the subcommand (``snnrun ev<TAB>`` -> ``eval``), the kinds of ``snnrun
 list``, and ``run_dir=`` directories of eval/resume/report. Overrides of train, probe and bench are
-Hydra's completion on that command's own config (conf/config.yaml, probe.yaml, bench.yaml).
+Hydra's completion on that command's own config (conf/config.yaml, probe.yaml, bench.yaml);
+reproduce's on conf/config.yaml (experiment=<TAB> lists the recipes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 LIST_KINDS = ("neurons", "encoders", "connections", "learners", "decoders", "datasets", "surrogates",
               "generators", "losses", "models")
 RUN_DIR_COMMANDS = ("eval", "resume", "report")
-HYDRA_CONFIGS = {"train": "config", "probe": "probe", "bench": "bench"}
+HYDRA_CONFIGS = {"train": "config", "probe": "probe", "bench": "bench", "reproduce": "config"}
 
 
 def words_at_cursor(line: str, point: int | None = None) -> list[str]:

@@ -86,6 +86,7 @@ HYBRID = {"encoder": POISSON,
 CASES: dict[str, tuple[dict, bool]] = {
     "post_pre": (local({"type": "post_pre", "nu": [1e-3, 1e-2]}), False),
     "post_pre_owner": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner"}), False),
+    "post_pre_owners_2": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner", "owners": 2}), False),
     "post_pre_soft_mean": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "bounds": "soft",
                                   "reduction": "mean"}), False),
     "weight_dependent_post_pre": (local({"type": "weight_dependent_post_pre", "nu": [1e-3, 1e-2]}), False),

@@ -53,7 +53,7 @@ def comp_env(cli_env):
 
 def test_completion_of_subcommands_list_kinds_and_run_dirs(comp_env, tmp_path):
     (tmp_path / "outputs" / "2026-01-01").mkdir(parents=True)
-    cases = {"snnrun ev": ["eval"], "snnrun re": ["resume", "report"], "snnrun -m tr": ["train"],
+    cases = {"snnrun ev": ["eval"], "snnrun re": ["resume", "report", "reproduce"], "snnrun -m tr": ["train"],
              "snnrun list ne": ["neurons"], "snnrun eval ": ["run_dir="],
              "snnrun eval run_dir=outputs/": ["run_dir=outputs/2026-01-01/"]}
     for line, expected in cases.items():
@@ -68,6 +68,8 @@ def test_completion_of_overrides_uses_the_commands_own_config(comp_env, tmp_path
     assert set(got) == {"workload=dc_train", "workload=dc_eval"}
     got, _ = _complete("snnrun train trainer.epo", comp_env, tmp_path)
     assert got == ["trainer.epochs="]
+    got, _ = _complete("snnrun reproduce experiment=dc_mnist_4", comp_env, tmp_path)
+    assert got == ["experiment=dc_mnist_400"]
 
 
 def test_override_completion_imports_no_torch(cli_env, tmp_path):

@@ -31,6 +31,7 @@ from snnrun.components.learning.base import Learner
 from snnrun.components.neurons import Input
 from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
+from snnrun.engine.input_rates import resolve_intensity
 from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
@@ -116,6 +117,7 @@ class Experiment:
     assignment: LabelAssignment | None = None
     strategy: Any = None  # snnrun.engine.data_parallel.DataParallel in a torchrun run
     trained: torch.nn.Module | None = field(default=None, repr=False)  # what a gradient step runs (DDP's wrapper)
+    input_rate: dict | None = None  # intensity: auto -> {"intensity": Hz, "mean_ink": ...} (input_rates.py)
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
@@ -334,7 +336,10 @@ def _build(plain: dict[str, Any]) -> Experiment:
     seed_everything(seed)
 
     data = build_dataset(plain["data"])
-    encoder = Encoder.build(model["encoder"], key="model.encoder")
+    # intensity: auto -> the rate that gives this training set MNIST's total input rate
+    input_rate = resolve_intensity(dict(model["encoder"]), data.train.x) if isinstance(model["encoder"], dict) else None
+    enc_node = {**model["encoder"], "intensity": input_rate["intensity"]} if input_rate else model["encoder"]
+    encoder = Encoder.build(enc_node, key="model.encoder")
     network = build_network(model["network"], dt=encoder.dt)
     if nir_file is not None:
         nir_file.load(network)
@@ -373,4 +378,4 @@ def _build(plain: dict[str, Any]) -> Experiment:
     val_fraction = float(getattr(gradient, "val_fraction", 0.0) or 0.0)
     train, val = split_validation(data.train, val_fraction, seed)
     return Experiment(plain, device, data, network, encoder, decoders, learners, input_group, readout,
-                      train, val, assignment)
+                      train, val, assignment, input_rate=input_rate)

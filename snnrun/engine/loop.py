@@ -34,6 +34,7 @@ from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.data import Split
 from snnrun.engine import data_parallel
 from snnrun.engine.deferred import HostQueue, to_host
+from snnrun.engine.diagnostics import LearningDiagnostics
 from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
 from snnrun.errors import ConfigError, TrainingDiverged
@@ -41,7 +42,7 @@ from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, CheckpointWriter, StopO
                                    load_checkpoint, rng_state, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, print_table, results_table, write_json_atomic
 from snnrun.run.metrics import open_metrics
-from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
+from snnrun.run.plots import confusion_matrix, save_confusion_png, save_diagnostics_png, save_weights_png
 from snnrun.run.ranks import is_main
 
 EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
@@ -186,6 +187,17 @@ def save_receptive_fields(exp: Experiment, path: Path) -> bool:
 
 
 # -- training ----------------------------------------------------------------------------------
+def diagnostics_for(exp: Experiment) -> LearningDiagnostics | None:
+    """``trainer.diagnostics``: auto = on for models that learn by local rules and assign labels
+    (competitive learning: Diehl & Cook); true/false."""
+    flag = exp.cfg["trainer"].get("diagnostics", "auto")
+    if flag not in ("auto", True, False):
+        raise ConfigError(f"auto, true or false, got {flag!r}", key="trainer.diagnostics")
+    local = bool(exp.network.learners) and exp.gradient is None and exp.assignment is not None
+    on = local if flag == "auto" else bool(flag)
+    return LearningDiagnostics(exp.network, exp.readout, exp.device) if on else None
+
+
 @dataclass
 class Progress:
     """Where training stands: everything besides the model a resumed run needs."""
@@ -204,12 +216,14 @@ class Progress:
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf"),
                                                 "network": None})
     stage: str = "train"                # train -> trained (learning, best restore and label pass done)
+    test_by_epoch: list = field(default_factory=list)  # trainer.test_every_epoch: each epoch's test accuracy
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "start": self.start, "order": self.order, "samples": self.samples,
                 "train_time": self.train_time, "compile_time": self.compile_time, "stage": self.stage,
                 "best": self.best,
                 "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "test_by_epoch": list(self.test_by_epoch),
                 "window_c": torch.cat(self.window_c) if self.window_c else None,  # on the device: the
                 "window_y": torch.cat(self.window_y) if self.window_y else None}  # checkpoint moves them
 
@@ -221,6 +235,7 @@ class Progress:
                 window_y=[s["window_y"]] if s["window_y"] is not None else [])
         p.loss_sum, p.correct, p.seen = s.get("loss_sum", 0.0), s.get("correct", 0), s.get("seen", 0)
         p.best, p.stage = s["best"], s["stage"]
+        p.test_by_epoch = list(s.get("test_by_epoch") or [])
         return p
 
 
@@ -242,6 +257,7 @@ class Trainer:
         self.assign_every = int(tr.get("assign_every", 250))
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
+        self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
         if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
             raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
@@ -266,6 +282,7 @@ class Trainer:
         self.bar_extra: str | None = None  # the latest running metric, for the progress bar
         if exp.cfg.get("init_from"):  # before the run dir exists: a misfit leaves nothing behind
             init_from_run(exp, exp.cfg["init_from"])
+        self.diagnostics = diagnostics_for(exp)
 
     # -- the run directory ----------------------------------------------------------------
     def open(self) -> dict[str, Any] | None:
@@ -340,6 +357,9 @@ class Trainer:
                       f"{len(exp.data.test)} test, T={exp.encoder.steps}), "
                       f"{learners or 'no learner'}, device {exp.device}, seed {exp.cfg['seed']}"
                       + (f"; [yellow]{what}[/]" if what else ""))
+        if exp.input_rate is not None:
+            console.print(f"input rate: intensity auto = {exp.input_rate['intensity']:.1f} Hz "
+                          f"(mean ink {exp.input_rate['mean_ink']:.1f} per training image)")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -403,6 +423,8 @@ class Trainer:
                     xb, yb = train_x[idx], train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
                     self.health.count_silent(counts)  # on the device; read at the epoch end
+                    if self.diagnostics is not None:
+                        self.diagnostics.observe(counts)
                     if self.running is not None:
                         prog.window_c.append(counts)
                         prog.window_y.append(yb)
@@ -511,6 +533,8 @@ class Trainer:
             self.healthy("loss", lambda: self.health.check_loss(tot_loss, "training loss"))
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
             extra = f"loss {record['loss']:.4f}"
+        if self.diagnostics is not None:
+            values["diagnostics"] = self.diagnostics.window()
         record["images_per_s"] = round(bar.images_per_s, 2)
         # the state is checked before every checkpoint and at epoch ends; at windows only when
         # no periodic checkpoint does it (its ~3 small kernels per tensor would run every batch)
@@ -525,6 +549,8 @@ class Trainer:
                 record["running_accuracy"] = acc
                 if acc and extra is None:
                     extra = f"acc {max(acc.values()):.3f}"
+            if "diagnostics" in host:
+                record["diagnostics"] = LearningDiagnostics.summary(host["diagnostics"])
             self.metrics.log(**record)
             self.bar_extra = extra
             if check:
@@ -558,6 +584,12 @@ class Trainer:
             line += f": val {val_acc:.4f}" + (" [green]best[/]" if better else "")
         else:
             prog.best["epoch"] = prog.epoch
+        if self.test_every_epoch:  # the test split after every epoch (papers that report the best epoch)
+            ev = evaluate(exp, exp.data.test, self.ebs)
+            acc = max(ev.accuracy(exp.data.test.y).values())
+            prog.test_by_epoch.append(acc)
+            self.metrics.log(phase="epoch_test", epoch=prog.epoch, samples=prog.samples, test_accuracy=acc)
+            line += f", test {acc:.4f}"
         for learner in exp.learners.values():
             learner.end_epoch(val_loss)
         if exp.gradient is not None:
@@ -573,11 +605,19 @@ class Trainer:
                                           resumed=self.saved is not None, n_val=len(exp.val))}
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
+        if prog.test_by_epoch:  # trainer.test_every_epoch: a paper's "best epoch" figure, beside the selected one
+            summary["test_accuracy_by_epoch"] = prog.test_by_epoch
+            summary["best_epoch_test_accuracy"] = max(prog.test_by_epoch)
         summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
+        if exp.input_rate is not None:
+            summary["input_rate"] = exp.input_rate
         summary["warnings"] = self.health.warnings(summary)
         for w in summary["warnings"]:
             console.print(f"[bold yellow]warning:[/] {w}", soft_wrap=True)
         write_json_atomic(self.output_dir / "summary.json", summary)
+        if self.diagnostics is not None and is_main():
+            write_json_atomic(self.output_dir / "diagnostics.json", self.diagnostics.finish())
+            save_diagnostics_png(self.output_dir / "metrics.jsonl", self.output_dir / "diagnostics.png")
         console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                       f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {self.output_dir}")
         return summary

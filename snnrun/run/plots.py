@@ -1,4 +1,5 @@
-"""PNG figures of a run: receptive fields, confusion matrix, learning curves, spike raster, membrane traces.
+"""PNG figures of a run: receptive fields, confusion matrix, learning curves, spike raster, membrane traces,
+learning diagnostics.
 
 Each figure has a ``*_figure`` builder that returns the matplotlib Figure (what tests inspect:
 labelled axes with units, legends outside the data, the plotted data) and a ``save_*_png``
@@ -259,3 +260,73 @@ def save_membrane_png(v: torch.Tensor, neurons: list[int], dt: float, path: Path
                       threshold: torch.Tensor | None = None, spikes: torch.Tensor | None = None,
                       unit: str = "mV") -> None:
     save_figure(membrane_figure(v, neurons, dt, title, threshold, spikes, unit), path)
+
+
+def diagnostics_rows(metrics_path: Path) -> list[tuple[int, dict]]:
+    """(samples seen, diagnostics) of the training lines of a metrics.jsonl (snnrun/engine/diagnostics.py)."""
+    import json
+
+    rows = []
+    for line in Path(metrics_path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("phase") == "train" and rec.get("diagnostics"):
+            rows.append((rec["samples"], rec["diagnostics"]))
+    return rows
+
+
+def diagnostics_figure(rows: list[tuple[int, dict]], title: str = ""):
+    """Learning diagnostics against samples seen: distinct winners and neurons learning per batch,
+    the top winner's share, samples learned from and silent samples, adaptive thresholds, the
+    learned weights' mean column L2 norm and relative change per window. None without rows."""
+    if not rows:
+        return None
+    x = [s for s, _ in rows]
+    last = rows[-1][1]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
+
+    def legend(ax):
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+    ax = axes[0, 0]
+    ax.plot(x, [d["winners"] for _, d in rows], label="distinct winners per window")
+    ax.plot(x, [d["learning_per_batch"] for _, d in rows], label="neurons learning per batch")
+    ax.set_ylabel("neurons (count)")
+    legend(ax)
+    ax = axes[0, 1]
+    ax.plot(x, [d["top_win_share"] for _, d in rows], label="top winner's share")
+    ax.plot(x, [d["silent"] for _, d in rows], label="silent samples")
+    if "samples_learned" in last:
+        ax.plot(x, [d.get("samples_learned") for _, d in rows], label="samples learned from")
+    ax.set_ylabel(f"share of samples ({DIMENSIONLESS})")
+    legend(ax)
+    ax = axes[1, 0]
+    for g in last.get("theta", {}):
+        ax.plot(x, [d["theta"][g]["mean"] for _, d in rows], label=f"{g} theta mean")
+        ax.plot(x, [d["theta"][g]["max"] for _, d in rows], "--", label=f"{g} theta max")
+    ax.set_ylabel("adaptive threshold theta (mV)")
+    ax.set_xlabel("training samples seen (images)")
+    if last.get("theta"):
+        legend(ax)
+    ax = axes[1, 1]
+    for c in last.get("weights", {}):
+        ax.plot(x, [d["weights"][c]["l2_mean"] for _, d in rows], label=f"{c} mean column L2 norm")
+        ax.plot(x, [d["weights"][c]["change"] for _, d in rows], "--", label=f"{c} relative change per window")
+    ax.set_ylabel(f"weights ({DIMENSIONLESS})")
+    ax.set_xlabel("training samples seen (images)")
+    if last.get("weights"):
+        legend(ax)
+    fig.suptitle(title or "learning diagnostics")
+    fig.tight_layout()
+    return fig
+
+
+@rank_zero_only
+def save_diagnostics_png(metrics_path: Path, path: Path, title: str = "") -> bool:
+    fig = diagnostics_figure(diagnostics_rows(metrics_path), title)
+    if fig is None:
+        return False
+    save_figure(fig, path)
+    return True

@@ -55,7 +55,7 @@ class LearningRule(Registered, Learner):
     learning rates ``[pre, post]``. ``reduction`` says how the per-sample updates of a batch
     combine into the one shared weight matrix: ``sum`` (BindsNET's default for batches),
     ``mean``, or ``owner`` (each postsynaptic neuron learns from at most one sample of the
-    batch, the first that made it fire; rules that support it say so). ``weight_decay``
+    batch, the first that made it fire, or its first ``owners``; rules that support it say so). ``weight_decay``
     shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
     After every update the connection's ``wmin``/``wmax`` clamp is applied.
 
@@ -80,7 +80,7 @@ class LearningRule(Registered, Learner):
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, owners: int | str = 1):
         self.connection = connection
         self.source, self.target = source, target
         self.dt = float(dt)
@@ -93,6 +93,12 @@ class LearningRule(Registered, Learner):
             raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(allowed)}", key="reduction")
         self.reduction = reduction
         self.weight_decay = float(weight_decay)
+        # reduction: owner: how many samples of a batch each neuron learns from (a model may set it
+        # whatever rule is swapped in: it matters only where the rule supports owner)
+        if owners != "auto" and not (isinstance(owners, int) and not isinstance(owners, bool) and owners >= 1):
+            raise ConfigError(f"how many samples of a batch each neuron learns from (reduction: owner): a whole "
+                              f"number >= 1 or auto (ceil(batch / neurons)), got {owners!r}", key="owners")
+        self.owners = owners
 
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""

@@ -45,6 +45,13 @@ class PostPreSTDP(LearningRule):
     only from the first sample of the batch that made it fire during this presentation
     (ties: the lowest sample index); other samples leave its weights alone, as if j had
     already been taken by that sample. Both terms of j's column are masked.
+
+    ``owners: K`` lets neuron j learn from the first K samples that fire it (ties: lower
+    indices first), their updates summed; ``auto`` is K = ceil(B / n_post). With one owner a
+    batch teaches at most n_post of its B samples, so when B > n_post (100 neurons, batch 256)
+    most images teach nothing, where a sequential presentation learns from every one; ``auto``
+    keeps K = 1 whenever B <= n_post (and at batch 1, where every rule here is ``sum``). K > 1
+    costs two batch-sized matrix products per step instead of the gather.
     """
 
     supports_owner = True
@@ -63,6 +70,7 @@ class PostPreSTDP(LearningRule):
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
+        self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -75,6 +83,34 @@ class PostPreSTDP(LearningRule):
         first = s_post.argmax(0)  # the first sample index among the maxima
         fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
+
+    def owners_per_neuron(self, b: int) -> int:
+        """K, the samples of a batch of ``b`` that each neuron may learn from (``owners``);
+        ``auto``: ceil(B / n_post), so that the batch's B samples can all be learned from."""
+        if self.owners != "auto":
+            return self.owners
+        return max(1, math.ceil(self.batch_size(b) / self.connection.w.shape[1]))
+
+    def claim_many(self, s_post: torch.Tensor, k: int) -> torch.Tensor:
+        """``owners`` K > 1: (B, n_post) 0/1, whether sample b is one of the first K samples that
+        fired neuron j in this presentation (ties: lower sample indices first; over a
+        data-parallel batch, lower ranks' rows first, as in one process)."""
+        if self.members is None or self.members.shape != s_post.shape:
+            self.members = torch.zeros_like(s_post)
+            self.taken = s_post.new_zeros(s_post.shape[1])  # owners of each neuron over the whole batch
+        fresh = (s_post > 0).to(s_post.dtype) * (1 - self.members)
+        room = k - self.taken
+        dp = self.data_parallel
+        if dp is None:
+            total, earlier = fresh.sum(0), 0.0
+        else:
+            per_rank = fresh.new_zeros(dp.world, fresh.shape[1])
+            per_rank[dp.rank] = fresh.sum(0)
+            per_rank = dp.all_reduce_(per_rank)
+            total, earlier = per_rank.sum(0), per_rank[:dp.rank].sum(0)
+        self.members = self.members + fresh * ((fresh.cumsum(0) + earlier) <= room).to(s_post.dtype)
+        self.taken = self.taken + torch.minimum(total, room)
+        return self.members
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
@@ -100,7 +136,11 @@ class PostPreSTDP(LearningRule):
         # (on CUDA the gather, fused by torch.compile, beats two cuBLAS launches: 294 vs 208
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
-        if self.reduction == "owner" and not single:
+        k = self.owners_per_neuron(b) if self.reduction == "owner" else 1
+        if self.reduction == "owner" and k > 1 and not single:
+            member = self.claim_many(s_post, k)  # batch-sized products: each column has up to K samples
+            potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
+        elif self.reduction == "owner" and not single:
             potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
