@@ -99,8 +99,11 @@ def check_kwargs(fn: Callable, kwargs: Mapping[str, Any], key: str | None, what:
 class Registry(Generic[T]):
     """Name -> class table for one kind of component."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, ranges: Mapping[str, Any] | None = None):
         self.kind = kind
+        # option name -> snnrun.model_schema.Range: options are also checked against their
+        # annotated types (float/int/bool) and these ranges before the component is built
+        self.ranges = ranges
         self._entries: dict[str, type] = {}
         self._aliases: dict[str, str] = {}
 
@@ -171,6 +174,10 @@ class Registry(Generic[T]):
                               key=f"{key}.{k}" if key else k)
         what = f"{self.kind} '{getattr(cls, 'registered_name', getattr(cls, '__name__', cls))}'"
         check_kwargs(cls, {**kwargs, **runtime}, key, what)
+        if self.ranges is not None:
+            from snnrun.model_schema import check_params
+
+            check_params(cls, kwargs, key, self.ranges)
         try:
             return cls(**kwargs, **runtime)
         except ConfigError as e:
