@@ -66,6 +66,8 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
 
     from snnrun.config import PACKAGE_DIR, config_dir
 
+    with user_errors():
+        check_config_dirs(args)
     _precheck(config_name, args, precheck)
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
@@ -87,6 +89,45 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
             import shutil
 
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def config_dir_args(args: list[str]) -> list[str]:
+    """The folders given with Hydra's ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR``."""
+    dirs = []
+    for i, a in enumerate(args):
+        if a in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(args[i + 1])
+        elif a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+    return dirs
+
+
+def check_config_dirs(args: list[str]) -> None:
+    """A ``--config-dir`` that is missing, or holds a YAML file that does not parse, is a ConfigError
+    naming the folder, or the file and line first (Hydra would print a parser traceback)."""
+    import yaml
+
+    from pathlib import Path
+
+    for d in config_dir_args(args):
+        root = Path(d)
+        if not root.is_dir():
+            raise ConfigError(f"{d} is not a directory", key="--config-dir")
+        for path in sorted(root.rglob("*.yaml")) + sorted(root.rglob("*.yml")):
+            try:
+                text = path.read_text(encoding="utf-8")
+                yaml.load(text, Loader=yaml.SafeLoader)
+            except yaml.MarkedYAMLError as e:
+                mark, ctx = e.problem_mark or e.context_mark, e.context_mark
+                where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+                context = e.context + (f" (from line {ctx.line + 1}, column {ctx.column + 1})"
+                                       if ctx is not None and ctx is not mark else "") if e.context else ""
+                what = "; ".join(x for x in (context, e.problem) if x)
+                raise ConfigError(f"not valid YAML (--config-dir {d}): {what}", key=where) from None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"not valid YAML (--config-dir {d}): {e}", key=str(path)) from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"cannot read {path}: {e}", key="--config-dir") from None
 
 
 def _precheck(config_name: str, args: list[str], check: Callable | None = None) -> None:
