@@ -16,42 +16,15 @@ their config groups and config; eval, resume and report compose the run's saved 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from typing import Callable
 
-from omegaconf.errors import OmegaConfBaseException
-from rich.markup import escape
-
-from snnrun.errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from snnrun.errors import ConfigError
 from snnrun.run.console import console
+from snnrun.run.user_errors import user_errors
 
 USAGE = __doc__
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Print user errors as one clear block without a traceback, exit code 2."""
-    try:
-        yield
-    except TrainingDiverged as e:
-        where = f" ([bold]{e.key}[/])" if e.key else ""
-        console.print(f"[bold red]error: training stopped[/]{where}: {escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except ConfigError as e:
-        where = f"[bold]{e.key}[/]: " if e.key else ""
-        # messages quote config values such as [1, 28, 28]: not rich markup
-        console.print(f"[bold red]error:[/] {where}{escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None)
-        msg = str(e).splitlines()[0]
-        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{escape(msg)}", soft_wrap=True)
-        sys.exit(2)
-    except TrainingInterrupted as e:
-        console.print(f"[yellow]{e}[/]; continue with: snnrun resume run_dir={e.run_dir}", soft_wrap=True)
-        sys.exit(e.exit_code)
 
 
 # Hydra flags that print or install something instead of running a job

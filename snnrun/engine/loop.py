@@ -38,6 +38,7 @@ from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                    rng_state, save_checkpoint, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.run.files import write_text_atomic
 from snnrun.run.metrics import open_metrics
 from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
 from snnrun.run.ranks import is_main
@@ -248,7 +249,7 @@ class Trainer:
         if self.on_start is not None:  # the run proceeds: the CLI keeps its .hydra files (snnrun.run.rundir)
             self.on_start()
         if is_main():
-            (self.output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+            write_text_atomic(self.output_dir / "resolved_config.yaml", OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
         self.saved = saved
         if saved is not None:
             exp.load_state_dict(saved)

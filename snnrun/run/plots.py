@@ -11,7 +11,13 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from snnrun.run.files import atomic_write  # noqa: E402
 from snnrun.run.ranks import rank_zero_only  # noqa: E402
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """The figure as a PNG, written atomically (a full disk leaves no half image, no temp file)."""
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=Path(path).suffix.lstrip(".") or "png"))
 
 
 def receptive_field_grid(w: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
@@ -37,7 +43,7 @@ def save_weights_png(w: torch.Tensor, image_shape, path: Path, title: str = "") 
     ax.set_yticks([])
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -62,7 +68,7 @@ def save_confusion_png(cm: torch.Tensor, path: Path, title: str = "") -> None:
     ax.set_yticks(range(n))
     ax.set_title(title or "confusion matrix (test)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -109,7 +115,7 @@ def save_learning_curves_png(records: list[dict], path: Path, title: str = "") -
         ax2.legend(fontsize=8)
     ax2.set_xlabel("training samples seen")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return True
 
@@ -125,7 +131,7 @@ def save_raster_png(trains: dict[str, torch.Tensor], dt: float, path: Path, titl
     axes[-1, 0].set_xlabel("time (ms)")
     axes[0, 0].set_title(title or "spike raster")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -143,5 +149,5 @@ def save_membrane_png(v: torch.Tensor, neurons: list[int], dt: float, path: Path
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title or "membrane potential (dotted: threshold)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
