@@ -16,6 +16,7 @@ their config groups and config; eval, resume and report compose the run's saved 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Callable
@@ -62,6 +63,10 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
             import shutil
 
             shutil.rmtree(stage, ignore_errors=True)
+    from snnrun.run.sweep import sweep_exit_code
+
+    if sweep_exit_code():  # a -m sweep ran every point; some failed (named in its table)
+        sys.exit(sweep_exit_code())
 
 
 def config_dir_args(args: list[str]) -> list[str]:
@@ -122,13 +127,22 @@ def _train_task(cfg):
     from snnrun.engine.loop import train
     from snnrun.run.rundir import RunDirGuard
 
+    from hydra.types import RunMode
+
+    from snnrun.run.sweep import sweep_job_errors
+
     hc = HydraConfig.get()
-    with user_errors():
+    summary = None
+    # one point of a -m sweep: an error is recorded and the other points go on (snnrun.run.sweep)
+    errors = sweep_job_errors(hc.sweep.dir, hc.job.num, list(hc.overrides.task)) \
+        if hc.mode == RunMode.MULTIRUN else contextlib.nullcontext()
+    with user_errors(), errors:
         # the run dir's lock; .hydra files and a new run dir are kept only once the run proceeds
         with RunDirGuard(hc.runtime.output_dir, hc) as guard:
             check_added_model_keys(cfg, list(hc.overrides.task))
             summary = train(cfg, output_dir=hc.runtime.output_dir, on_start=guard.start)
-    return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
+    # the objective for Hydra sweepers (Optuna); NaN marks a failed point (Optuna: a failed trial)
+    return float("nan") if summary is None else summary["test_accuracy"]
 
 
 RUN_DIR_USAGE = {

@@ -22,37 +22,40 @@ from snnrun.errors import ConfigError, OutputError, TrainingDiverged, TrainingIn
 from snnrun.run.console import console
 
 
+def explain(e: BaseException) -> tuple[str, int] | None:
+    """(the message as console markup, the exit code) of a user error; None for anything else."""
+    if isinstance(e, TrainingDiverged):
+        where = f" ([bold]{escape(e.key)}[/])" if e.key else ""
+        return f"[bold red]error: training stopped[/]{where}: {escape(e.message)}", 2
+    if isinstance(e, ConfigError):
+        where = f"[bold]{escape(e.key)}[/]: " if e.key else ""
+        # messages quote config values such as [1, 28, 28]: not rich markup
+        return f"[bold red]error:[/] {where}{escape(e.message)}", 2
+    if isinstance(e, OmegaConfBaseException):
+        key = getattr(e, "full_key", None)
+        msg = str(e).splitlines()[0]
+        return f"[bold red]error:[/] {f'[bold]{escape(key)}[/]: ' if key else ''}{escape(msg)}", 2
+    if isinstance(e, OutputError):
+        return f"[bold red]error:[/] {escape(str(e))}", e.exit_code
+    if isinstance(e, OSError) and e.filename is not None:  # else not about a path: a bug to see in full
+        from snnrun.run.files import describe
+
+        path = str(e.filename) + (f" -> {e.filename2}" if e.filename2 else "")
+        return f"[bold red]error:[/] cannot write or read {escape(path)}: {escape(describe(e))}", 1
+    if isinstance(e, TrainingInterrupted):
+        return f"[yellow]{escape(str(e))}[/]; continue with: snnrun resume run_dir={escape(str(e.run_dir))}", \
+            e.exit_code
+    return None
+
+
 @contextlib.contextmanager
 def user_errors():
     """Print user errors as one clear block without a traceback and exit (see the module doc)."""
     try:
         yield
-    except TrainingDiverged as e:
-        where = f" ([bold]{e.key}[/])" if e.key else ""
-        console.print(f"[bold red]error: training stopped[/]{where}: {escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except ConfigError as e:
-        where = f"[bold]{escape(e.key)}[/]: " if e.key else ""
-        # messages quote config values such as [1, 28, 28]: not rich markup
-        console.print(f"[bold red]error:[/] {where}{escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None)
-        msg = str(e).splitlines()[0]
-        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{escape(msg)}", soft_wrap=True)
-        sys.exit(2)
-    except OutputError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
-        sys.exit(e.exit_code)
-    except OSError as e:
-        if e.filename is None:
-            raise  # not about a path the user chose: a bug to see in full
-        from snnrun.run.files import describe
-
-        path = e.filename + (f" -> {e.filename2}" if e.filename2 else "")
-        console.print(f"[bold red]error:[/] cannot write or read {escape(path)}: {escape(describe(e))}",
-                      soft_wrap=True)
-        sys.exit(1)
-    except TrainingInterrupted as e:
-        console.print(f"[yellow]{e}[/]; continue with: snnrun resume run_dir={e.run_dir}", soft_wrap=True)
-        sys.exit(e.exit_code)
+    except Exception as e:
+        told = explain(e)
+        if told is None:
+            raise
+        console.print(told[0], soft_wrap=True)
+        sys.exit(told[1])
