@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import DATA_PARAMS
 from snnrun.registry import Registered, Registry
 
 
@@ -44,7 +45,9 @@ class Dataset:
 class DatasetSource(Registered):
     """Base class: ``load() -> Dataset``. ``limit_train``/``limit_test`` cap the sample counts."""
 
-    registry: Registry = Registry("dataset")
+    # options are checked against their annotated types (int, float, bool) before a dataset is
+    # built, and these ranges (snnrun/model_schema.py)
+    registry: Registry = Registry("dataset", ranges=DATA_PARAMS)
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,

@@ -111,6 +111,14 @@ NEURON_PARAMS: dict[str, Range] = {
     "max_substep": Range(low=0, low_open=True, what="ms"),
 }
 
+# dataset options by name, for every dataset that has them
+DATA_PARAMS: dict[str, Range] = {
+    "n_train": SIZE, "n_test": SIZE, "n_classes": Range("whole", low=1),
+    "limit_train": Range("whole", low=1, what="samples, or null for all"),
+    "limit_test": Range("whole", low=1, what="samples, or null for all"),
+    "noise": Range(low=0), "test_fraction": Range(low=0, high=1, low_open=True, high_open=True),
+}
+
 _TYPES = {"float": Range(), "int": Range("whole"), "bool": Range("bool")}
 
 

@@ -217,9 +217,9 @@ class Trainer:
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
-        if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
-            raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
-                              key="trainer")
+        for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1)):
+            if v < low:
+                raise ConfigError(f"expected a whole number >= {low}, got {v}", key=f"trainer.{k}")
         if self.ckpt_every < 0:
             raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {self.ckpt_every}",
                               key="trainer.checkpoint_every")
@@ -551,7 +551,9 @@ def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None
                           "training progress of this version; it can be evaluated but not resumed", key="resume")
     diff = config_diff(saved["config"], cfg, ignore=RESUMABLE_CHANGES)
     if diff:
-        key, (old, new) = next(iter(diff.items()))
+        # the shallowest key first: model.n_neurons rather than a group's n it is interpolated into
+        key = min(diff, key=lambda k: k.count("."))
+        old, new = diff[key]
         raise ConfigError(f"the run in {output_dir} was started with {key}={old!r}, not {new!r} "
                           f"({len(diff)} key(s) differ); resume with the run's own config "
                           "(snnrun resume run_dir=...) or start a new run", key=key)

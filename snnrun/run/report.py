@@ -93,6 +93,16 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
     return written
 
 
+def _read_json(path: Path, text: str | None = None, line: int | None = None) -> Any:
+    """JSON of a file (or of one line of it); ConfigError naming the file (and line) if it is not."""
+    try:
+        return json.loads(path.read_text() if text is None else text)
+    except ValueError as e:
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise ConfigError(f"{where} is not valid JSON ({e}); was the run's directory damaged?",
+                          key="run_dir") from None
+
+
 def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Print the summary and config diff of a run and redraw its figures; returns what was found.
 
@@ -105,7 +115,16 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     run_dir = Path(run_dir)
     cfg = compose_run_config(run_dir, overrides)
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = _read_json(summary_path) if summary_path.is_file() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
+    metrics_path = run_dir / "metrics.jsonl"
+    records = [_read_json(metrics_path, line, i) for i, line in
+               enumerate(metrics_path.read_text().splitlines(), 1) if line.strip()] if metrics_path.is_file() else []
+    # everything that can fail (overrides, the model, the checkpoint) before a figure is written:
+    # a refused report changes nothing in the run
+    exp = build_experiment(cfg)
+    load_run_state(exp, load_checkpoint(run_dir, fallback=False), run_dir)
 
     t = Table(title=f"run {run_dir}", title_justify="left", show_header=False)
     if summary is None:
@@ -118,7 +137,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         for name, d in (summary.get("decoders") or {}).items():
             t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
     console.print(t)
-    for w in summary.get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
+    for w in (summary or {}).get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
         console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
     diff = default_config_diff(run_dir)
@@ -130,8 +149,6 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     console.print(d if diff else "config: the model's defaults, unchanged")
 
     written = []
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
     if save_learning_curves_png(records, run_dir / "learning_curves.png", f"learning curves: {run_dir.name}"):
         written.append(run_dir / "learning_curves.png")
     if summary and summary.get("confusion"):
@@ -139,8 +156,6 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         save_confusion_png(torch.tensor(summary["confusion"]), written[-1],
                            f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
 
-    exp = build_experiment(cfg)
-    load_run_state(exp, load_checkpoint(run_dir, fallback=False), run_dir)
     if save_receptive_fields(exp, run_dir / "weights.png"):
         written.append(run_dir / "weights.png")
     written += draw_activity(exp, run_dir)

@@ -279,6 +279,9 @@ class SweepSummaryCallback(Callback):
     """Hydra callback (conf/config.yaml: hydra.callbacks.sweep_summary): after a multirun, the
     results table of its jobs, also written as ``sweep_summary.csv`` in the sweep directory."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _FAILED_EXIT.clear()  # the exit code says how this sweep went
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
