@@ -16,6 +16,11 @@ class ConfigError(Exception):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+class BadValue(ConfigError):
+    """A value of the wrong type or outside its range (snnrun/model_schema.py): when the value
+    was interpolated from a model-level key (``${model.tau}``), that key is the one to name."""
+
+
 class TrainingInterrupted(Exception):
     """A training loop stopped on SIGINT/SIGTERM after writing a checkpoint.
 

@@ -1,4 +1,4 @@
-"""Types and ranges of model-level keys and of neuron parameters: the one table they are checked against.
+"""Types and ranges of model-level keys and of component options: the one table they are checked against.
 
 Model files keep the values people change at the top of ``model`` (``model.n_neurons``,
 ``model.time``, ``model.intensity`` ...) and interpolate them into the nodes that use them
@@ -15,6 +15,8 @@ before anything is built and named by the key the user typed, with what is allow
   whole number, ``bool``), so ``model.network.groups.Ae.tc_decay=0`` is refused naming that key.
   A model-level key a parameter is set from (``tc_decay: ${model.tau}``) is named instead by
   ``snnrun.engine.experiment.build_experiment``.
+* ``ENCODER_PARAMS``, ``CONNECTION_PARAMS``, ``LEARNER_PARAMS``, ``DATA_PARAMS``: the same for
+  the encoder, connection, learning-rule and dataset registries (``Registry(kind, ranges=...)``).
 
 A model file of your own may add model-level keys of other names: they are not in the table, so
 they are checked where they land (a neuron parameter, an encoder option).
@@ -27,12 +29,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from snnrun.errors import ConfigError
+from snnrun.errors import BadValue
 
 
 @dataclass(frozen=True)
 class Range:
-    """A number (``kind`` number/whole) within ``low``/``high`` (open ends excluded), or a bool."""
+    """A number (``kind`` number/whole) within ``low``/``high`` (open ends excluded), a bool, or
+    (``numbers``) a number or a list of numbers, each within the range."""
 
     kind: str = "number"
     low: float | None = None
@@ -45,7 +48,7 @@ class Range:
         if self.kind == "bool":
             text = "true or false"
         else:
-            text = "a whole number" if self.kind == "whole" else "a number"
+            text = {"whole": "a whole number", "numbers": "a number or a list of numbers"}.get(self.kind, "a number")
             if self.low is not None and self.high is not None:
                 text += f" in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}" \
                         f"{')' if self.high_open else ']'}"
@@ -58,6 +61,9 @@ class Range:
     def accepts(self, value: Any) -> bool:
         if self.kind == "bool":
             return isinstance(value, bool)
+        if self.kind == "numbers" and isinstance(value, (list, tuple)):
+            return bool(value) and all(Range(low=self.low, high=self.high, low_open=self.low_open,
+                                             high_open=self.high_open).accepts(v) for v in value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return False
         if self.kind == "whole" and float(value) != int(value):
@@ -70,7 +76,7 @@ class Range:
 
     def check(self, value: Any, key: str, source: str = "") -> None:
         if not self.accepts(value):
-            raise ConfigError(f"expected {self.describe()}, got {value!r}{source}", key=key)
+            raise BadValue(f"expected {self.describe()}, got {value!r}{source}", key=key)
 
 
 def _num(x: float) -> str:
@@ -109,6 +115,25 @@ NEURON_PARAMS: dict[str, Range] = {
     **{k: Range(low=0, what="a duration in ms") for k in ("refrac", "tau_ref", "ref_window", "res_window")},
     "theta_plus": Range(low=0, what="threshold increment per spike"),
     "max_substep": Range(low=0, low_open=True, what="ms"),
+}
+
+# encoder options by name
+ENCODER_PARAMS: dict[str, Range] = {
+    "time": Range(low=0, low_open=True, what="ms per sample"),
+    "dt": Range(low=0, low_open=True, what="ms per step"),
+    "intensity": Range(low=0, what="input rate in Hz of a pixel of value 1"),
+    "max_prob": Range(low=0, high=1, what="probability"),
+}
+
+# connection options by name
+CONNECTION_PARAMS: dict[str, Range] = {
+    "norm": Range(low=0, low_open=True, what="sum of the input weights of a target neuron, or null"),
+    "delay": Range("whole", low=0, high=1, what="0: same step, 1: the source's last step"),
+}
+
+# learning-rule options by name
+LEARNER_PARAMS: dict[str, Range] = {
+    "nu": Range("numbers", what="learning rate(s): one, or [pre, post]"),
 }
 
 # dataset options by name, for every dataset that has them

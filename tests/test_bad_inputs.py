@@ -137,7 +137,40 @@ BAD_TRAIN = {
     "limit_test_negative": (["data.limit_test=-3"], ["data.limit_test"]),
     "noise_text": (["data.noise=loud"], ["data.noise"]),
     "override_syntax": (["model.n_neurons=[1,"], ["model.n_neurons"]),
+    "encoder_intensity_text": (["model.encoder.intensity=abc"], ["model.encoder.intensity", "a number"]),
+    "norm_negative": (["model.network.connections.X_Ae.norm=-1"], ["model.network.connections.X_Ae.norm", "> 0"]),
+    "wmin_above_wmax": (["model.network.connections.X_Ae.wmin=2"], ["model.network.connections.X_Ae.wmin"]),
+    "learning_rate_text": (["model.learner.nu=abc"], ["model.learner.nu"]),
+    "unknown_reduction": (["model.learner.reduction=nope"], ["model.learner.reduction", "owner"]),
+    "connection_type_without_its_option": (["model.network.connections.Ae_Ai.type=conv2d"],
+                                           ["model.network.connections.Ae_Ai.weight", "unknown option"]),
+    "unknown_launcher": (["hydra/launcher=nope"], ["hydra/launcher"]),
 }
+
+# gradient models: (model and overrides, what the message must name)
+GRADIENT = ["data=synthetic", "data.n_train=40", "data.n_test=20", "logger=plain"]
+BAD_GRADIENT = {
+    "optimizer_lr_text": (["+model=snn_mlp", "model.learner.optimizer.lr=abc"], ["model.learner.optimizer.lr"]),
+    "optimizer_unknown": (["+model=snn_mlp", "model.learner.optimizer.type=Nope"], ["model.learner.optimizer.type"]),
+    "optimizer_betas": (["+model=snn_mlp", "+model.learner.optimizer.betas=0.9"], ["model.learner.optimizer.betas"]),
+    "unknown_loss": (["+model=snn_mlp", "model.learner.loss.type=nope"], ["model.learner.loss.type"]),
+    "dropout_above_one": (["+model=snn_mlp", "model.dropout=1.5"], ["model.dropout", "[0, 1)"]),
+    "zero_time_steps": (["+model=snn_mlp", "model.T=0"], ["model.T"]),
+    "zero_channels": (["+model=csnn", "model.channels=0"], ["model.channels"]),
+    "kernel_larger_than_image": (["+model=csnn", "model.network.connections.conv1.ops.0.kernel_size=20"],
+                                 ["model.network.connections.conv1", "kernel"]),
+    "readout_connection_unknown": (["+model=stdp_features_readout", "model.learner.readout.connections=[NOPE]"],
+                                   ["model.learner.readout.connections"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRADIENT))
+def test_bad_gradient_model_value(case, finished, inside):
+    model, names = BAD_GRADIENT[case]
+    rc, out = snnrun(["train", model[0], *GRADIENT, *model[1:], f"hydra.run.dir={inside / 'new'}"])
+    refused(rc, out, *names)
+    assert not (inside / "new").exists()
+    assert tree(finished[0]) == finished[1]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TRAIN))
@@ -441,5 +474,5 @@ def test_a_sweep_with_one_bad_point(finished, tmp_path):
 
 
 def test_the_corpus_is_large_enough():
-    n = len(BAD_TRAIN) + len(AT_FINISHED) + len(DAMAGE) + len(DATA_FAULTS) + len(MISC) + 4
+    n = len(BAD_TRAIN) + len(BAD_GRADIENT) + len(AT_FINISHED) + len(DAMAGE) + len(DATA_FAULTS) + len(MISC) + 4
     assert n >= 40, n

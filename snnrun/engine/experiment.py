@@ -33,7 +33,7 @@ from snnrun.engine.cuda_graph import GraphRunner
 from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
-from snnrun.errors import ConfigError
+from snnrun.errors import BadValue, ConfigError
 from snnrun.model_schema import check_model_keys
 from snnrun.registry import did_you_mean
 
@@ -294,7 +294,7 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
         return _build(resolved(cfg))
     except ConfigError as e:
         key = e.key or ""
-        origin = _set_from(cfg, key) if key.startswith("model.") else None
+        origin = _set_from(cfg, key) if key.startswith("model.") and isinstance(e, BadValue) else None
         if origin is not None:  # the node's value is ${model.X}: X is what the user typed
             e.key, e.message = f"model.{origin}", f"{e.message} (it sets {key})"
         else:
