@@ -2,7 +2,7 @@
 
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
     snnrun eval run_dir=DIR [overrides]              re-evaluate a finished run (logger=plain device=cpu ...)
-    snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
+    snnrun list [neurons|encoders|connections|learners|decoders|datasets|models] [source=spaic]
     snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi] [out=FILE]   plot one neuron
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
     snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
@@ -208,7 +208,7 @@ PRESET_GROUPS = {
                           "snnrun probe neuron=NAME"),
     "encoders": ("encoder", "encoder@model.encoder=NAME"),
     "connections": ("connection", "connection@model.network.connections.<C>=NAME"),
-    "learners": ("learner", "learner@model.network.learners.<L>=NAME (STDP) or learner@model.learner=NAME"),
+    "learners": ("learner", "learner@model.learner=NAME"),
     "losses": ("loss", "loss@model.loss=NAME"),
     "datasets": ("data", "data=NAME"),
     "generators": ("input", "snnrun probe input=NAME"),
@@ -291,6 +291,23 @@ def _wrapped(text: str, indent: str = "  ") -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
+def _list_source(args: list[str]) -> tuple[list[str], str | None]:
+    """Split ``source=NAME`` (the filter of ``snnrun list``) from the kinds."""
+    kinds, source = [], None
+    for a in args:
+        if a.startswith("source="):
+            source = a.partition("=")[2]
+            if not source:
+                raise ConfigError("say which source: source=NAME (e.g. source=spaic)", key="source")
+        else:
+            kinds.append(a)
+    return kinds, source
+
+
+def _source_tag(reg, name: str) -> str:
+    return f"[{reg.source_of(name)}]"
+
+
 def _list(args: list[str]) -> None:
     from snnrun.config import config_dir, model_names
     from snnrun.registry import did_you_mean
@@ -298,11 +315,19 @@ def _list(args: list[str]) -> None:
     kinds = registries()
     kinds_all = [*kinds, "models"]
     with user_errors():
-        wanted = args or kinds_all
+        wanted, source = _list_source(args)
+        wanted = wanted or (kinds_all if source is None else list(kinds))
         for k in wanted:
             if k not in kinds_all:
                 raise ConfigError(f"unknown kind '{k}'.{did_you_mean(k, kinds_all)} Allowed: "
-                                  f"{', '.join(kinds_all)}", key="list")
+                                  f"{', '.join(kinds_all)} (and source=NAME to filter by source)", key="list")
+        if source is not None and "models" in wanted:
+            raise ConfigError("models have no source; filter a kind of component, e.g. "
+                              "snnrun list neurons source=spaic", key="source")
+        known = sorted({s for k in wanted if k in kinds for s in kinds[k].sources()})
+        if source is not None and source not in known:
+            raise ConfigError(f"unknown source '{source}' for {', '.join(wanted)}.{did_you_mean(source, known)} "
+                              f"Allowed: {', '.join(known)}", key="source")
     for i, k in enumerate(wanted):
         if i:
             console.print()
@@ -313,31 +338,37 @@ def _list(args: list[str]) -> None:
             table.print()
             continue
         reg = kinds[k]
+        suffix = "" if source is None else f" from source {source}"
         if k not in PRESET_GROUPS:
-            table = _Listing(k)
-            for name, cls in reg.items():
+            table = _Listing(f"{k}{suffix} ([source] = the library whose equations it follows)")
+            for name, cls in reg.items(source):
                 aliases = reg.aliases_of(name)
-                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""), doc_summary(cls))
+                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""),
+                              f"{_source_tag(reg, name)} {doc_summary(cls)}")
             table.print()
             continue
         group, how = PRESET_GROUPS[k]
         presets = {p.stem: preset_description(p) for p in sorted((config_dir() / group).glob("*.yaml"))}
-        table = _Listing(f"{k}: presets in conf/{group}/, picked by {how}")
+        if source is not None:
+            presets = {n: (d, t) for n, (d, t) in presets.items() if t in reg and reg.source_of(t) == source}
+        table = _Listing(f"{k}{suffix}: presets in conf/{group}/, picked by {how}; [source] = the library "
+                         "whose equations it follows")
         for name, (desc, kind) in presets.items():
             cls = reg.get(kind, key=k) if kind in reg else None
             desc = desc or (doc_summary(cls) if cls is not None else "")
             typed = f"(type {kind})" if kind is not None and kind != name else ""
-            table.add_row(name, " ".join(x for x in (typed, desc) if x) or f"type {kind}")
+            tag = _source_tag(reg, kind) if kind in reg else ""
+            table.add_row(name, " ".join(x for x in (tag, typed, desc) if x) or f"type {kind}")
         table.print()
-        with_preset, table = [], _Listing(f"{k}: registered types without a preset of that name (not for "
-                                          f"{group}=NAME; set type: NAME in a node)")
-        for name, cls in reg.items():
+        with_preset, table = [], _Listing(f"{k}{suffix}: registered types without a preset of that name "
+                                          f"(not for {group}=NAME; set type: NAME in a node)")
+        for name, cls in reg.items(source):
             aliases = reg.aliases_of(name)
             shown = name + (f" ({', '.join(aliases)})" if aliases else "")
             if {name, *aliases} & set(presets):
                 with_preset.append(shown)
             else:
-                table.add_row(shown, f"[no preset] {doc_summary(cls)}")
+                table.add_row(shown, f"[no preset] {_source_tag(reg, name)} {doc_summary(cls)}")
         if with_preset:
             _wrapped(f"{k}: registered types with a preset of that name: {', '.join(with_preset)}", indent="")
         if table.rows:

@@ -110,6 +110,16 @@ CASES: dict[str, tuple[dict, bool]] = {
     "surrogate_bptt": (gradient("surrogate_bptt"), False),
     "stca": (gradient("stca"), False),
     "post_pre+stbp": (HYBRID, False),
+    # SPAIC's rules
+    "rstdp": (local({"type": "rstdp", "nu": 0.01, "reward": LABELS}), False),
+    "bp_rstdp": (local({"type": "bp_rstdp", "nu": 0.01, "reward": LABELS}), False),
+    "bp_rstdpet": (local({"type": "bp_rstdpet", "nu": 0.01, "reward": {**LABELS, "scope": "sample"}}), False),
+    "conv2d_rstdp": (local({"type": "conv2d_rstdp", "nu": 1e-3, "reduction": "mean",
+                            "reward": {**LABELS, "scope": "sample"}}, y=Y_CONV, conn=CONV, lateral=False), False),
+    "meta_nearest_online_stdp": (local({"type": "meta_nearest_online_stdp", "nu": [1e-3, 1e-2]}), False),
+    "stbp+rate_modulate": ({**gradient("stbp"), "learner": {
+        "bp": gradient("stbp")["learner"],
+        "rate": {"type": "rate_modulate", "connection": "fc1", "m_r": 2.0, "alpha": 0.05}}}, False),
 }
 
 

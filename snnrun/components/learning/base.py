@@ -75,6 +75,9 @@ class LearningRule(Registered, Learner):
     # floor, a sign, a clamp of the batch total), so the rule sums its batch quantities over the
     # ranks itself (:meth:`batch_total`, :meth:`batch_size`) and applies the global update
     reduces_batch = False
+    owns_connection = True          # False: a gradient learner still trains the connection (rate_modulate)
+    needs_gradient_learner = False  # True: the rule only adds to a gradient learner's loss (extra_loss)
+    groups: dict = {}               # the network's groups by name (set by the builder; reward sources read them)
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
@@ -86,9 +89,9 @@ class LearningRule(Registered, Learner):
         if len(nu) != 2:
             raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
         self.nu = nu
-        if reduction not in REDUCTIONS or (reduction == "owner" and not self.supports_owner):
-            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
-                              key="reduction")
+        allowed = [r for r in REDUCTIONS if r != "owner" or self.supports_owner]
+        if reduction not in allowed:
+            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(allowed)}", key="reduction")
         self.reduction = reduction
         self.weight_decay = float(weight_decay)
 
