@@ -245,7 +245,16 @@ def _other_size(run):
     return key
 
 
+def _unfinished(run):
+    """The checkpoint as a run stopped in its first epoch leaves it (before the label assignment)."""
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["progress"].update(stage="train", epoch=1, start=20)
+    torch.save(state, run / "checkpoint.pt")
+    (run / "summary.json").unlink()
+
+
 DAMAGE = {
+    "unfinished_run": (_unfinished, ["eval"], ["has not finished training", "snnrun resume"]),
     "truncated_checkpoint": (lambda r: _truncate(r / "checkpoint.pt"), ["eval"], ["checkpoint.pt"]),
     "garbage_checkpoint": (lambda r: (r / "checkpoint.pt").write_bytes(b"no checkpoint" * 100), ["eval"],
                            ["checkpoint.pt"]),
@@ -267,6 +276,8 @@ DAMAGE = {
                                    ["config.yaml"]),
     "no_saved_config": (lambda r: (r / ".hydra" / "config.yaml").unlink(), ["report"], [".hydra/config.yaml"]),
     "broken_summary_report": (lambda r: (r / "summary.json").write_text("{not json"), ["report"], ["summary.json"]),
+    "broken_summary_eval": (lambda r: (r / "summary.json").write_text("[1, 2"), ["eval"], ["summary.json"]),
+    "broken_summary_resume": (lambda r: (r / "summary.json").write_text("{"), ["resume"], ["summary.json"]),
     "broken_metrics_report": (lambda r: (r / "metrics.jsonl").write_text("{not json\n"), ["report"],
                               ["metrics.jsonl"]),
     "locked_by_another_host": (

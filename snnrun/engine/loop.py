@@ -17,7 +17,6 @@ Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import time
@@ -38,7 +37,7 @@ from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                    rng_state, save_checkpoint, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
-from snnrun.run.files import write_text_atomic
+from snnrun.run.files import read_json, write_text_atomic
 from snnrun.run.metrics import open_metrics
 from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
 from snnrun.run.ranks import is_main
@@ -520,7 +519,7 @@ def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str
     """The summary of a run whose checkpoint says it finished training and that wrote summary.json."""
     path = output_dir / "summary.json"
     if saved is not None and saved["progress"]["stage"] == FINISHED and path.is_file():
-        return json.loads(path.read_text())
+        return read_json(path)
     return None
 
 
@@ -587,11 +586,13 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
                           f"{progress.get('epoch')}, sample {progress.get('start')}: before the label assignment "
                           f"and test); continue it with: snnrun resume run_dir={run_dir}, then evaluate it",
                           key="run_dir")
+    summary_path = run_dir / "summary.json"
+    previous = read_json(summary_path) if summary_path.is_file() else {}  # before anything is written
+    if not isinstance(previous, dict):
+        raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
     exp = build_experiment(cfg)
     load_run_state(exp, state, run_dir)
     results = finish(exp, run_dir, test_phase(exp, bool((exp.cfg.get("logger") or {}).get("progress", True))))
-    summary_path = run_dir / "summary.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 from snnrun.errors import OutputError
 
@@ -57,6 +58,19 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "wb"
             raise OutputError(path, describe(e)) from None
         raise
     return path
+
+
+def read_json(path: Path, text: str | None = None, line: int | None = None) -> Any:
+    """JSON of a run file (or of one ``line`` of it, given as ``text``); ConfigError naming the file
+    (and line) when it does not parse."""
+    from snnrun.errors import ConfigError
+
+    try:
+        return json.loads(Path(path).read_text() if text is None else text)
+    except ValueError as e:
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise ConfigError(f"{where} is not valid JSON ({e}); was the run's directory damaged?",
+                          key="run_dir") from None
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -8,7 +8,6 @@ confusion matrix (stored in summary.json, so no test pass is needed).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.table import Table
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
 from snnrun.run.console import console, fmt
+from snnrun.run.files import read_json
 from snnrun.run.plots import save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png
 
 SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
@@ -93,16 +93,6 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
     return written
 
 
-def _read_json(path: Path, text: str | None = None, line: int | None = None) -> Any:
-    """JSON of a file (or of one line of it); ConfigError naming the file (and line) if it is not."""
-    try:
-        return json.loads(path.read_text() if text is None else text)
-    except ValueError as e:
-        where = f"{path}:{line}" if line is not None else str(path)
-        raise ConfigError(f"{where} is not valid JSON ({e}); was the run's directory damaged?",
-                          key="run_dir") from None
-
-
 def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Print the summary and config diff of a run and redraw its figures; returns what was found.
 
@@ -115,11 +105,11 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     run_dir = Path(run_dir)
     cfg = compose_run_config(run_dir, overrides)
     summary_path = run_dir / "summary.json"
-    summary = _read_json(summary_path) if summary_path.is_file() else None
+    summary = read_json(summary_path) if summary_path.is_file() else None
     if summary is not None and not isinstance(summary, dict):
         raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
     metrics_path = run_dir / "metrics.jsonl"
-    records = [_read_json(metrics_path, line, i) for i, line in
+    records = [read_json(metrics_path, line, i) for i, line in
                enumerate(metrics_path.read_text().splitlines(), 1) if line.strip()] if metrics_path.is_file() else []
     # everything that can fail (overrides, the model, the checkpoint) before a figure is written:
     # a refused report changes nothing in the run
