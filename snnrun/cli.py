@@ -429,14 +429,24 @@ def _compare(args: list[str]) -> None:
 
 def _shell_completion(args: list[str]) -> None:
     """``snnrun train -sc install=bash`` installs a completer that calls ``snnrun -sc query=bash``
-    with the whole line; Hydra must not see the subcommand word as an override."""
-    import os
+    with the whole line; snnrun.completion answers what needs no config (the subcommand ...), and
+    Hydra the overrides, on the command's own config without the subcommand word."""
+    from snnrun import completion
 
     line = os.environ.get("COMP_LINE")
-    if line is not None:
-        words = line.split(" ")
-        os.environ["COMP_LINE"] = " ".join(w for i, w in enumerate(words) if not (i and w in COMMANDS))
-    _hydra_app(_train_task, args)
+    if line is None or not any(a.startswith("query=") for a in args):  # install=bash etc.
+        return _hydra_app(_train_task, args)
+    point = os.environ.get("COMP_POINT", "")
+    words = completion.words_at_cursor(line, int(point) if point.isdigit() else None)
+    found = completion.complete(words, COMMANDS)
+    if found is not None:
+        print("\n".join(found))
+        return
+    cmd = completion.command_of(words, COMMANDS)
+    # Hydra completes the last word of the line it is given: the line up to the cursor
+    os.environ["COMP_LINE"] = " ".join(w for i, w in enumerate(words) if not (i and w == cmd))
+    task = {"probe": _probe_task, "bench": _bench_task}.get(cmd, _train_task)
+    _hydra_app(task, args, completion.HYDRA_CONFIGS[cmd])
 
 
 def _probe(args: list[str]) -> None:

@@ -36,7 +36,7 @@ from snnrun.engine.health import Health
 from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
                                    rng_state, save_checkpoint, set_rng_state)
-from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.run.console import PhaseProgress, console, print_table, results_table, write_json_atomic
 from snnrun.run.files import read_json, write_text_atomic
 from snnrun.run.metrics import open_metrics
 from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
@@ -138,7 +138,7 @@ def finish(exp: Experiment, output_dir: Path, results: dict[str, Any]) -> dict[s
     results["confusion"] = cm.tolist()  # rows: true class; `snnrun report` redraws it from summary.json
     save_confusion_png(cm, output_dir / "confusion.png",
                        f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
-    console.print(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
+    print_table(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
                                 ["test_accuracy"]))
     save_receptive_fields(exp, output_dir / "weights.png")
     return results
