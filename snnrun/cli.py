@@ -24,37 +24,11 @@ import os
 import sys
 from typing import Callable
 
-from omegaconf.errors import OmegaConfBaseException
-from rich.markup import escape
-
-from snnrun.errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from snnrun.errors import ConfigError
 from snnrun.run.console import console
+from snnrun.run.user_errors import user_errors
 
 USAGE = __doc__
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Print user errors as one clear block without a traceback, exit code 2."""
-    try:
-        yield
-    except TrainingDiverged as e:
-        where = f" ([bold]{e.key}[/])" if e.key else ""
-        console.print(f"[bold red]error: training stopped[/]{where}: {escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except ConfigError as e:
-        where = f"[bold]{e.key}[/]: " if e.key else ""
-        # messages quote config values such as [1, 28, 28]: not rich markup
-        console.print(f"[bold red]error:[/] {where}{escape(e.message)}", soft_wrap=True)
-        sys.exit(2)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None)
-        msg = str(e).splitlines()[0]
-        console.print(f"[bold red]error:[/] {f'[bold]{key}[/]: ' if key else ''}{escape(msg)}", soft_wrap=True)
-        sys.exit(2)
-    except TrainingInterrupted as e:
-        console.print(f"[yellow]{e}[/]; continue with: snnrun resume run_dir={e.run_dir}", soft_wrap=True)
-        sys.exit(e.exit_code)
 
 
 # Hydra flags that print or install something instead of running a job
@@ -69,6 +43,8 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
 
     from snnrun.config import PACKAGE_DIR, config_dir
 
+    with user_errors():
+        check_config_dirs(args)
     _precheck(config_name, args, precheck)
     conf = config_dir()
     config_path = "pkg://snnrun.conf" if conf == PACKAGE_DIR / "conf" else str(conf)
@@ -90,6 +66,49 @@ def _hydra_app(task: Callable, args: list[str], config_name: str = "config",
             import shutil
 
             shutil.rmtree(stage, ignore_errors=True)
+    from snnrun.run.sweep import sweep_exit_code
+
+    if sweep_exit_code():  # a -m sweep ran every point; some failed (named in its table)
+        sys.exit(sweep_exit_code())
+
+
+def config_dir_args(args: list[str]) -> list[str]:
+    """The folders given with Hydra's ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR``."""
+    dirs = []
+    for i, a in enumerate(args):
+        if a in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(args[i + 1])
+        elif a.startswith("--config-dir="):
+            dirs.append(a.split("=", 1)[1])
+    return dirs
+
+
+def check_config_dirs(args: list[str]) -> None:
+    """A ``--config-dir`` that is missing, or holds a YAML file that does not parse, is a ConfigError
+    naming the folder, or the file and line first (Hydra would print a parser traceback)."""
+    import yaml
+
+    from pathlib import Path
+
+    for d in config_dir_args(args):
+        root = Path(d)
+        if not root.is_dir():
+            raise ConfigError(f"{d} is not a directory", key="--config-dir")
+        for path in sorted(root.rglob("*.yaml")) + sorted(root.rglob("*.yml")):
+            try:
+                text = path.read_text(encoding="utf-8")
+                yaml.load(text, Loader=yaml.SafeLoader)
+            except yaml.MarkedYAMLError as e:
+                mark, ctx = e.problem_mark or e.context_mark, e.context_mark
+                where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+                context = e.context + (f" (from line {ctx.line + 1}, column {ctx.column + 1})"
+                                       if ctx is not None and ctx is not mark else "") if e.context else ""
+                what = "; ".join(x for x in (context, e.problem) if x)
+                raise ConfigError(f"not valid YAML (--config-dir {d}): {what}", key=where) from None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"not valid YAML (--config-dir {d}): {e}", key=str(path)) from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(f"cannot read {path}: {e}", key="--config-dir") from None
 
 
 def _precheck(config_name: str, args: list[str], check: Callable | None = None) -> None:
@@ -111,13 +130,22 @@ def _train_task(cfg):
     from snnrun.engine.loop import train
     from snnrun.run.rundir import RunDirGuard
 
+    from hydra.types import RunMode
+
+    from snnrun.run.sweep import sweep_job_errors
+
     hc = HydraConfig.get()
-    with user_errors():
+    summary = None
+    # one point of a -m sweep: an error is recorded and the other points go on (snnrun.run.sweep)
+    errors = sweep_job_errors(hc.sweep.dir, hc.job.num, list(hc.overrides.task)) \
+        if hc.mode == RunMode.MULTIRUN else contextlib.nullcontext()
+    with user_errors(), errors:
         # the run dir's lock; .hydra files and a new run dir are kept only once the run proceeds
         with RunDirGuard(hc.runtime.output_dir, hc) as guard:
             check_added_model_keys(cfg, list(hc.overrides.task))
             summary = train(cfg, output_dir=hc.runtime.output_dir, on_start=guard.start)
-    return summary["test_accuracy"]  # the objective for Hydra sweepers (Optuna)
+    # the objective for Hydra sweepers (Optuna); NaN marks a failed point (Optuna: a failed trial)
+    return float("nan") if summary is None else summary["test_accuracy"]
 
 
 RUN_DIR_USAGE = {

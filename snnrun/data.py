@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import DATA_PARAMS
 from snnrun.registry import Registered, Registry
 
 
@@ -44,7 +46,9 @@ class Dataset:
 class DatasetSource(Registered):
     """Base class: ``load() -> Dataset``. ``limit_train``/``limit_test`` cap the sample counts."""
 
-    registry: Registry = Registry("dataset")
+    # options are checked against their annotated types (int, float, bool) before a dataset is
+    # built, and these ranges (snnrun/model_schema.py)
+    registry: Registry = Registry("dataset", ranges=DATA_PARAMS)
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,
@@ -149,18 +153,34 @@ IDX_FILES = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (``.gz`` or extracted): magic 0x00 0x00 dtype ndim, then big-endian dims."""
+    """Read an IDX file (``.gz`` or extracted): magic 0x00 0x00 dtype ndim, then big-endian dims.
+
+    A file that cannot be read, a damaged gzip stream, a wrong header or fewer values than the
+    header's dimensions is a ConfigError naming the file and what is wrong with it."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except EOFError:
+        raise ConfigError(f"{path} is truncated: the gzip stream ends early (an interrupted download?); "
+                          "delete it and fetch it again", key="root") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise ConfigError(f"{path} is not a valid gzip file ({e}); delete it and fetch it again",
+                          key="root") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}", key="root") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ConfigError(f"{path} is not an unsigned-byte IDX file", key="root")
+        raise ConfigError(f"{path} is not an unsigned-byte IDX file (its first bytes are "
+                          f"{data[:4].hex(' ') or 'missing'}, expected 00 00 08 <ndim>)", key="root")
     ndim = data[3]
-    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(int)
+    if len(data) < 4 + 4 * ndim:
+        raise ConfigError(f"{path} is truncated: its header announces {ndim} dimensions but the file "
+                          f"has {len(data)} bytes", key="root")
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(np.int64)
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
-        raise ConfigError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {arr.size}",
-                          key="root")
+        raise ConfigError(f"{path} is truncated or damaged: its header says {' x '.join(map(str, dims))} = "
+                          f"{int(np.prod(dims))} values, the file holds {arr.size}", key="root")
     return arr.reshape(tuple(dims))
 
 

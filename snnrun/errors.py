@@ -16,6 +16,11 @@ class ConfigError(Exception):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+class BadValue(ConfigError):
+    """A value of the wrong type or outside its range (snnrun/model_schema.py): when the value
+    was interpolated from a model-level key (``${model.tau}``), that key is the one to name."""
+
+
 class TrainingInterrupted(Exception):
     """A training loop stopped on SIGINT/SIGTERM after writing a checkpoint.
 
@@ -40,3 +45,15 @@ class TrainingDiverged(ConfigError):
     non-finite tensor and the likely cause, ``key`` the setting to change. No checkpoint holding
     the non-finite state is written, so ``checkpoint.pt`` is the last good one.
     """
+
+
+class OutputError(Exception):
+    """A file of the run could not be written (disk full, a file size limit, no permission, a
+    path that is not a directory). The CLI prints it naming the path, without a traceback, exit
+    code 1; the writer has removed its temporary file (snnrun/run/files.py)."""
+
+    exit_code = 1
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot write {self.path}: {reason}")

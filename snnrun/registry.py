@@ -113,8 +113,11 @@ class Registry(Generic[T]):
     """Name -> class table for one kind of component; each entry also records its source
     (the library whose equations it follows, :data:`OWN_SOURCE` for snnrun's own)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, ranges: Mapping[str, Any] | None = None):
         self.kind = kind
+        # option name -> snnrun.model_schema.Range: options are also checked against their
+        # annotated types (float/int/bool) and these ranges before the component is built
+        self.ranges = ranges
         self._entries: dict[str, type] = {}
         self._aliases: dict[str, str] = {}
         self._sources: dict[str, str] = {}
@@ -207,6 +210,10 @@ class Registry(Generic[T]):
                               key=f"{key}.{k}" if key else k)
         what = f"{self.kind} '{getattr(cls, 'registered_name', getattr(cls, '__name__', cls))}'"
         check_kwargs(cls, {**kwargs, **runtime}, key, what)
+        if self.ranges is not None:
+            from snnrun.model_schema import check_params
+
+            check_params(cls, kwargs, key, self.ranges)
         try:
             return cls(**kwargs, **runtime)
         except ConfigError as e:

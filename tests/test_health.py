@@ -79,7 +79,7 @@ def test_huge_learning_rate_stops_and_keeps_the_last_good_checkpoint(tmp_path, c
 def test_nan_state_names_the_tensor(tmp_path, compose_cfg):
     # a NaN threshold increment makes the adaptive thresholds NaN at the first spike
     with pytest.raises(TrainingDiverged) as e:
-        train(compose_cfg("+model=diehl_cook", *TINY, "model.theta_plus=nan", "trainer.checkpoint_every=20"), tmp_path)
+        train(compose_cfg("+model=diehl_cook", *TINY, "model.theta_plus=inf", "trainer.checkpoint_every=20"), tmp_path)
     assert "groups.Ae.theta" in e.value.message and "model.learner" in e.value.message
     assert not (tmp_path / "summary.json").exists()
     assert not (tmp_path / "checkpoint.pt").exists() or finite_checkpoint(tmp_path / "checkpoint.pt")

@@ -44,7 +44,7 @@ def test_refused_and_failed_commands_leave_the_run_byte_identical(finished, cli_
     assert r.returncode == 2 and "seed" in r.stdout, r.stdout + r.stderr
     assert tree(rd) == before
     r = run(["train", "+model=diehl_cook", *TINY, "model.n_neurons=0", f"hydra.run.dir={rd}"], cli_env, tmp_path)
-    assert r.returncode == 2 and "model.network.groups.Ae.n" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "model.n_neurons" in r.stdout, r.stdout + r.stderr
     assert tree(rd) == before
     assert not list((tmp_path / "tmp").iterdir())  # the staged .hydra files are gone too
 
@@ -95,7 +95,7 @@ def test_a_stale_lock_is_taken_over(finished, cli_env, tmp_path):
 def test_a_failing_command_into_a_new_dir_leaves_no_dir(cli_env, tmp_path):
     new = tmp_path / "outputs" / "day" / "run"
     r = run(["train", "+model=diehl_cook", *TINY, "model.n_neurons=0", f"hydra.run.dir={new}"], cli_env, tmp_path)
-    assert r.returncode == 2 and "model.network.groups.Ae.n" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 2 and "model.n_neurons" in r.stdout, r.stdout + r.stderr
     assert not (tmp_path / "outputs").exists()  # the run dir and the parents this command made
     # a pre-existing (empty) directory is never removed
     mine = tmp_path / "mine"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import ENCODER_PARAMS
 from snnrun.registry import Registered, Registry
 
 
@@ -27,7 +28,7 @@ class Encoder(Registered, TimeWindow):
     """Base class. ``time`` is the length of one sample's presentation in ms, ``dt`` the step;
     the train has ``T = round(time / dt)`` steps."""
 
-    registry: Registry = Registry("encoder")
+    registry: Registry = Registry("encoder", ranges=ENCODER_PARAMS)  # snnrun/model_schema.py
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

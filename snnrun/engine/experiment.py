@@ -35,7 +35,8 @@ from snnrun.engine.input_rates import resolve_intensity
 from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
-from snnrun.errors import ConfigError
+from snnrun.errors import BadValue, ConfigError
+from snnrun.model_schema import check_model_keys
 from snnrun.registry import did_you_mean
 
 MODEL_KEYS = {"encoder", "network", "readout", "decoders"}
@@ -292,13 +293,49 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
     if not OmegaConf.is_config(cfg):
         return _build(cfg)
     try:
+        check_model_values(cfg)
         return _build(resolved(cfg))
     except ConfigError as e:
-        reads = reads_of(cfg, e.key or "") if (e.key or "").startswith("model.") else []
-        if reads:  # the value at fault most likely came from one of these model-level keys
-            e.message = f"{e.message} (this node reads {', '.join('model.' + r for r in reads)})"
-            e.args = (f"{e.key}: {e.message}",)
+        key = e.key or ""
+        origin = _set_from(cfg, key) if key.startswith("model.") and isinstance(e, BadValue) else None
+        if origin is not None:  # the node's value is ${model.X}: X is what the user typed
+            e.key, e.message = f"model.{origin}", f"{e.message} (it sets {key})"
+        else:
+            reads = reads_of(cfg, key) if key.startswith("model.") else []
+            if reads:  # the value at fault most likely came from one of these model-level keys
+                e.message = f"{e.message} (this node reads {', '.join('model.' + r for r in reads)})"
+        e.args = (f"{e.key}: {e.message}" if e.key else e.message,)
         raise
+
+
+def check_model_values(cfg: DictConfig) -> None:
+    """Types and ranges of the model-level keys (snnrun/model_schema.py), before anything is built."""
+    model = cfg.model
+    if not isinstance(model, DictConfig):
+        return
+    raw = OmegaConf.to_container(model, resolve=False)
+
+    def read(k: str) -> Any:
+        try:
+            return model[k]
+        except OmegaConfBaseException as e:
+            raise ConfigError(str(e).splitlines()[0], key=f"model.{k}") from e
+
+    check_model_keys(model, read, raw)
+
+
+_ONE_MODEL_REF = re.compile(r"^\$\{model\.([A-Za-z_]\w*)\}$")
+
+
+def _set_from(cfg: DictConfig, key: str) -> str | None:
+    """The model-level key X when the config node at ``key`` is exactly ``${model.X}``."""
+    node = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    m = _ONE_MODEL_REF.match(node) if isinstance(node, str) else None
+    return m.group(1) if m else None
 
 
 def expand_model(plain: dict[str, Any]) -> tuple[dict[str, Any], Any]:

@@ -18,7 +18,6 @@ Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 from __future__ import annotations
 
 import copy
-import json
 import platform
 import subprocess
 import time
@@ -41,6 +40,7 @@ from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, CheckpointWriter, StopOnSignal, TrainingInterrupted,
                                    load_checkpoint, rng_state, set_rng_state)
 from snnrun.run.console import PhaseProgress, console, print_table, results_table, write_json_atomic
+from snnrun.run.files import read_json, write_text_atomic
 from snnrun.run.metrics import open_metrics
 from snnrun.run.plots import confusion_matrix, save_confusion_png, save_diagnostics_png, save_weights_png
 from snnrun.run.ranks import is_main
@@ -259,9 +259,9 @@ class Trainer:
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
-        if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
-            raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
-                              key="trainer")
+        for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1)):
+            if v < low:
+                raise ConfigError(f"expected a whole number >= {low}, got {v}", key=f"trainer.{k}")
         if self.ckpt_every < 0:
             raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {self.ckpt_every}",
                               key="trainer.checkpoint_every")
@@ -299,7 +299,7 @@ class Trainer:
         if self.on_start is not None:  # the run proceeds: the CLI keeps its .hydra files (snnrun.run.rundir)
             self.on_start()
         if is_main():
-            (self.output_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
+            write_text_atomic(self.output_dir / "resolved_config.yaml", OmegaConf.to_yaml(OmegaConf.create(exp.cfg)))
         self.saved = saved
         if saved is not None:
             exp.load_state_dict(saved)
@@ -667,7 +667,7 @@ def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str
     """The summary of a run whose checkpoint says it finished training and that wrote summary.json."""
     path = output_dir / "summary.json"
     if saved is not None and saved["progress"]["stage"] == FINISHED and path.is_file():
-        return json.loads(path.read_text())
+        return read_json(path)
     return None
 
 
@@ -698,7 +698,9 @@ def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None
                           "training progress of this version; it can be evaluated but not resumed", key="resume")
     diff = config_diff(saved["config"], cfg, ignore=RESUMABLE_CHANGES)
     if diff:
-        key, (old, new) = next(iter(diff.items()))
+        # the shallowest key first: model.n_neurons rather than a group's n it is interpolated into
+        key = min(diff, key=lambda k: k.count("."))
+        old, new = diff[key]
         raise ConfigError(f"the run in {output_dir} was started with {key}={old!r}, not {new!r} "
                           f"({len(diff)} key(s) differ); resume with the run's own config "
                           "(snnrun resume run_dir=...) or start a new run", key=key)
@@ -732,11 +734,13 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
                           f"{progress.get('epoch')}, sample {progress.get('start')}: before the label assignment "
                           f"and test); continue it with: snnrun resume run_dir={run_dir}, then evaluate it",
                           key="run_dir")
+    summary_path = run_dir / "summary.json"
+    previous = read_json(summary_path) if summary_path.is_file() else {}  # before anything is written
+    if not isinstance(previous, dict):
+        raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
     exp = build_experiment(cfg)
     load_run_state(exp, state, run_dir)
     results = finish(exp, run_dir, test_phase(exp, bool((exp.cfg.get("logger") or {}).get("progress", True))))
-    summary_path = run_dir / "summary.json"
-    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)

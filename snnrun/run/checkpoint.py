@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnrun.run.files import atomic_write
 from snnrun.run.ranks import rank_zero_only
 from snnrun.errors import ConfigError, TrainingInterrupted  # noqa: F401  (re-exported for loops)
 
@@ -70,15 +71,9 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     """Write ``run_dir/checkpoint.pt`` atomically; the previous one becomes ``checkpoint.prev.pt``."""
     check_plain(state)  # what is written must load with weights_only=True
     run_dir = Path(run_dir)
-    path, tmp = run_dir / CHECKPOINT, run_dir / (CHECKPOINT + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())  # the bytes are on disk before the rename makes them "the" checkpoint
-    if path.exists():
-        os.replace(path, run_dir / PREVIOUS)
-    os.replace(tmp, path)
-    return path
+    # written whole to checkpoint.pt.tmp before checkpoint.pt is touched: a full disk leaves the
+    # last good pair as it was and no temp file (OutputError names the path)
+    return atomic_write(run_dir / CHECKPOINT, lambda f: torch.save(state, f), previous=run_dir / PREVIOUS)
 
 
 class CheckpointWriter:

@@ -64,6 +64,7 @@ def compose(config_name: str, overrides: Sequence[str] = (), conf_dir: str | Pat
     """Hydra's ``compose`` of ``config_name`` from snnrun's conf tree; errors as ConfigError."""
     from hydra import compose as hydra_compose
 
+    _parse(overrides)  # a syntax error names the override it is in
     with hydra_context(conf_dir):
         try:
             return hydra_compose(config_name, overrides=list(overrides),

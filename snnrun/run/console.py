@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from snnrun.errors import OutputError
+from snnrun.run.files import describe, write_text_atomic
 from snnrun.run.ranks import rank_zero_only
 
 console = Console(stderr=False, highlight=False)
@@ -21,10 +22,7 @@ console = Console(stderr=False, highlight=False)
 @rank_zero_only  # data-parallel runs: one writer
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temp file + rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 class MetricsLog:
@@ -61,13 +59,19 @@ class MetricsLog:
     def log(self, **record: Any) -> None:
         record = {"step": self.step, **record}
         record.setdefault("time", round(time.time(), 3))
-        self._f.write(json.dumps(record) + "\n")
+        try:
+            self._f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise OutputError(self.path, describe(e)) from None
         for sink in self.sinks:
             sink.log(record)
         self.step += 1
 
     def position(self) -> dict[str, int]:
-        self._f.flush()
+        try:
+            self._f.flush()
+        except OSError as e:
+            raise OutputError(self.path, describe(e)) from None
         return {"step": self.step, "offset": self.path.stat().st_size}
 
     def close(self) -> None:

@@ -10,12 +10,12 @@ resumed run rebuilds/purges what came after its checkpoint), then ``log(record)`
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
-from snnrun.errors import ConfigError
+from snnrun.errors import ConfigError, OutputError
 from snnrun.run.console import flatten
+from snnrun.run.files import atomic_write, describe
 
 
 class CsvSink:
@@ -38,12 +38,12 @@ class CsvSink:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        def write(f):
             w = csv.DictWriter(f, self.columns)
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, self.path)
+
+        atomic_write(self.path, write, mode="w")
 
     def log(self, record: dict[str, Any]) -> None:
         row = flatten(record)
@@ -53,8 +53,11 @@ class CsvSink:
             self.columns += new
             self._rewrite()
         else:
-            with open(self.path, "a", newline="") as f:
-                csv.DictWriter(f, self.columns).writerow(row)
+            try:
+                with open(self.path, "a", newline="") as f:
+                    csv.DictWriter(f, self.columns).writerow(row)
+            except OSError as e:
+                raise OutputError(self.path, describe(e)) from None
 
     def close(self) -> None:
         pass

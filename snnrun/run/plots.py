@@ -26,15 +26,19 @@ def pyplot():
 
     return plt
 
+from snnrun.run.files import atomic_write  # noqa: E402
 
 DIMENSIONLESS = "dimensionless"
 
 
-def save_figure(fig, path: Path, dpi: int = 120) -> None:
-    """Write ``fig`` (legends placed outside the axes are kept inside the image) and close it."""
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt = pyplot()
-    plt.close(fig)
+def save_figure(fig, path: str | Path, dpi: int = 120) -> None:
+    """Write ``fig`` (legends placed outside the axes are kept inside the image) and close it;
+    atomically (snnrun/run/files.py): a full disk leaves no half image and no temp file."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, bbox_inches="tight",
+                                                 format=Path(path).suffix.lstrip(".") or "png"))
+    finally:
+        pyplot().close(fig)
 
 
 def voltage_unit(neuron) -> str:

@@ -8,7 +8,6 @@ confusion matrix (stored in summary.json, so no test pass is needed).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.table import Table
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
 from snnrun.run.console import console, fmt, print_table
+from snnrun.run.files import read_json
 from snnrun.run.plots import (most_active, save_confusion_png, save_learning_curves_png, save_membrane_png,
                               save_raster_png, voltage_unit)
 
@@ -111,7 +111,16 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     run_dir = Path(run_dir)
     cfg = compose_run_config(run_dir, overrides)
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = read_json(summary_path) if summary_path.is_file() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
+    metrics_path = run_dir / "metrics.jsonl"
+    records = [read_json(metrics_path, line, i) for i, line in
+               enumerate(metrics_path.read_text().splitlines(), 1) if line.strip()] if metrics_path.is_file() else []
+    # everything that can fail (overrides, the model, the checkpoint) before a figure is written:
+    # a refused report changes nothing in the run
+    exp = build_experiment(cfg)
+    load_run_state(exp, load_checkpoint(run_dir, fallback=False), run_dir)
 
     t = Table(title=f"run {run_dir}", title_justify="left", show_header=False)
     if summary is None:
@@ -124,7 +133,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         for name, d in (summary.get("decoders") or {}).items():
             t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
     print_table(t)
-    for w in summary.get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
+    for w in (summary or {}).get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
         console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
     diff = default_config_diff(run_dir)
@@ -136,8 +145,6 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     print_table(d) if diff else console.print("config: the model's defaults, unchanged")
 
     written = []
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
     if save_learning_curves_png(records, run_dir / "learning_curves.png", f"learning curves: {run_dir.name}"):
         written.append(run_dir / "learning_curves.png")
     if summary and summary.get("confusion"):
@@ -145,8 +152,6 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         save_confusion_png(torch.tensor(summary["confusion"]), written[-1],
                            f"test, {summary['best_decoder']}: accuracy {summary['test_accuracy']:.3f}")
 
-    exp = build_experiment(cfg)
-    load_run_state(exp, load_checkpoint(run_dir, fallback=False), run_dir)
     if save_receptive_fields(exp, run_dir / "weights.png"):
         written.append(run_dir / "weights.png")
     written += draw_activity(exp, run_dir)

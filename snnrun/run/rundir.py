@@ -36,9 +36,11 @@ from typing import Any, Iterator
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from snnrun.errors import ConfigError
+from snnrun.errors import ConfigError, OutputError
+from snnrun.run.files import describe, write_text_atomic
 from snnrun.run.console import console
 from snnrun.run.ranks import is_main
+from snnrun.run.user_errors import user_errors
 
 LOCK_NAME = ".snnrun.lock"
 HYDRA_SUBDIR = ".hydra"
@@ -121,8 +123,11 @@ class RunDirLock:
         try:
             os.write(fd, json.dumps(self.record()).encode())
             os.fsync(fd)
-        finally:
+        except OSError as e:  # a full disk: no empty lock left behind
             os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise OutputError(self.path, describe(e)) from None
+        os.close(fd)
         return True
 
     def _refuse(self, owner: dict[str, Any] | None) -> ConfigError:
@@ -231,20 +236,39 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def check_creatable(path: Path, key: str) -> None:
+    """ConfigError naming ``key`` unless ``path`` is a directory this process may write in, or can
+    be created (its nearest existing ancestor is a writable directory)."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"cannot create {path}: {p} is a file, not a directory; nothing was written",
+                          key=key)
+    if not os.access(p, os.W_OK | os.X_OK):
+        what = "write in" if p == path else f"create {path}:"
+        raise ConfigError(f"cannot {what} {p}: no write permission; nothing was written", key=key)
+
+
 class RunDirCallback(Callback):
     """Hydra callback: before Hydra creates a run dir (``on_run_start``) or a sweep dir
-    (``on_multirun_start``), record what exists, so a failing job removes only what it created."""
+    (``on_multirun_start``), check it can be written and record what exists, so a failing job
+    removes only what it created."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = OmegaConf.select(config, "hydra.run.dir")  # resolved once: run_job reuses ${now:}
         if run_dir is not None:
             path = Path(os.path.abspath(str(run_dir)))
+            with user_errors():  # Hydra's own mkdir would fail with a traceback
+                check_creatable(path, "hydra.run.dir")
             _EXISTING["runs"][str(path)] = _first_missing(path)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
         if sweep_dir is not None:
             path = Path(os.path.abspath(str(sweep_dir)))
+            with user_errors():
+                check_creatable(path, "hydra.sweep.dir")
             _EXISTING["sweeps"][str(path)] = (set(os.listdir(path)) if path.is_dir() else None)
 
 
@@ -338,9 +362,7 @@ def commit_staged(staged: Path, run_dir: Path) -> None:
             if over is not None:
                 cfg.hydra.overrides.hydra = [o for o in over if not str(o).startswith("hydra.output_subdir=")]
             text = OmegaConf.to_yaml(cfg)
-        tmp = target / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target / name)
+        write_text_atomic(target / name, text)
     shutil.rmtree(staged, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import CONNECTION_PARAMS
 from snnrun.registry import Registered, Registry, as_node
 
 DELAYS = (0, 1)
@@ -64,7 +65,7 @@ class Connection(Registered, nn.Module):
     ``learn: false`` keeps a gradient learner from training this connection.
     """
 
-    registry: Registry = Registry("connection")
+    registry: Registry = Registry("connection", ranges=CONNECTION_PARAMS)  # snnrun/model_schema.py
     has_weights = False
 
     def __init__(self, source: str = "", target: str = "", *, source_shape=(1,), target_shape=None,

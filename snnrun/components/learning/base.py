@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import LEARNER_PARAMS
 from snnrun.registry import Registered, Registry
 
 REDUCTIONS = ("sum", "mean", "owner")
@@ -65,7 +66,7 @@ class LearningRule(Registered, Learner):
     forms that total with :meth:`batch_total` (and :meth:`batch_size` for a global mean).
     """
 
-    registry: Registry = Registry("learning rule")
+    registry: Registry = Registry("learning rule", ranges=LEARNER_PARAMS)  # snnrun/model_schema.py
     supports_owner = False  # whether the rule implements the ``owner`` batch reduction
     data_parallel = None    # set by snnrun.engine.data_parallel in a data-parallel (torchrun) run
     # how a data-parallel run combines the ranks' shares of a batch (snnrun/engine/data_parallel.py):

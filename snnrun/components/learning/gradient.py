@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnrun.errors import ConfigError
+from snnrun.errors import BadValue, ConfigError
 from snnrun.components.learning.base import Learner, LearningRule
 from snnrun.components.losses import Loss
 from snnrun.registry import accepted_kwargs, as_node, did_you_mean
@@ -72,6 +72,21 @@ def _check_options(cls: type, kwargs: dict, set_by_snnrun: set[str], key: str, w
         if k not in allowed:
             raise ConfigError(f"unknown option '{k}' for {what}.{did_you_mean(k, allowed)} "
                               f"Allowed: {', '.join(sorted(allowed))}", key=f"{key}.{k}")
+
+
+def _check_numbers(cls: type, kwargs: dict, key: str) -> None:
+    """Options whose torch default is a number (lr, momentum, eps) or a tuple of numbers (betas)
+    must be one: ``lr=abc`` names the key instead of failing inside torch."""
+    params = inspect.signature(cls.__init__).parameters
+    for k, v in kwargs.items():
+        default = params[k].default if k in params else None
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise BadValue(f"expected a number, got {v!r}", key=f"{key}.{k}")
+        if isinstance(default, tuple) and all(isinstance(d, (int, float)) for d in default) and not (
+                isinstance(v, (list, tuple)) and len(v) == len(default)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            raise BadValue(f"expected a list of {len(default)} numbers, got {v!r}", key=f"{key}.{k}")
 
 
 def _split_type(node: Any, key: str) -> tuple[str, dict]:
@@ -131,6 +146,7 @@ class SurrogateBPTT(Learner):
             raise ConfigError("set weight decay once, as learner weight_decay (it skips biases, norms and "
                               "time constants)", key="optimizer.weight_decay")
         _check_options(cls, kwargs, {"params", "weight_decay"}, "optimizer", f"optimizer {cls.__name__}")
+        _check_numbers(cls, kwargs, "optimizer")
         return cls, kwargs
 
     def _scheduler_spec(self):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from snnrun.errors import ConfigError
+from snnrun.model_schema import NEURON_PARAMS
 from snnrun.engine.random_keys import counter_uniform
 from snnrun.registry import Registered, Registry
 
@@ -43,7 +44,7 @@ class NeuronModel(Registered, nn.Module):
     While ``self.training`` is False (``network.eval()``) adaptive parameters are frozen.
     """
 
-    registry: Registry = Registry("neuron model")
+    registry: Registry = Registry("neuron model", ranges=NEURON_PARAMS)  # snnrun/model_schema.py
 
     def __init__(
         self,
