@@ -1,0 +1,289 @@
+"""Diehl & Cook presentations on the CPU as one compiled C loop (``kernels/dc_presentation.c``).
+
+On the CPU, eager PyTorch spends a D&C time step in ~60 small operator calls (~0.16 ms at batch
+1, n=100), not in arithmetic; at batch 16 the ``owner`` STDP update builds two dense
+(n_in, n) matrices per step. The C loop runs all T steps of a batch in one call, adds only the
+weight rows of inputs that spiked and updates only the weights STDP touches, in the same float32
+operations as the eager step (same seed: the same spikes, weights and thresholds; see the C
+file). The one-spike choice takes its keys from torch's generator exactly as the eager step
+does (one ``rand`` block of (B, n) per step with a crossing), so the random stream is unchanged.
+
+The loop covers the network of ``+model=diehl_cook`` (X -> Ae -> Ai -> Ae, delays 1, post_pre
+STDP with hard bounds on X -> Ae); :func:`cpu_kernel_for` says why another network is not covered
+and the engine runs it step by step. The C source is compiled once per machine with the system's
+C compiler (``$CC``, else ``cc``/``gcc``) into ``$SNNRUN_CACHE`` (default ``~/.cache/snnrun``);
+without a compiler the eager path runs and one info line says so. ``SNNRUN_CPU_KERNEL=0`` or
+``trainer.cpu_kernel=false`` switch the loop off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("kernels") / "dc_presentation.c"
+# no contraction into fma beyond the explicit fmaf() calls: the rounding must be ATen's
+FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC"]
+KEY_FLOATS = 16384  # keys drawn per refill: about this many floats (small blocks: fewer refills)
+
+_lib: ctypes.CDLL | None = None
+_lib_error: str | None = None
+
+
+class _Group(ctypes.Structure):
+    _fields_ = [("v", ctypes.c_void_p), ("r", ctypes.c_void_p), ("s", ctypes.c_void_p), ("x", ctypes.c_void_p),
+                ("count", ctypes.c_void_p),
+                ("decay", ctypes.c_float), ("leak", ctypes.c_float), ("thresh", ctypes.c_float),
+                ("reset", ctypes.c_float), ("refrac", ctypes.c_float), ("lbound", ctypes.c_float),
+                ("has_lbound", ctypes.c_int), ("traces", ctypes.c_int), ("additive", ctypes.c_int),
+                ("trace_decay", ctypes.c_float), ("trace_scale", ctypes.c_float)]
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("T", ctypes.c_int), ("B", ctypes.c_int), ("n_in", ctypes.c_int), ("n", ctypes.c_int),
+                ("t0", ctypes.c_int), ("inp", ctypes.c_void_p), ("w", ctypes.c_void_p),
+                ("sx", ctypes.c_void_p), ("xx", ctypes.c_void_p), ("count_x", ctypes.c_void_p),
+                ("x_traces", ctypes.c_int), ("x_additive", ctypes.c_int),
+                ("x_trace_decay", ctypes.c_float), ("x_trace_scale", ctypes.c_float),
+                ("e", _Group), ("i", _Group),
+                ("theta", ctypes.c_void_p), ("theta_decay", ctypes.c_float), ("theta_plus", ctypes.c_float),
+                ("one_spike", ctypes.c_int), ("w_ei", ctypes.c_void_p), ("w_lat", ctypes.c_float),
+                ("dt", ctypes.c_float), ("adapt", ctypes.c_int), ("stdp", ctypes.c_int),
+                ("reduction", ctypes.c_int), ("alpha0", ctypes.c_float), ("alpha1", ctypes.c_float),
+                ("wmin", ctypes.c_float), ("wmax", ctypes.c_float), ("owner", ctypes.c_void_p),
+                ("keys", ctypes.c_void_p), ("n_keys", ctypes.c_int), ("keys_used", ctypes.c_int),
+                ("cur_e", ctypes.c_void_p), ("cur_i", ctypes.c_void_p), ("fired", ctypes.c_void_p),
+                ("acc", ctypes.c_void_p), ("list", ctypes.c_void_p), ("col_hit", ctypes.c_void_p)]
+
+
+def compiler() -> str | None:
+    """The C compiler to build with: ``$CC`` (which may name a missing one), else cc or gcc."""
+    if os.environ.get("CC"):
+        return shutil.which(os.environ["CC"])
+    return shutil.which("cc") or shutil.which("gcc")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SNNRUN_CACHE") or Path.home() / ".cache" / "snnrun") / "kernels"
+
+
+def _build(cc: str) -> Path:
+    src = SOURCE.read_bytes()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    tag = hashlib.sha256(src + repr((FLAGS, version, platform.machine())).encode()).hexdigest()[:16]
+    for root in (cache_dir(), Path(tempfile.gettempdir()) / f"snnrun-kernels-{os.getuid()}"):
+        lib = root / f"dc_presentation-{tag}.so"
+        if lib.is_file():
+            return lib
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = root / f".{lib.name}.{os.getpid()}.tmp"
+            for extra in (["-march=native"], []):  # native vector units where the compiler knows them
+                done = subprocess.run([cc, *FLAGS, *extra, "-o", str(tmp), str(SOURCE), "-lm"],
+                                      capture_output=True, text=True, timeout=120)
+                if done.returncode == 0:
+                    break
+            if done.returncode != 0:
+                raise RuntimeError(f"{cc} failed: {(done.stderr or done.stdout).strip()[:300]}")
+            os.replace(tmp, lib)  # atomic: concurrent runs (sweeps, torchrun) see a whole file
+            return lib
+        except OSError:
+            continue  # an unwritable cache: try the temporary folder
+    raise RuntimeError("no writable folder to build the CPU kernel in (set SNNRUN_CACHE)")
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, built on first use; None (and one info line on stderr, once) where no
+    C compiler can build it."""
+    global _lib, _lib_error
+    if _lib is not None or _lib_error is not None:
+        return _lib
+    cc = compiler()
+    try:
+        if cc is None:
+            raise RuntimeError(f"no C compiler found ({os.environ.get('CC') or 'cc, gcc'})")
+        lib = ctypes.CDLL(str(_build(cc)))
+        lib.dc_run.argtypes = [ctypes.POINTER(_Args)]
+        lib.dc_run.restype = ctypes.c_int
+        _lib = lib
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        _lib_error = str(e)
+        print(f"snnrun: info: {e}; Diehl & Cook runs step by step in eager PyTorch on the CPU (slower). "
+              "Install a C compiler (e.g. gcc) for the compiled CPU loop.", file=sys.stderr)
+    return _lib
+
+
+def disabled_by_env() -> bool:
+    return os.environ.get("SNNRUN_CPU_KERNEL", "1").strip().lower() in ("0", "false", "off", "no")
+
+
+def _reset_library_cache() -> None:
+    """Forget the loaded library (tests that switch the compiler)."""
+    global _lib, _lib_error
+    _lib, _lib_error = None, None
+
+
+def network_misfit(net) -> str | None:
+    """Why ``net`` is not the network the C loop runs (None: it is)."""
+    from snnrun.components.connections.weighted import DenseConnection, LateralConnection, OneToOneConnection
+    from snnrun.components.learning.stdp import PostPreSTDP
+    from snnrun.components.neurons import Input
+    from snnrun.components.neurons.adaptive import AdaptiveLIFNodes
+    from snnrun.components.neurons.lif import LIFNodes
+
+    groups = list(net.groups.items())
+    if len(groups) != 3:
+        return "the loop runs three groups (input, excitatory, inhibitory)"
+    (xn, x), (en, e), (inn, i) = groups
+    if type(x) is not Input or not isinstance(e, AdaptiveLIFNodes) or type(e).step not in _E_STEPS() \
+            or type(i) is not LIFNodes:
+        return "groups are not input -> diehl_cook/adaptive_lif -> lif"
+    if any(g.sum_input for _, g in groups) or len(e.shape) != 1 or e.n != i.n:
+        return "group shapes or options differ from the D&C network"
+    conns = {(c.source, c.target): c for c in net.connections.values()}
+    want = {(xn, en): DenseConnection, (en, inn): OneToOneConnection, (inn, en): LateralConnection}
+    if len(conns) != 3 or set(conns) != set(want) or any(type(conns[k]) is not t for k, t in want.items()):
+        return "connections are not X -> Ae dense, Ae -> Ai one_to_one, Ai -> Ae lateral"
+    if any(c.delay != 1 for c in conns.values()) or conns[(xn, en)].b is not None:
+        return "connections need delay 1 and no bias"
+    dense = conns[(xn, en)]
+    # the X -> Ae current is summed first, the lateral one added to it (the eager order)
+    if [c for _, c in net._incoming[en]] != [dense, conns[(inn, en)]]:
+        return "Ae's incoming connections are in another order"
+    rules = list(net.learners.values())
+    if rules:
+        r = rules[0]
+        if len(rules) != 1 or type(r) is not PostPreSTDP or r.connection is not dense or r.bounds != "hard" \
+                or r.weight_decay:
+            return "learning other than one post_pre rule (hard bounds, no weight decay) on X -> Ae"
+    return None
+
+
+def _E_STEPS():
+    from snnrun.components.neurons.adaptive import AdaptiveLIFNodes, DiehlCookNodes
+
+    return (AdaptiveLIFNodes.step, DiehlCookNodes.step)
+
+
+class DCPresentation:
+    """Runs a presentation of a matching network (:func:`network_misfit`) through the C loop."""
+
+    def __init__(self, net, lib: ctypes.CDLL):
+        self.lib = lib
+        self.x_name, self.e_name, self.i_name = list(net.groups)
+        self.dense = next(c for c in net.connections.values() if c.source == self.x_name)
+        self.o2o = next(c for c in net.connections.values() if c.source == self.e_name)
+        self.lat = next(c for c in net.connections.values() if c.source == self.i_name)
+
+    def accepts(self, net, inputs, static, record, record_v) -> bool:
+        """Per call: spike inputs to the input group only, counts only, float32 on the CPU, no
+        data-parallel share."""
+        x = inputs.get(self.x_name)
+        w, theta = self.dense.w, net.groups[self.e_name].theta
+        if not (w.is_contiguous() and theta.is_contiguous() and w.dtype == theta.dtype == torch.float32):
+            return False
+        if static or record or record_v or len(inputs) != 1 or x is None or x.dtype != torch.bool or x.is_cuda:
+            return False
+        if any(g.data_parallel is not None or g.dtype != torch.float32 or g.device.type != "cpu"
+               for g in net.groups.values()):
+            return False
+        return all(getattr(r, "data_parallel", None) is None for r in net.learners.values())
+
+    def run(self, net, spikes: torch.Tensor, count: tuple[str, ...]) -> dict:
+        X, E, I = (net.groups[k] for k in (self.x_name, self.e_name, self.i_name))
+        T, B = spikes.shape[:2]
+        n_in, n = X.n, E.n
+        inp = spikes.reshape(T, B, n_in).contiguous()
+        counts = {g: net.groups[g].state_tensor() for g in count}
+        f32 = torch.float32
+        state = [X.s, X.x if X.traces else None, E.v, E.refrac_count, E.s, E.x if E.traces else None,
+                 I.v, I.refrac_count, I.s, I.x if I.traces else None]
+        for k, t in enumerate(state):  # fresh after reset_state: contiguous (B, *shape) float32
+            if t is not None and not t.is_contiguous():
+                state[k] = t.contiguous()
+        X.s, xx, E.v, E.refrac_count, E.s, ex, I.v, I.refrac_count, I.s, ix = state
+        if X.traces:
+            X.x = xx
+        if E.traces:
+            E.x = ex
+        if I.traces:
+            I.x = ix
+        w = self.dense.w
+        a = _Args()
+        a.T, a.B, a.n_in, a.n, a.inp, a.w = T, B, n_in, n, inp.data_ptr(), w.data_ptr()
+        a.sx, a.xx = X.s.data_ptr(), (xx.data_ptr() if X.traces else None)
+        a.count_x = counts[self.x_name].data_ptr() if self.x_name in counts else None
+        a.x_traces, a.x_additive = int(X.traces), int(X.traces_additive)
+        a.x_trace_decay, a.x_trace_scale = X.trace_decay, X.trace_scale
+        for dst, g, name in ((a.e, E, self.e_name), (a.i, I, self.i_name)):
+            dst.v, dst.r, dst.s = g.v.data_ptr(), g.refrac_count.data_ptr(), g.s.data_ptr()
+            dst.x = g.x.data_ptr() if g.traces else None
+            dst.count = counts[name].data_ptr() if name in counts else None
+            dst.decay, dst.leak, dst.thresh, dst.reset = g.decay, g._leak_target, g.thresh, g.reset
+            dst.refrac, dst.has_lbound, dst.lbound = g.refrac, g.lbound is not None, g.lbound or 0.0
+            dst.traces, dst.additive = int(g.traces), int(g.traces_additive)
+            dst.trace_decay, dst.trace_scale = g.trace_decay, g.trace_scale
+        theta = E.theta
+        a.theta, a.theta_decay, a.theta_plus = theta.data_ptr(), E.theta_decay, E.theta_plus
+        a.one_spike = int(getattr(E, "one_spike", False))
+        w_ei = self.o2o.w.detach().to(f32).contiguous()
+        a.w_ei, a.w_lat, a.dt = w_ei.data_ptr(), float(self.lat.w), E.dt
+        a.adapt = int(E.training)
+        rule = next(iter(net.learners.values()), None) if net.training else None
+        owner = None
+        if rule is not None:
+            scale = 1.0 / max(B, 1) if rule.reduction == "mean" else 1.0
+            a.stdp, a.alpha0, a.alpha1 = 1, -rule.nu[0] * scale, rule.nu[1] * scale
+            a.reduction = 2 if rule.reduction == "owner" else 0
+            a.wmin, a.wmax = self.dense.wmin, self.dense.wmax
+            if rule.reduction == "owner" and B > 1:  # the eager path claims owners from batch 2 on
+                owner = torch.full((n,), -1, dtype=torch.long)
+                a.owner = owner.data_ptr()
+        scratch = torch.empty(4 * B * n + n, dtype=f32)
+        a.cur_e, a.cur_i, a.fired = (scratch[k * B * n:].data_ptr() for k in range(3))
+        a.acc = scratch[4 * B * n:].data_ptr()
+        ints = torch.empty(n_in + n, dtype=torch.int32)
+        a.list, a.col_hit = ints.data_ptr(), ints[n_in:].data_ptr()
+        self._steps(a, T, B, n)
+        if owner is not None:
+            rule.owner = owner
+        return {"counts": counts, "spikes": {}, "v": {}}
+
+    def _steps(self, a: _Args, T: int, B: int, n: int) -> None:
+        """All T steps; the one-spike keys come from torch's generator in refills of a few
+        (B, n) blocks, and the generator ends where the eager path leaves it (one block per step
+        that had a crossing): the unused part of the last refill is given back."""
+        t, keys, before = 0, None, None
+        chunk = max(4, KEY_FLOATS // max(B * n, 1))
+        while t < T:
+            if a.one_spike:
+                before = torch.get_rng_state()
+                keys = torch.rand(min(chunk, T - t), B, n)
+                a.keys, a.n_keys, a.keys_used = keys.data_ptr(), keys.shape[0], 0
+            a.t0 = t
+            t = self.lib.dc_run(ctypes.byref(a))
+        if a.one_spike and a.keys_used < a.n_keys:
+            torch.set_rng_state(before)
+            if a.keys_used:
+                torch.rand(a.keys_used, B, n)
+        del keys
+
+
+def cpu_kernel_for(net) -> tuple[DCPresentation | None, str | None]:
+    """(the C loop for ``net``, None), or (None, why not)."""
+    misfit = network_misfit(net)
+    if misfit is not None:
+        return None, misfit
+    lib = library()
+    if lib is None:
+        return None, _lib_error
+    return DCPresentation(net, lib), None

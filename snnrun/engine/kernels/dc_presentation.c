@@ -1,0 +1,268 @@
+/* Diehl & Cook (2015) presentations on the CPU: every time step of a batch in one C loop.
+
+   The network is X (input) -> Ae (adaptive LIF, one spike per step) -> Ai (LIF) -> Ae (lateral
+   inhibition), all connections delay 1, with post_pre STDP on X -> Ae while learning. Each step
+   does exactly what snnrun's eager step does (snnrun/engine/network.py, neurons/lif.py,
+   neurons/adaptive.py, learning/stdp.py), in the same float32 operations and order:
+
+     I_e = s_X(t-1) @ W + w_lat (sum(s_i) - s_i)(t-1)      I_i = w_ei s_e(t-1)
+     v <- v d + rest (1 - d);  v <- v + I where not refractory;  r <- r - dt
+     fired = v >= thresh (+ theta);  v <- reset, r <- refrac where fired;  v >= lbound
+     theta <- theta d_theta (before);  theta <- theta + theta_plus sum_b fired (after)  (learning)
+     one spike: per sample the crossing neuron with the largest key fires (keys: torch.rand)
+     traces x <- x d_x, then = scale where s (or + scale s)
+     STDP (hard bounds): W <- clamp(W - nu0 s_pre^T x_post + nu1 x_pre^T s_post, wmin, wmax)
+
+   Sparsity makes it cheap: the input product adds the rows of W of the inputs that spiked (in
+   increasing index order: what BLAS does for one sample), and the STDP update touches only the
+   rows of spiking inputs and the columns of spiking neurons, so only those are clamped (all of W
+   at a presentation's first step, as normalisation may have left weights outside the bounds).
+   Rounding follows ATen's: addmm's update is w + (alpha * product), add_/sub_ with alpha one fma.
+   Build with -ffp-contract=off so the compiler fuses nothing else. */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    float *v, *r, *s, *x;       /* (B, n) state; x may be NULL (no traces) */
+    float *count;               /* (B, n) spike counts to add to, or NULL */
+    float decay, leak, thresh, reset, refrac, lbound;
+    int has_lbound, traces, additive;
+    float trace_decay, trace_scale;
+} lif_group;
+
+typedef struct {
+    int T, B, n_in, n;
+    int t0;                      /* first step to run (a call resumes after a key refill) */
+    const uint8_t *inp;          /* (T, B, n_in) input spikes, 0/1 */
+    float *w;                    /* (n_in, n) X -> Ae weights */
+    float *sx, *xx, *count_x;    /* input group: spikes, traces (or NULL), counts (or NULL) */
+    int x_traces, x_additive;
+    float x_trace_decay, x_trace_scale;
+    lif_group e, i;
+    float *theta;                /* (n,) adaptive thresholds of Ae */
+    float theta_decay, theta_plus;
+    int one_spike;
+    const float *w_ei;           /* (n,) one-to-one Ae -> Ai weights */
+    float w_lat;                 /* lateral Ai -> Ae weight */
+    float dt;
+    int adapt;                   /* Ae in training mode: theta adapts */
+    int stdp;                    /* learning: the post_pre rule on X -> Ae updates W every step */
+    int reduction;               /* 0 sum or mean (alphas scaled by the caller), 2 owner */
+    float alpha0, alpha1;        /* -nu0 (* 1/B for mean), nu1 (* 1/B): ATen's float alphas */
+    float wmin, wmax;
+    int64_t *owner;              /* (n,) owning sample per neuron, -1: none */
+    const float *keys;           /* (n_keys, B, n) uniform keys for the one-spike choice */
+    int n_keys, keys_used;       /* in: blocks available; out: blocks used */
+    float *cur_e, *cur_i, *fired, *acc;   /* scratch (B, n), (B, n), (B, n), (n) */
+    int *list;                   /* scratch (n_in) */
+    int *col_hit;                /* scratch (n) */
+} dc_args;
+
+static inline float clampf(float v, float lo, float hi) {
+    /* torch.clamp_: min(max(v, lo), hi) */
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+static void trace_update(float *x, const float *s, int m, float d, float scale, int additive) {
+    if (additive) {
+        for (int k = 0; k < m; k++) {
+            float a = x[k] * d;
+            float b = scale * s[k];
+            x[k] = a + b;
+        }
+    } else {
+        for (int k = 0; k < m; k++) {
+            float a = x[k] * d;
+            x[k] = s[k] > 0.0f ? scale : a;
+        }
+    }
+}
+
+/* leak, integrate, fire, reset of one LIF group; cur: its input; threshold + theta (or NULL) */
+static void lif_step(lif_group *g, const float *cur, const float *theta, float dt, int B, int n, float *fired) {
+    for (int b = 0; b < B; b++) {
+        float *v = g->v + (size_t)b * n, *r = g->r + (size_t)b * n, *f = fired + (size_t)b * n;
+        const float *c = cur + (size_t)b * n;
+        for (int j = 0; j < n; j++) {
+            float vj = v[j] * g->decay;
+            vj = vj + g->leak;
+            vj = vj + (r[j] > 0.0f ? 0.0f : c[j]);
+            float rj = r[j] - dt;
+            float th = theta ? theta[j] + g->thresh : g->thresh;
+            int fj = vj >= th;
+            if (fj) { rj = g->refrac; vj = g->reset; }
+            if (g->has_lbound && vj < g->lbound) vj = g->lbound;
+            v[j] = vj; r[j] = rj; f[j] = fj ? 1.0f : 0.0f;
+        }
+    }
+}
+
+/* Run steps t0 .. T-1. Returns the step to resume from: T when done, or t+1 < T after a step t
+   that used the last available key block (the caller draws more and calls again). */
+int dc_run(dc_args *a) {
+    const int B = a->B, n = a->n, n_in = a->n_in;
+    const size_t Bn = (size_t)B * n;
+    for (int t = a->t0; t < a->T; t++) {
+        /* -- delayed currents from the last step's spikes -- */
+        for (int b = 0; b < B; b++) {
+            float *ce = a->cur_e + (size_t)b * n, *ci = a->cur_i + (size_t)b * n;
+            const float *sx = a->sx + (size_t)b * n_in;
+            memset(ce, 0, sizeof(float) * n);
+            for (int i = 0; i < n_in; i++) {
+                if (sx[i] != 0.0f) {
+                    const float *wi = a->w + (size_t)i * n;
+                    for (int j = 0; j < n; j++) ce[j] = ce[j] + wi[j];
+                }
+            }
+            const float *si = a->i.s + (size_t)b * n, *se = a->e.s + (size_t)b * n;
+            float total = 0.0f;
+            for (int j = 0; j < n; j++) total += si[j];   /* small whole numbers: exact in any order */
+            for (int j = 0; j < n; j++) {
+                float lat = a->w_lat * (total - si[j]);
+                ce[j] = ce[j] + lat;
+                ci[j] = se[j] * a->w_ei[j];
+            }
+        }
+        /* -- input group -- */
+        const uint8_t *in_t = a->inp + (size_t)t * B * n_in;
+        for (size_t k = 0; k < (size_t)B * n_in; k++) a->sx[k] = in_t[k] ? 1.0f : 0.0f;
+        if (a->x_traces) trace_update(a->xx, a->sx, B * n_in, a->x_trace_decay, a->x_trace_scale, a->x_additive);
+        /* -- excitatory group -- */
+        if (a->adapt)
+            for (int j = 0; j < n; j++) a->theta[j] = a->theta[j] * a->theta_decay;
+        lif_step(&a->e, a->cur_e, a->theta, a->dt, B, n, a->fired);
+        int any = 0;
+        if (a->adapt) {
+            for (int j = 0; j < n; j++) {
+                float c = 0.0f;
+                for (int b = 0; b < B; b++) c += a->fired[(size_t)b * n + j];
+                float inc = a->theta_plus * c;
+                a->theta[j] = a->theta[j] + inc;
+            }
+        }
+        for (size_t k = 0; k < Bn; k++) any |= a->fired[k] != 0.0f;
+        memcpy(a->e.s, a->fired, sizeof(float) * Bn);
+        if (a->one_spike && any) {
+            const float *key = a->keys + (size_t)a->keys_used * Bn;
+            a->keys_used++;
+            for (int b = 0; b < B; b++) {
+                const float *f = a->fired + (size_t)b * n, *kb = key + (size_t)b * n;
+                float best = -2.0f;
+                int win = 0;
+                for (int j = 0; j < n; j++) {  /* torch.argmax: the first of equal maxima */
+                    float kj = f[j] == 0.0f ? -1.0f : kb[j];
+                    if (kj > best) { best = kj; win = j; }
+                }
+                float *s = a->e.s + (size_t)b * n;
+                memset(s, 0, sizeof(float) * n);
+                s[win] = 1.0f * f[win];
+            }
+        }
+        if (a->e.traces) trace_update(a->e.x, a->e.s, (int)Bn, a->e.trace_decay, a->e.trace_scale, a->e.additive);
+        /* -- inhibitory group -- */
+        lif_step(&a->i, a->cur_i, NULL, a->dt, B, n, a->i.s);
+        if (a->i.traces) trace_update(a->i.x, a->i.s, (int)Bn, a->i.trace_decay, a->i.trace_scale, a->i.additive);
+        /* -- STDP on X -> Ae: the whole update first, then the clamp (as after_update) -- */
+        if (a->stdp) {
+            float *w = a->w;
+            int n_rows = 0;           /* rows and columns the update touched: the ones to clamp */
+            memset(a->col_hit, 0, sizeof(int) * n);
+            if (a->reduction == 2 && B > 1) {
+                /* owner: each neuron learns from the first sample that made it fire */
+                for (int j = 0; j < n; j++) {
+                    int first = 0;
+                    float m = a->e.s[j];
+                    for (int b = 1; b < B; b++)
+                        if (a->e.s[(size_t)b * n + j] > m) { m = a->e.s[(size_t)b * n + j]; first = b; }
+                    if (m > 0.0f && a->owner[j] < 0) a->owner[j] = first;
+                }
+                for (int j = 0; j < n; j++) {
+                    if (a->owner[j] < 0) continue;
+                    const int o = (int)a->owner[j];
+                    const float s_own = a->e.s[(size_t)o * n + j], x_own = a->e.x[(size_t)o * n + j];
+                    const float *sp = a->sx + (size_t)o * n_in, *xp = a->xx + (size_t)o * n_in;
+                    if (x_own != 0.0f && a->alpha0 != 0.0f)   /* w.sub_(s_pre x_own, alpha=nu0): one fma */
+                        for (int i = 0; i < n_in; i++)
+                            if (sp[i] != 0.0f) {
+                                size_t k = (size_t)i * n + j;
+                                w[k] = fmaf(a->alpha0, sp[i] * x_own, w[k]);
+                                a->col_hit[j] |= 1;
+                            }
+                    if (s_own != 0.0f && a->alpha1 != 0.0f) {  /* w.add_(x_pre s_own, alpha=nu1) */
+                        for (int i = 0; i < n_in; i++) {
+                            size_t k = (size_t)i * n + j;
+                            w[k] = fmaf(a->alpha1, xp[i] * s_own, w[k]);
+                        }
+                        a->col_hit[j] = 2;
+                    }
+                }
+                for (int j = 0; j < n; j++) {
+                    if (a->col_hit[j] == 2) {
+                        for (int i = 0; i < n_in; i++) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
+                    } else if (a->col_hit[j]) {
+                        const float *sp = a->sx + (size_t)a->owner[j] * n_in;
+                        for (int i = 0; i < n_in; i++)
+                            if (sp[i] != 0.0f) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
+                    }
+                }
+            } else {
+                /* sum (mean: alpha / B) over the batch, as two addmm_: W + alpha0 (s_pre^T x_post),
+                   then + alpha1 (x_pre^T s_post) */
+                if (a->alpha0 != 0.0f) {
+                    for (int i = 0; i < n_in; i++) {
+                        int hit = 0;
+                        for (int b = 0; b < B; b++) hit |= a->sx[(size_t)b * n_in + i] != 0.0f;
+                        if (!hit) continue;
+                        a->list[n_rows++] = i;
+                        memset(a->acc, 0, sizeof(float) * n);
+                        for (int b = 0; b < B; b++) {
+                            float sb = a->sx[(size_t)b * n_in + i];
+                            if (sb == 0.0f) continue;
+                            const float *xb = a->e.x + (size_t)b * n;
+                            for (int j = 0; j < n; j++) a->acc[j] = a->acc[j] + sb * xb[j];
+                        }
+                        float *wi = w + (size_t)i * n;
+                        for (int j = 0; j < n; j++) {
+                            float d = a->alpha0 * a->acc[j];
+                            wi[j] = wi[j] + d;
+                        }
+                    }
+                }
+                if (a->alpha1 != 0.0f) {
+                    for (int j = 0; j < n; j++) {
+                        int hit = 0;
+                        for (int b = 0; b < B; b++) hit |= a->e.s[(size_t)b * n + j] != 0.0f;
+                        if (!hit) continue;
+                        a->col_hit[j] = 2;
+                        for (int i = 0; i < n_in; i++) {
+                            float p = 0.0f;
+                            for (int b = 0; b < B; b++) p = p + a->xx[(size_t)b * n_in + i] * a->e.s[(size_t)b * n + j];
+                            size_t k = (size_t)i * n + j;
+                            float d = a->alpha1 * p;
+                            w[k] = w[k] + d;
+                        }
+                    }
+                }
+                for (int r = 0; r < n_rows; r++) {
+                    float *wi = w + (size_t)a->list[r] * n;
+                    for (int j = 0; j < n; j++) wi[j] = clampf(wi[j], a->wmin, a->wmax);
+                }
+                for (int j = 0; j < n; j++)
+                    if (a->col_hit[j])
+                        for (int i = 0; i < n_in; i++) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
+            }
+            if (t == 0)  /* normalisation may have left weights outside the bounds: clamp them all once */
+                for (size_t k = 0; k < (size_t)n_in * n; k++) w[k] = clampf(w[k], a->wmin, a->wmax);
+        }
+        /* -- spike counts -- */
+        if (a->count_x) for (size_t k = 0; k < (size_t)B * n_in; k++) a->count_x[k] += a->sx[k];
+        if (a->e.count) for (size_t k = 0; k < Bn; k++) a->e.count[k] += a->e.s[k];
+        if (a->i.count) for (size_t k = 0; k < Bn; k++) a->i.count[k] += a->i.s[k];
+        if (a->one_spike && a->keys_used >= a->n_keys && t + 1 < a->T) return t + 1;
+    }
+    return a->T;
+}
