@@ -251,8 +251,9 @@ class DCPresentation:
         scratch = torch.empty(4 * B * n + n, dtype=f32)
         a.cur_e, a.cur_i, a.fired = (scratch[k * B * n:].data_ptr() for k in range(3))
         a.acc = scratch[4 * B * n:].data_ptr()
-        ints = torch.empty(n_in + n, dtype=torch.int32)
-        a.list, a.col_hit = ints.data_ptr(), ints[n_in:].data_ptr()
+        m = max(n_in, n)
+        ints = torch.empty(m + n, dtype=torch.int32)
+        a.list, a.col_hit = ints.data_ptr(), ints[m:].data_ptr()
         self._steps(a, T, B, n)
         if owner is not None:
             rule.owner = owner

@@ -57,7 +57,7 @@ typedef struct {
     const float *keys;           /* (n_keys, B, n) uniform keys for the one-spike choice */
     int n_keys, keys_used;       /* in: blocks available; out: blocks used */
     float *cur_e, *cur_i, *fired, *acc;   /* scratch (B, n), (B, n), (B, n), (n) */
-    int *list;                   /* scratch (n_in) */
+    int *list;                   /* scratch (max(n_in, n)) */
     int *col_hit;                /* scratch (n) */
 } dc_args;
 
@@ -180,33 +180,54 @@ int dc_run(dc_args *a) {
                         if (a->e.s[(size_t)b * n + j] > m) { m = a->e.s[(size_t)b * n + j]; first = b; }
                     if (m > 0.0f && a->owner[j] < 0) a->owner[j] = first;
                 }
-                for (int j = 0; j < n; j++) {
-                    if (a->owner[j] < 0) continue;
-                    const int o = (int)a->owner[j];
-                    const float s_own = a->e.s[(size_t)o * n + j], x_own = a->e.x[(size_t)o * n + j];
-                    const float *sp = a->sx + (size_t)o * n_in, *xp = a->xx + (size_t)o * n_in;
-                    if (x_own != 0.0f && a->alpha0 != 0.0f)   /* w.sub_(s_pre x_own, alpha=nu0): one fma */
-                        for (int i = 0; i < n_in; i++)
-                            if (sp[i] != 0.0f) {
-                                size_t k = (size_t)i * n + j;
-                                w[k] = fmaf(a->alpha0, sp[i] * x_own, w[k]);
-                                a->col_hit[j] |= 1;
+                /* depression, row by row: for each owner sample, its spiking inputs x the columns
+                   it owns with a non-zero trace (w.sub_(s_pre x_own, alpha=nu0): one fma each) */
+                if (a->alpha0 != 0.0f) {
+                    for (int b = 0; b < B; b++) {
+                        int m = 0;
+                        for (int j = 0; j < n; j++)
+                            if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
+                        if (!m) continue;
+                        const float *sp = a->sx + (size_t)b * n_in, *xo = a->e.x + (size_t)b * n;
+                        for (int i = 0; i < n_in; i++) {
+                            if (sp[i] == 0.0f) continue;
+                            float *wi = w + (size_t)i * n;
+                            for (int q = 0; q < m; q++) {
+                                const int j = a->list[q];
+                                wi[j] = fmaf(a->alpha0, sp[i] * xo[j], wi[j]);
                             }
-                    if (s_own != 0.0f && a->alpha1 != 0.0f) {  /* w.add_(x_pre s_own, alpha=nu1) */
+                        }
+                    }
+                }
+                /* potentiation of the columns whose owner spiked now (w.add_(x_pre s_own, alpha=nu1)) */
+                if (a->alpha1 != 0.0f)
+                    for (int j = 0; j < n; j++) {
+                        if (a->owner[j] < 0) continue;
+                        const int o = (int)a->owner[j];
+                        const float s_own = a->e.s[(size_t)o * n + j];
+                        if (s_own == 0.0f) continue;
+                        const float *xp = a->xx + (size_t)o * n_in;
                         for (int i = 0; i < n_in; i++) {
                             size_t k = (size_t)i * n + j;
                             w[k] = fmaf(a->alpha1, xp[i] * s_own, w[k]);
                         }
-                        a->col_hit[j] = 2;
+                        a->col_hit[j] = 1;
                     }
-                }
-                for (int j = 0; j < n; j++) {
-                    if (a->col_hit[j] == 2) {
+                /* clamp what changed: the potentiated columns, and the depressed entries */
+                for (int j = 0; j < n; j++)
+                    if (a->col_hit[j])
                         for (int i = 0; i < n_in; i++) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
-                    } else if (a->col_hit[j]) {
-                        const float *sp = a->sx + (size_t)a->owner[j] * n_in;
-                        for (int i = 0; i < n_in; i++)
-                            if (sp[i] != 0.0f) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
+                if (a->alpha0 != 0.0f) {
+                    for (int b = 0; b < B; b++) {
+                        int m = 0;
+                        for (int j = 0; j < n; j++)
+                            if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
+                        const float *sp = a->sx + (size_t)b * n_in;
+                        for (int i = 0; m && i < n_in; i++) {
+                            if (sp[i] == 0.0f) continue;
+                            float *wi = w + (size_t)i * n;
+                            for (int q = 0; q < m; q++) wi[a->list[q]] = clampf(wi[a->list[q]], a->wmin, a->wmax);
+                        }
                     }
                 }
             } else {
