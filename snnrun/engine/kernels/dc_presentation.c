@@ -59,6 +59,8 @@ typedef struct {
     float *cur_e, *cur_i, *fired, *acc;   /* scratch (B, n), (B, n), (B, n), (n) */
     int *list;                   /* scratch (max(n_in, n)) */
     int *col_hit;                /* scratch (n) */
+    int *spikes;                 /* scratch (2, B, n_in): the input spikes' indices, last step and this one */
+    int *n_spikes;               /* scratch (2, B) */
 } dc_args;
 
 static inline float clampf(float v, float lo, float hi) {
@@ -82,23 +84,43 @@ static void trace_update(float *x, const float *s, int m, float d, float scale, 
     }
 }
 
-/* leak, integrate, fire, reset of one LIF group; cur: its input; threshold + theta (or NULL) */
+/* leak, integrate, fire, reset of one LIF group; cur: its input; threshold + theta (or NULL).
+   Written without branches so the compiler vectorises it. */
 static void lif_step(lif_group *g, const float *cur, const float *theta, float dt, int B, int n, float *fired) {
+    const float decay = g->decay, leak = g->leak, thresh = g->thresh, reset = g->reset, refrac = g->refrac;
+    const float lb = g->has_lbound ? g->lbound : -INFINITY;
     for (int b = 0; b < B; b++) {
-        float *v = g->v + (size_t)b * n, *r = g->r + (size_t)b * n, *f = fired + (size_t)b * n;
-        const float *c = cur + (size_t)b * n;
+        float *restrict v = g->v + (size_t)b * n, *restrict r = g->r + (size_t)b * n;
+        float *restrict f = fired + (size_t)b * n;
+        const float *restrict c = cur + (size_t)b * n;
         for (int j = 0; j < n; j++) {
-            float vj = v[j] * g->decay;
-            vj = vj + g->leak;
+            float vj = v[j] * decay;
+            vj = vj + leak;
             vj = vj + (r[j] > 0.0f ? 0.0f : c[j]);
             float rj = r[j] - dt;
-            float th = theta ? theta[j] + g->thresh : g->thresh;
-            int fj = vj >= th;
-            if (fj) { rj = g->refrac; vj = g->reset; }
-            if (g->has_lbound && vj < g->lbound) vj = g->lbound;
+            const float th = theta ? theta[j] + thresh : thresh;
+            const int fj = vj >= th;
+            rj = fj ? refrac : rj;
+            vj = fj ? reset : vj;
+            vj = vj < lb ? lb : vj;   /* clamp_min(lbound); -inf: none */
             v[j] = vj; r[j] = rj; f[j] = fj ? 1.0f : 0.0f;
         }
     }
+}
+
+/* the indices of the non-zero bytes of row[0..m) (input spikes are sparse: skip zero words) */
+static int nonzero_bytes(const uint8_t *row, int m, int *out) {
+    int c = 0, i = 0;
+    for (; i + 8 <= m; i += 8) {
+        uint64_t word;
+        memcpy(&word, row + i, 8);
+        if (!word) continue;
+        for (int k = 0; k < 8; k++)
+            if (row[i + k]) out[c++] = i + k;
+    }
+    for (; i < m; i++)
+        if (row[i]) out[c++] = i;
+    return c;
 }
 
 /* Run steps t0 .. T-1. Returns the step to resume from: T when done, or t+1 < T after a step t
@@ -106,17 +128,25 @@ static void lif_step(lif_group *g, const float *cur, const float *theta, float d
 int dc_run(dc_args *a) {
     const int B = a->B, n = a->n, n_in = a->n_in;
     const size_t Bn = (size_t)B * n;
+    /* spike index lists: `last` holds the last step's (from sx, the input group's spikes), `now` this step's */
+    int *last = a->spikes, *now = a->spikes + (size_t)B * n_in;
+    int *n_last = a->n_spikes, *n_now = a->n_spikes + B;
+    for (int b = 0; b < B; b++) {
+        const float *sx = a->sx + (size_t)b * n_in;
+        int c = 0;
+        for (int i = 0; i < n_in; i++)
+            if (sx[i] != 0.0f) last[(size_t)b * n_in + c++] = i;
+        n_last[b] = c;
+    }
     for (int t = a->t0; t < a->T; t++) {
         /* -- delayed currents from the last step's spikes -- */
         for (int b = 0; b < B; b++) {
             float *ce = a->cur_e + (size_t)b * n, *ci = a->cur_i + (size_t)b * n;
-            const float *sx = a->sx + (size_t)b * n_in;
+            const int *li = last + (size_t)b * n_in;
             memset(ce, 0, sizeof(float) * n);
-            for (int i = 0; i < n_in; i++) {
-                if (sx[i] != 0.0f) {
-                    const float *wi = a->w + (size_t)i * n;
-                    for (int j = 0; j < n; j++) ce[j] = ce[j] + wi[j];
-                }
+            for (int q = 0; q < n_last[b]; q++) {  /* increasing index: the order BLAS sums one sample in */
+                const float *wi = a->w + (size_t)li[q] * n;
+                for (int j = 0; j < n; j++) ce[j] = ce[j] + wi[j];
             }
             const float *si = a->i.s + (size_t)b * n, *se = a->e.s + (size_t)b * n;
             float total = 0.0f;
@@ -129,8 +159,24 @@ int dc_run(dc_args *a) {
         }
         /* -- input group -- */
         const uint8_t *in_t = a->inp + (size_t)t * B * n_in;
-        for (size_t k = 0; k < (size_t)B * n_in; k++) a->sx[k] = in_t[k] ? 1.0f : 0.0f;
-        if (a->x_traces) trace_update(a->xx, a->sx, B * n_in, a->x_trace_decay, a->x_trace_scale, a->x_additive);
+        for (int b = 0; b < B; b++) {
+            float *sx = a->sx + (size_t)b * n_in;
+            int *ln = now + (size_t)b * n_in;
+            const int *ll = last + (size_t)b * n_in;
+            n_now[b] = nonzero_bytes(in_t + (size_t)b * n_in, n_in, ln);
+            for (int q = 0; q < n_last[b]; q++) sx[ll[q]] = 0.0f;
+            for (int q = 0; q < n_now[b]; q++) sx[ln[q]] = 1.0f;
+        }
+        if (a->x_traces) {
+            if (a->x_additive) {
+                trace_update(a->xx, a->sx, B * n_in, a->x_trace_decay, a->x_trace_scale, 1);
+            } else {  /* x <- x d everywhere, then = scale where spiking (masked_fill) */
+                const size_t m = (size_t)B * n_in;
+                for (size_t k = 0; k < m; k++) a->xx[k] = a->xx[k] * a->x_trace_decay;
+                for (int b = 0; b < B; b++)
+                    for (int q = 0; q < n_now[b]; q++) a->xx[(size_t)b * n_in + now[(size_t)b * n_in + q]] = a->x_trace_scale;
+            }
+        }
         /* -- excitatory group -- */
         if (a->adapt)
             for (int j = 0; j < n; j++) a->theta[j] = a->theta[j] * a->theta_decay;
@@ -188,13 +234,13 @@ int dc_run(dc_args *a) {
                         for (int j = 0; j < n; j++)
                             if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
                         if (!m) continue;
-                        const float *sp = a->sx + (size_t)b * n_in, *xo = a->e.x + (size_t)b * n;
-                        for (int i = 0; i < n_in; i++) {
-                            if (sp[i] == 0.0f) continue;
-                            float *wi = w + (size_t)i * n;
+                        const float *xo = a->e.x + (size_t)b * n;
+                        const int *ln = now + (size_t)b * n_in;
+                        for (int p = 0; p < n_now[b]; p++) {  /* rows of spiking inputs (s_pre = 1) */
+                            float *wi = w + (size_t)ln[p] * n;
                             for (int q = 0; q < m; q++) {
                                 const int j = a->list[q];
-                                wi[j] = fmaf(a->alpha0, sp[i] * xo[j], wi[j]);
+                                wi[j] = fmaf(a->alpha0, 1.0f * xo[j], wi[j]);
                             }
                         }
                     }
@@ -222,10 +268,9 @@ int dc_run(dc_args *a) {
                         int m = 0;
                         for (int j = 0; j < n; j++)
                             if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
-                        const float *sp = a->sx + (size_t)b * n_in;
-                        for (int i = 0; m && i < n_in; i++) {
-                            if (sp[i] == 0.0f) continue;
-                            float *wi = w + (size_t)i * n;
+                        const int *ln = now + (size_t)b * n_in;
+                        for (int p = 0; m && p < n_now[b]; p++) {
+                            float *wi = w + (size_t)ln[p] * n;
                             for (int q = 0; q < m; q++) wi[a->list[q]] = clampf(wi[a->list[q]], a->wmin, a->wmax);
                         }
                     }
@@ -281,6 +326,7 @@ int dc_run(dc_args *a) {
         }
         /* -- spike counts -- */
         if (a->count_x) for (size_t k = 0; k < (size_t)B * n_in; k++) a->count_x[k] += a->sx[k];
+        { int *tmp = last; last = now; now = tmp; tmp = n_last; n_last = n_now; n_now = tmp; }
         if (a->e.count) for (size_t k = 0; k < Bn; k++) a->e.count[k] += a->e.s[k];
         if (a->i.count) for (size_t k = 0; k < Bn; k++) a->i.count[k] += a->i.s[k];
         if (a->one_spike && a->keys_used >= a->n_keys && t + 1 < a->T) return t + 1;
