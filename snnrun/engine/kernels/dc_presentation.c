@@ -144,7 +144,14 @@ int dc_run(dc_args *a) {
             float *ce = a->cur_e + (size_t)b * n, *ci = a->cur_i + (size_t)b * n;
             const int *li = last + (size_t)b * n_in;
             memset(ce, 0, sizeof(float) * n);
-            for (int q = 0; q < n_last[b]; q++) {  /* increasing index: the order BLAS sums one sample in */
+            /* increasing index: the order BLAS sums one sample in; four rows per pass over ce */
+            int q = 0;
+            for (; q + 4 <= n_last[b]; q += 4) {
+                const float *w0 = a->w + (size_t)li[q] * n, *w1 = a->w + (size_t)li[q + 1] * n;
+                const float *w2 = a->w + (size_t)li[q + 2] * n, *w3 = a->w + (size_t)li[q + 3] * n;
+                for (int j = 0; j < n; j++) ce[j] = ((ce[j] + w0[j]) + w1[j] + w2[j]) + w3[j];
+            }
+            for (; q < n_last[b]; q++) {
                 const float *wi = a->w + (size_t)li[q] * n;
                 for (int j = 0; j < n; j++) ce[j] = ce[j] + wi[j];
             }
