@@ -22,7 +22,7 @@ needs_cc = pytest.mark.skipif(cpu_loop.compiler() is None, reason="no C compiler
 
 DIGITS = ["+model=diehl_cook", "data=digits", "device=cpu", "logger=plain"]
 MNIST_SIZE = ["+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
-              "data.n_train=32", "data.n_test=1", "device=cpu", "logger=plain"]
+              "data.n_train=64", "data.n_test=1", "device=cpu", "logger=plain"]
 
 
 def present(compose_cfg, overrides, kernel: str, batch: int, batches: int, train: bool = True):
@@ -54,6 +54,7 @@ def assert_same(a, b, atol: float = 0.0):
     (DIGITS + ["model.n_neurons=30"], 1, "owner"),          # the default run: batch 1
     (MNIST_SIZE + ["model.n_neurons=20", "model.time=60"], 1, "sum"),
     (DIGITS + ["model.n_neurons=30"], 8, "owner"),
+    (MNIST_SIZE + ["model.n_neurons=40", "model.time=100"], 16, "owner"),
     (DIGITS + ["model.n_neurons=30"], 8, "mean"),
 ])
 def test_learning_equals_the_eager_path(compose_cfg, overrides, batch, reduction):
@@ -146,6 +147,7 @@ def test_without_a_compiler_the_eager_path_runs(compose_cfg, no_compiler, capsys
     assert exp.simulate(exp.train.x[:1]).shape == (1, 10)
 
 
+@pytest.mark.slow  # two CLI runs (~20 s on 2 busy cores); the fallback itself is tested above
 def test_train_without_a_compiler(tmp_path, cli_env):
     """The CLI on a machine without a C compiler: one info line, and the same metrics as with it."""
     args = ["train", "+model=diehl_cook", *TINY, "seed=2"]

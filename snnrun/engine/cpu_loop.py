@@ -63,7 +63,8 @@ class _Args(ctypes.Structure):
                 ("keys", ctypes.c_void_p), ("n_keys", ctypes.c_int), ("keys_used", ctypes.c_int),
                 ("cur_e", ctypes.c_void_p), ("cur_i", ctypes.c_void_p), ("fired", ctypes.c_void_p),
                 ("acc", ctypes.c_void_p), ("list", ctypes.c_void_p), ("col_hit", ctypes.c_void_p),
-                ("spikes", ctypes.c_void_p), ("n_spikes", ctypes.c_void_p)]
+                ("spikes", ctypes.c_void_p), ("n_spikes", ctypes.c_void_p),
+                ("owner_start", ctypes.c_void_p), ("owner_fill", ctypes.c_void_p)]
 
 
 def compiler() -> str | None:
@@ -253,9 +254,11 @@ class DCPresentation:
         a.cur_e, a.cur_i, a.fired = (scratch[k * B * n:].data_ptr() for k in range(3))
         a.acc = scratch[4 * B * n:].data_ptr()
         m = max(n_in, n)
-        ints = torch.empty(m + n + 2 * B * n_in + 2 * B, dtype=torch.int32)
+        ints = torch.empty(m + n + 2 * B * n_in + 2 * B + 2 * B + 1, dtype=torch.int32)
         a.list, a.col_hit = ints.data_ptr(), ints[m:].data_ptr()
-        a.spikes, a.n_spikes = ints[m + n:].data_ptr(), ints[m + n + 2 * B * n_in:].data_ptr()
+        k = m + n + 2 * B * n_in
+        a.spikes, a.n_spikes, a.owner_start, a.owner_fill = (ints[o:].data_ptr() for o in
+                                                             (m + n, k, k + 2 * B, k + 3 * B + 1))
         self._steps(a, T, B, n)
         if owner is not None:
             rule.owner = owner

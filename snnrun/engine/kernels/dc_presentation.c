@@ -61,6 +61,7 @@ typedef struct {
     int *col_hit;                /* scratch (n) */
     int *spikes;                 /* scratch (2, B, n_in): the input spikes' indices, last step and this one */
     int *n_spikes;               /* scratch (2, B) */
+    int *owner_start, *owner_fill;   /* scratch (B + 1), (B) */
 } dc_args;
 
 static inline float clampf(float v, float lo, float hi) {
@@ -189,11 +190,15 @@ int dc_run(dc_args *a) {
             for (int j = 0; j < n; j++) a->theta[j] = a->theta[j] * a->theta_decay;
         lif_step(&a->e, a->cur_e, a->theta, a->dt, B, n, a->fired);
         int any = 0;
-        if (a->adapt) {
+        if (a->adapt) {  /* theta += theta_plus * (crossings summed over the batch, in sample order) */
+            float *c = a->acc;
+            memcpy(c, a->fired, sizeof(float) * n);
+            for (int b = 1; b < B; b++) {
+                const float *f = a->fired + (size_t)b * n;
+                for (int j = 0; j < n; j++) c[j] = c[j] + f[j];
+            }
             for (int j = 0; j < n; j++) {
-                float c = 0.0f;
-                for (int b = 0; b < B; b++) c += a->fired[(size_t)b * n + j];
-                float inc = a->theta_plus * c;
+                float inc = a->theta_plus * c[j];
                 a->theta[j] = a->theta[j] + inc;
             }
         }
@@ -225,61 +230,63 @@ int dc_run(dc_args *a) {
             int n_rows = 0;           /* rows and columns the update touched: the ones to clamp */
             memset(a->col_hit, 0, sizeof(int) * n);
             if (a->reduction == 2 && B > 1) {
-                /* owner: each neuron learns from the first sample that made it fire */
-                for (int j = 0; j < n; j++) {
-                    int first = 0;
-                    float m = a->e.s[j];
-                    for (int b = 1; b < B; b++)
-                        if (a->e.s[(size_t)b * n + j] > m) { m = a->e.s[(size_t)b * n + j]; first = b; }
-                    if (m > 0.0f && a->owner[j] < 0) a->owner[j] = first;
+                /* owner: each neuron learns from the first sample that made it fire (argmax over
+                   the batch: the first of equal maxima) */
+                float *m = a->acc;
+                int *first = a->col_hit;
+                memcpy(m, a->e.s, sizeof(float) * n);
+                memset(first, 0, sizeof(int) * n);
+                for (int b = 1; b < B; b++) {
+                    const float *s = a->e.s + (size_t)b * n;
+                    for (int j = 0; j < n; j++)
+                        if (s[j] > m[j]) { m[j] = s[j]; first[j] = b; }
                 }
-                /* depression, row by row: for each owner sample, its spiking inputs x the columns
-                   it owns with a non-zero trace (w.sub_(s_pre x_own, alpha=nu0): one fma each) */
+                for (int j = 0; j < n; j++)
+                    if (m[j] > 0.0f && a->owner[j] < 0) a->owner[j] = first[j];
+                /* the owned columns with a non-zero trace, grouped by owner; pot: the owner fired now */
+                int *start = a->owner_start, *cols = a->list, *pot = a->col_hit;
+                memset(start, 0, sizeof(int) * (B + 1));
+                for (int j = 0; j < n; j++) {
+                    pot[j] = 0;
+                    if (a->owner[j] < 0) continue;
+                    const size_t k = (size_t)a->owner[j] * n + j;
+                    pot[j] = a->e.s[k] != 0.0f && a->alpha1 != 0.0f;
+                    if (a->e.x[k] != 0.0f) start[a->owner[j] + 1]++;
+                }
+                for (int b = 0; b < B; b++) start[b + 1] += start[b];
+                memset(a->owner_fill, 0, sizeof(int) * B);
+                for (int j = 0; j < n; j++) {
+                    if (a->owner[j] < 0 || a->e.x[(size_t)a->owner[j] * n + j] == 0.0f) continue;
+                    cols[a->owner_fill[a->owner[j]]++ + start[a->owner[j]]] = j;
+                }
+                /* depression, row by row (w.sub_(s_pre x_own, alpha=nu0): one fma each); an entry
+                   whose column is not potentiated now is final: clamp it at once */
                 if (a->alpha0 != 0.0f) {
                     for (int b = 0; b < B; b++) {
-                        int m = 0;
-                        for (int j = 0; j < n; j++)
-                            if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
-                        if (!m) continue;
+                        const int c0 = start[b], c1 = start[b + 1];
+                        if (c0 == c1) continue;
                         const float *xo = a->e.x + (size_t)b * n;
                         const int *ln = now + (size_t)b * n_in;
                         for (int p = 0; p < n_now[b]; p++) {  /* rows of spiking inputs (s_pre = 1) */
                             float *wi = w + (size_t)ln[p] * n;
-                            for (int q = 0; q < m; q++) {
-                                const int j = a->list[q];
-                                wi[j] = fmaf(a->alpha0, 1.0f * xo[j], wi[j]);
+                            for (int q = c0; q < c1; q++) {
+                                const int j = cols[q];
+                                float v = fmaf(a->alpha0, 1.0f * xo[j], wi[j]);
+                                wi[j] = pot[j] ? v : clampf(v, a->wmin, a->wmax);
                             }
                         }
                     }
                 }
-                /* potentiation of the columns whose owner spiked now (w.add_(x_pre s_own, alpha=nu1)) */
-                if (a->alpha1 != 0.0f)
-                    for (int j = 0; j < n; j++) {
-                        if (a->owner[j] < 0) continue;
-                        const int o = (int)a->owner[j];
-                        const float s_own = a->e.s[(size_t)o * n + j];
-                        if (s_own == 0.0f) continue;
-                        const float *xp = a->xx + (size_t)o * n_in;
-                        for (int i = 0; i < n_in; i++) {
-                            size_t k = (size_t)i * n + j;
-                            w[k] = fmaf(a->alpha1, xp[i] * s_own, w[k]);
-                        }
-                        a->col_hit[j] = 1;
-                    }
-                /* clamp what changed: the potentiated columns, and the depressed entries */
-                for (int j = 0; j < n; j++)
-                    if (a->col_hit[j])
-                        for (int i = 0; i < n_in; i++) w[(size_t)i * n + j] = clampf(w[(size_t)i * n + j], a->wmin, a->wmax);
-                if (a->alpha0 != 0.0f) {
-                    for (int b = 0; b < B; b++) {
-                        int m = 0;
-                        for (int j = 0; j < n; j++)
-                            if (a->owner[j] == b && a->e.x[(size_t)b * n + j] != 0.0f) a->list[m++] = j;
-                        const int *ln = now + (size_t)b * n_in;
-                        for (int p = 0; m && p < n_now[b]; p++) {
-                            float *wi = w + (size_t)ln[p] * n;
-                            for (int q = 0; q < m; q++) wi[a->list[q]] = clampf(wi[a->list[q]], a->wmin, a->wmax);
-                        }
+                /* potentiation of the columns whose owner spiked now (w.add_(x_pre s_own, alpha=nu1)),
+                   then their clamp */
+                for (int j = 0; j < n; j++) {
+                    if (!pot[j]) continue;
+                    const int o = (int)a->owner[j];
+                    const float s_own = a->e.s[(size_t)o * n + j];
+                    const float *xp = a->xx + (size_t)o * n_in;
+                    for (int i = 0; i < n_in; i++) {
+                        const size_t k = (size_t)i * n + j;
+                        w[k] = clampf(fmaf(a->alpha1, xp[i] * s_own, w[k]), a->wmin, a->wmax);
                     }
                 }
             } else {
