@@ -195,8 +195,9 @@ class DCPresentation:
             return False
         if static or record or record_v or len(inputs) != 1 or x is None or x.dtype != torch.bool or x.is_cuda:
             return False
-        if any(g.data_parallel is not None or g.dtype != torch.float32 or g.device.type != "cpu"
-               for g in net.groups.values()):
+        # the groups' state was just created by reset_state: its tensors tell dtype and device
+        # (cheaper than the groups' dtype properties, which walk their buffers)
+        if any(g.data_parallel is not None or g.s.dtype != torch.float32 or g.s.is_cuda for g in net.groups.values()):
             return False
         return all(getattr(r, "data_parallel", None) is None for r in net.learners.values())
 
@@ -205,7 +206,7 @@ class DCPresentation:
         T, B = spikes.shape[:2]
         n_in, n = X.n, E.n
         inp = spikes.reshape(T, B, n_in).contiguous()
-        counts = {g: net.groups[g].state_tensor() for g in count}
+        counts = {g: torch.zeros(B, *net.groups[g].shape) for g in count}
         f32 = torch.float32
         state = [X.s, X.x if X.traces else None, E.v, E.refrac_count, E.s, E.x if E.traces else None,
                  I.v, I.refrac_count, I.s, I.x if I.traces else None]
