@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from snnrun.engine import cpu_loop
+from snnrun.engine.kernels import c_library
 from snnrun.engine.experiment import build_experiment
 from snnrun.errors import ConfigError
 from tests.conftest import TINY, run_cli
@@ -131,9 +132,9 @@ def no_compiler(monkeypatch, tmp_path):
     """A machine without a C compiler: $CC names a missing one and the kernel cache is empty."""
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("SNNRUN_CACHE", str(tmp_path / "cache"))
-    cpu_loop._reset_library_cache()
+    c_library._reset_library_cache()
     yield
-    cpu_loop._reset_library_cache()
+    c_library._reset_library_cache()
 
 
 def test_without_a_compiler_the_eager_path_runs(compose_cfg, no_compiler, capsys):

@@ -19,24 +19,13 @@ without a compiler the eager path runs and one info line says so. ``SNNRUN_CPU_K
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("kernels") / "dc_presentation.c"
-# no contraction into fma beyond the explicit fmaf() calls: the rounding must be ATen's
-FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC"]
-KEY_FLOATS = 16384  # keys drawn per refill: about this many floats (small blocks: fewer refills)
+from snnrun.engine.kernels import c_library, cpu_uniform
+from snnrun.engine.kernels.c_library import compiler, disabled_by_env  # noqa: F401  (re-exported for callers)
 
-_lib: ctypes.CDLL | None = None
-_lib_error: str | None = None
+KEY_FLOATS = 16384  # keys drawn per refill: about this many floats (small blocks: fewer refills)
 
 
 class _Group(ctypes.Structure):
@@ -65,73 +54,6 @@ class _Args(ctypes.Structure):
                 ("acc", ctypes.c_void_p), ("list", ctypes.c_void_p), ("col_hit", ctypes.c_void_p),
                 ("spikes", ctypes.c_void_p), ("n_spikes", ctypes.c_void_p),
                 ("owner_start", ctypes.c_void_p), ("owner_fill", ctypes.c_void_p)]
-
-
-def compiler() -> str | None:
-    """The C compiler to build with: ``$CC`` (which may name a missing one), else cc or gcc."""
-    if os.environ.get("CC"):
-        return shutil.which(os.environ["CC"])
-    return shutil.which("cc") or shutil.which("gcc")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SNNRUN_CACHE") or Path.home() / ".cache" / "snnrun") / "kernels"
-
-
-def _build(cc: str) -> Path:
-    src = SOURCE.read_bytes()
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    tag = hashlib.sha256(src + repr((FLAGS, version, platform.machine())).encode()).hexdigest()[:16]
-    for root in (cache_dir(), Path(tempfile.gettempdir()) / f"snnrun-kernels-{os.getuid()}"):
-        lib = root / f"dc_presentation-{tag}.so"
-        if lib.is_file():
-            return lib
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = root / f".{lib.name}.{os.getpid()}.tmp"
-            for extra in (["-march=native"], []):  # native vector units where the compiler knows them
-                done = subprocess.run([cc, *FLAGS, *extra, "-o", str(tmp), str(SOURCE), "-lm"],
-                                      capture_output=True, text=True, timeout=120)
-                if done.returncode == 0:
-                    break
-            if done.returncode != 0:
-                raise RuntimeError(f"{cc} failed: {(done.stderr or done.stdout).strip()[:300]}")
-            os.replace(tmp, lib)  # atomic: concurrent runs (sweeps, torchrun) see a whole file
-            return lib
-        except OSError:
-            continue  # an unwritable cache: try the temporary folder
-    raise RuntimeError("no writable folder to build the CPU kernel in (set SNNRUN_CACHE)")
-
-
-def library() -> ctypes.CDLL | None:
-    """The compiled kernel, built on first use; None (and one info line on stderr, once) where no
-    C compiler can build it."""
-    global _lib, _lib_error
-    if _lib is not None or _lib_error is not None:
-        return _lib
-    cc = compiler()
-    try:
-        if cc is None:
-            raise RuntimeError(f"no C compiler found ({os.environ.get('CC') or 'cc, gcc'})")
-        lib = ctypes.CDLL(str(_build(cc)))
-        lib.dc_run.argtypes = [ctypes.POINTER(_Args)]
-        lib.dc_run.restype = ctypes.c_int
-        _lib = lib
-    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-        _lib_error = str(e)
-        print(f"snnrun: info: {e}; Diehl & Cook runs step by step in eager PyTorch on the CPU (slower). "
-              "Install a C compiler (e.g. gcc) for the compiled CPU loop.", file=sys.stderr)
-    return _lib
-
-
-def disabled_by_env() -> bool:
-    return os.environ.get("SNNRUN_CPU_KERNEL", "1").strip().lower() in ("0", "false", "off", "no")
-
-
-def _reset_library_cache() -> None:
-    """Forget the loaded library (tests that switch the compiler)."""
-    global _lib, _lib_error
-    _lib, _lib_error = None, None
 
 
 def network_misfit(net) -> str | None:
@@ -274,14 +196,14 @@ class DCPresentation:
         while t < T:
             if a.one_spike:
                 before = torch.get_rng_state()
-                keys = torch.rand(min(chunk, T - t), B, n)
+                keys = cpu_uniform.rand((min(chunk, T - t), B, n))
                 a.keys, a.n_keys, a.keys_used = keys.data_ptr(), keys.shape[0], 0
             a.t0 = t
             t = self.lib.dc_run(ctypes.byref(a))
         if a.one_spike and a.keys_used < a.n_keys:
             torch.set_rng_state(before)
             if a.keys_used:
-                torch.rand(a.keys_used, B, n)
+                cpu_uniform.advance(a.keys_used * B * n)
         del keys
 
 
@@ -290,7 +212,11 @@ def cpu_kernel_for(net) -> tuple[DCPresentation | None, str | None]:
     misfit = network_misfit(net)
     if misfit is not None:
         return None, misfit
-    lib = library()
+    lib = c_library.library()
     if lib is None:
-        return None, _lib_error
+        return None, c_library.error()
+    if not getattr(lib, "_dc_typed", False):
+        lib.dc_run.argtypes = [ctypes.POINTER(_Args)]
+        lib.dc_run.restype = ctypes.c_int
+        lib._dc_typed = True
     return DCPresentation(net, lib), None
