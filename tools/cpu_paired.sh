@@ -68,5 +68,7 @@ for (n, b), sides in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     print(f"{n:>5} {b:>5} | {med([v[0] for v in bn.values() if v[0]]):>9.1f} {med([v[1] for v in bn.values() if v[1]]):>8.1f} | "
           f"{med([v[0] for v in sn.values()]):>9.1f} | " + ", ".join(f"{p[0]:.1f}x" for p in pairs)
           + f" -> {med([p[0] for p in pairs]):.1f}x ({med([p[1] for p in pairs]):.1f}x)  [{engine}]")
+    print(" " * 14 + "per round: BindsNET " + " / ".join(f"{bn[k][0]}" for k in sorted(bn))
+          + ", snnrun " + " / ".join(f"{sn[k][0]}" for k in sorted(sn)))
 EOF
-rm -rf "$OUT"
+echo "raw JSON lines: $OUT/all.txt"
