@@ -2,12 +2,15 @@
 
     snnrun train +model=diehl_cook [overrides]      (Hydra app: -m sweeps, --cfg job, hydra.run.dir=...)
     snnrun eval run_dir=DIR [overrides]              re-evaluate a finished run (logger=plain device=cpu ...)
-    snnrun list [neurons|encoders|connections|learners|decoders|datasets|models]
+    snnrun list [neurons|encoders|connections|learners|decoders|datasets|models] [source=spaic]
     snnrun probe neuron=NAME [input=step input.amplitude=10 time=500 | sweep=fi] [out=FILE]   plot one neuron
     snnrun resume run_dir=DIR [device=...]            continue a stopped run from its checkpoint
     snnrun report run_dir=DIR [device=...]            summary, config diff, figures of a run
     snnrun compare DIR... [csv=FILE]                  results table of runs / sweep directories
     snnrun bench workload=dc_train [workload.n=400 workload.batch=1,256 ...]   speed on this machine
+    snnrun export run_dir=DIR format=nir out=FILE [dt=1e-4]   the trained network as a NIR graph
+    snnrun predict run_dir=DIR input=PATH [PATH ...]  classify image files or saved tensors
+    snnrun reproduce experiment=NAME [seeds=N] [overrides]   a paper recipe over N seeds vs the paper
 
 Every command composes its config with Hydra: overrides are key=value, group=option (data=mnist),
 +key=value (a new key), ~key. train, probe and bench are Hydra apps: `snnrun probe --help` lists
@@ -180,7 +183,7 @@ PRESET_GROUPS = {
                           "snnrun probe neuron=NAME"),
     "encoders": ("encoder", "encoder@model.encoder=NAME"),
     "connections": ("connection", "connection@model.network.connections.<C>=NAME"),
-    "learners": ("learner", "learner@model.network.learners.<L>=NAME (STDP) or learner@model.learner=NAME"),
+    "learners": ("learner", "learner@model.learner=NAME"),
     "losses": ("loss", "loss@model.loss=NAME"),
     "datasets": ("data", "data=NAME"),
     "generators": ("input", "snnrun probe input=NAME"),
@@ -263,6 +266,23 @@ def _wrapped(text: str, indent: str = "  ") -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
+def _list_source(args: list[str]) -> tuple[list[str], str | None]:
+    """Split ``source=NAME`` (the filter of ``snnrun list``) from the kinds."""
+    kinds, source = [], None
+    for a in args:
+        if a.startswith("source="):
+            source = a.partition("=")[2]
+            if not source:
+                raise ConfigError("say which source: source=NAME (e.g. source=spaic)", key="source")
+        else:
+            kinds.append(a)
+    return kinds, source
+
+
+def _source_tag(reg, name: str) -> str:
+    return f"[{reg.source_of(name)}]"
+
+
 def _list(args: list[str]) -> None:
     from snnrun.config import config_dir, model_names
     from snnrun.registry import did_you_mean
@@ -270,11 +290,19 @@ def _list(args: list[str]) -> None:
     kinds = registries()
     kinds_all = [*kinds, "models"]
     with user_errors():
-        wanted = args or kinds_all
+        wanted, source = _list_source(args)
+        wanted = wanted or (kinds_all if source is None else list(kinds))
         for k in wanted:
             if k not in kinds_all:
                 raise ConfigError(f"unknown kind '{k}'.{did_you_mean(k, kinds_all)} Allowed: "
-                                  f"{', '.join(kinds_all)}", key="list")
+                                  f"{', '.join(kinds_all)} (and source=NAME to filter by source)", key="list")
+        if source is not None and "models" in wanted:
+            raise ConfigError("models have no source; filter a kind of component, e.g. "
+                              "snnrun list neurons source=spaic", key="source")
+        known = sorted({s for k in wanted if k in kinds for s in kinds[k].sources()})
+        if source is not None and source not in known:
+            raise ConfigError(f"unknown source '{source}' for {', '.join(wanted)}.{did_you_mean(source, known)} "
+                              f"Allowed: {', '.join(known)}", key="source")
     for i, k in enumerate(wanted):
         if i:
             console.print()
@@ -285,31 +313,37 @@ def _list(args: list[str]) -> None:
             table.print()
             continue
         reg = kinds[k]
+        suffix = "" if source is None else f" from source {source}"
         if k not in PRESET_GROUPS:
-            table = _Listing(k)
-            for name, cls in reg.items():
+            table = _Listing(f"{k}{suffix} ([source] = the library whose equations it follows)")
+            for name, cls in reg.items(source):
                 aliases = reg.aliases_of(name)
-                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""), doc_summary(cls))
+                table.add_row(name + (f" ({', '.join(aliases)})" if aliases else ""),
+                              f"{_source_tag(reg, name)} {doc_summary(cls)}")
             table.print()
             continue
         group, how = PRESET_GROUPS[k]
         presets = {p.stem: preset_description(p) for p in sorted((config_dir() / group).glob("*.yaml"))}
-        table = _Listing(f"{k}: presets in conf/{group}/, picked by {how}")
+        if source is not None:
+            presets = {n: (d, t) for n, (d, t) in presets.items() if t in reg and reg.source_of(t) == source}
+        table = _Listing(f"{k}{suffix}: presets in conf/{group}/, picked by {how}; [source] = the library "
+                         "whose equations it follows")
         for name, (desc, kind) in presets.items():
             cls = reg.get(kind, key=k) if kind in reg else None
             desc = desc or (doc_summary(cls) if cls is not None else "")
             typed = f"(type {kind})" if kind is not None and kind != name else ""
-            table.add_row(name, " ".join(x for x in (typed, desc) if x) or f"type {kind}")
+            tag = _source_tag(reg, kind) if kind in reg else ""
+            table.add_row(name, " ".join(x for x in (tag, typed, desc) if x) or f"type {kind}")
         table.print()
-        with_preset, table = [], _Listing(f"{k}: registered types without a preset of that name (not for "
-                                          f"{group}=NAME; set type: NAME in a node)")
-        for name, cls in reg.items():
+        with_preset, table = [], _Listing(f"{k}{suffix}: registered types without a preset of that name "
+                                          f"(not for {group}=NAME; set type: NAME in a node)")
+        for name, cls in reg.items(source):
             aliases = reg.aliases_of(name)
             shown = name + (f" ({', '.join(aliases)})" if aliases else "")
             if {name, *aliases} & set(presets):
                 with_preset.append(shown)
             else:
-                table.add_row(shown, f"[no preset] {doc_summary(cls)}")
+                table.add_row(shown, f"[no preset] {_source_tag(reg, name)} {doc_summary(cls)}")
         if with_preset:
             _wrapped(f"{k}: registered types with a preset of that name: {', '.join(with_preset)}", indent="")
         if table.rows:
@@ -368,16 +402,33 @@ def _compare(args: list[str]) -> None:
         compare(dirs, csv_path=next((a[4:] for a in args if a.startswith("csv=")), None))
 
 
+def _reproduce(args: list[str]) -> None:
+    from snnrun.run.reproduce import reproduce
+
+    with user_errors():
+        reproduce(args, lambda hydra_args: _hydra_app(_train_task, hydra_args, stage_hydra=True))
+
+
 def _shell_completion(args: list[str]) -> None:
     """``snnrun train -sc install=bash`` installs a completer that calls ``snnrun -sc query=bash``
-    with the whole line; Hydra must not see the subcommand word as an override."""
-    import os
+    with the whole line; snnrun.completion answers what needs no config (the subcommand ...), and
+    Hydra the overrides, on the command's own config without the subcommand word."""
+    from snnrun import completion
 
     line = os.environ.get("COMP_LINE")
-    if line is not None:
-        words = line.split(" ")
-        os.environ["COMP_LINE"] = " ".join(w for i, w in enumerate(words) if not (i and w in COMMANDS))
-    _hydra_app(_train_task, args)
+    if line is None or not any(a.startswith("query=") for a in args):  # install=bash etc.
+        return _hydra_app(_train_task, args)
+    point = os.environ.get("COMP_POINT", "")
+    words = completion.words_at_cursor(line, int(point) if point.isdigit() else None)
+    found = completion.complete(words, COMMANDS)
+    if found is not None:
+        print("\n".join(found))
+        return
+    cmd = completion.command_of(words, COMMANDS)
+    # Hydra completes the last word of the line it is given: the line up to the cursor
+    os.environ["COMP_LINE"] = " ".join(w for i, w in enumerate(words) if not (i and w == cmd))
+    task = {"probe": _probe_task, "bench": _bench_task}.get(cmd, _train_task)
+    _hydra_app(task, args, completion.HYDRA_CONFIGS[cmd])
 
 
 def _probe(args: list[str]) -> None:
@@ -399,6 +450,7 @@ def _probe_task(cfg) -> None:
 
 def registries() -> dict:
     import snnrun.data  # noqa: F401  (registration side effects)
+    import snnrun.event_data  # noqa: F401  (data=nmnist, dvs_gesture, shd)
     from snnrun.components.connections import Connection
     from snnrun.data import DatasetSource
     from snnrun.components.decoders import Decoder
@@ -416,8 +468,20 @@ def registries() -> dict:
             "losses": Loss.registry}
 
 
+def _contained(module: str, function: str) -> Callable[[list[str]], None]:
+    """A subcommand implemented in snnrun/commands/<module>.py, run with the CLI's error handling."""
+    def run(args: list[str]) -> None:
+        import importlib
+
+        with user_errors():
+            getattr(importlib.import_module(f"snnrun.commands.{module}"), function)(args)
+    return run
+
+
 COMMANDS = {"train": lambda a: _hydra_app(_train_task, a, stage_hydra=True), "eval": _eval, "list": _list, "probe": _probe,
-            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench}
+            "resume": _resume, "report": _report, "compare": _compare, "bench": _bench,
+            "export": _contained("export", "run_export"), "predict": _contained("predict", "run_predict"),
+            "reproduce": _reproduce}
 
 
 def main(argv: list[str] | None = None) -> None:

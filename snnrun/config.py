@@ -32,12 +32,14 @@ def probe_dir(out, stem: str, choice=None, neuron_type=None) -> str:
 
 
 def register_resolvers() -> None:
-    """``${mul:0.1,${data.n_inputs}}``, ``${prod:${data.shape}}``, ``${neg:${model.inh}}``; and
+    """``${mul:0.1,${data.n_inputs}}``, ``${prod:${data.shape}}``, ``${neg:${model.inh}}``,
+    ``${first_set:a,b}`` (the first that is not null: run dirs named by recipe, else model); and
     ``probe_dir`` / ``probe_subdir`` for conf/probe.yaml's hydra.run.dir."""
     resolvers = {
         "mul": lambda *xs: math.prod(float(x) for x in xs),
         "prod": lambda xs: int(math.prod(int(x) for x in xs)),
         "neg": lambda x: -x,
+        "first_set": lambda *xs: next((x for x in xs if x not in (None, "", "null")), None),
         "probe_dir": probe_dir,
         # out= given: nothing but the PNG is written (no .hydra/ next to the user's file)
         "probe_subdir": lambda out: None if out not in (None, "") else ".hydra",

@@ -5,6 +5,16 @@ Components register under a short name::
     @NeuronModel.register("lif")
     class LIFNodes(NeuronModel): ...
 
+A component ported from another library names that library, its ``source``::
+
+    @NeuronModel.register("lif", source="bindsnet")        # also reachable as bindsnet.lif
+    @NeuronModel.register("spaic.lif", source="spaic")     # only the source-qualified name
+
+Every entry with a source is reachable by ``SOURCE.NAME``, NAME the source's own spelling (the
+name in its registry, or its class name in snake case where it has none): when neither the name
+nor an alias starts with ``SOURCE.``, ``SOURCE.<name>`` is added as an alias. Entries without
+one are snnrun's own (source ``snnrun``). ``snnrun list KIND source=SOURCE`` filters by it.
+
 and are built from a config node that names them by ``type`` (a registered name) or by
 ``_target_`` (a dotted import path, Hydra's idiom, for users' own classes)::
 
@@ -96,15 +106,28 @@ def check_kwargs(fn: Callable, kwargs: Mapping[str, Any], key: str | None, what:
             )
 
 
+OWN_SOURCE = "snnrun"  # the source of a component written for snnrun, ported from no library
+
+
 class Registry(Generic[T]):
-    """Name -> class table for one kind of component."""
+    """Name -> class table for one kind of component; each entry also records its source
+    (the library whose equations it follows, :data:`OWN_SOURCE` for snnrun's own)."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, type] = {}
         self._aliases: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
 
-    def register(self, name: str, *aliases: str) -> Callable[[type], type]:
+    def register(self, name: str, *aliases: str, source: str | None = None) -> Callable[[type], type]:
+        """Class decorator: register under ``name`` and ``aliases``; with a ``source`` also under
+        ``SOURCE.NAME`` unless a given name already is one."""
+        if source is not None:
+            if not source or "." in source:
+                raise ValueError(f"source must be a library name without '.', got {source!r}")
+            if not any(n.startswith(source + ".") for n in (name, *aliases)):
+                aliases = (*aliases, f"{source}.{name}")
+
         def deco(cls: type) -> type:
             for n in (name, *aliases):
                 if n in self._entries or n in self._aliases:
@@ -112,16 +135,26 @@ class Registry(Generic[T]):
             self._entries[name] = cls
             for a in aliases:
                 self._aliases[a] = name
+            self._sources[name] = source or OWN_SOURCE
             cls.registered_name = name  # type: ignore[attr-defined]
+            cls.registered_source = source or OWN_SOURCE  # type: ignore[attr-defined]
             return cls
 
         return deco
 
-    def names(self) -> list[str]:
-        return sorted(self._entries)
+    def names(self, source: str | None = None) -> list[str]:
+        """Registered names (not aliases), those of one ``source`` if given."""
+        return sorted(n for n in self._entries if source is None or self._sources[n] == source)
 
-    def items(self) -> list[tuple[str, type]]:
-        return [(n, self._entries[n]) for n in self.names()]
+    def items(self, source: str | None = None) -> list[tuple[str, type]]:
+        return [(n, self._entries[n]) for n in self.names(source)]
+
+    def source_of(self, name: str) -> str:
+        """The source of a registered name or alias (:data:`OWN_SOURCE` for snnrun's own)."""
+        return self._sources[self._aliases.get(name, name)]
+
+    def sources(self) -> list[str]:
+        return sorted(set(self._sources.values()))
 
     def aliases_of(self, name: str) -> list[str]:
         return sorted(a for a, n in self._aliases.items() if n == name)
@@ -133,8 +166,11 @@ class Registry(Generic[T]):
         if name in self._aliases:
             name = self._aliases[name]
         if name not in self._entries:
-            # suggest a registered name first; an alias only when no name is close
-            hint = did_you_mean(name, self.names()) or did_you_mean(name, sorted(self._aliases))
+            # suggest a registered name first; an alias only when no name is close (a dotted
+            # name is compared with the source-qualified names first)
+            qualified = sorted(n for n in [*self._entries, *self._aliases] if "." in n)
+            hint = ((did_you_mean(name, qualified) if "." in str(name) else "")
+                    or did_you_mean(name, self.names()) or did_you_mean(name, sorted(self._aliases)))
             raise ConfigError(
                 f"unknown {self.kind} '{name}'.{hint} "
                 f"Registered {self.kind}s: {', '.join(self.names())}",
@@ -194,14 +230,14 @@ def import_target(path: str, key: str | None = None) -> Any:
 
 
 class Registered:
-    """Mixin for a component base class that owns a ``registry``: ``Base.register(name, *aliases)``
-    as a class decorator and ``Base.build(node, key=..., **runtime)`` from a config node."""
+    """Mixin for a component base class that owns a ``registry``: ``Base.register(name, *aliases,
+    source=None)`` as a class decorator and ``Base.build(node, key=..., **runtime)`` from a config node."""
 
     registry: Registry
 
     @classmethod
-    def register(cls, name: str, *aliases: str):
-        return cls.registry.register(name, *aliases)
+    def register(cls, name: str, *aliases: str, source: str | None = None):
+        return cls.registry.register(name, *aliases, source=source)
 
     @classmethod
     def build(cls, node, key: str | None = None, **runtime):

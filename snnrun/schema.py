@@ -38,6 +38,8 @@ class TrainerConfig:
     strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/engine/data_parallel.py)
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
+    diagnostics: Any = "auto"          # learning diagnostics per metrics window (snnrun/engine/diagnostics.py)
+    test_every_epoch: bool = False     # also test after every epoch (summary: test_accuracy_by_epoch, its best)
 
 
 @dataclass
@@ -61,10 +63,36 @@ class TensorBoardLoggerConfig:
 
 
 @dataclass
+class MlflowLoggerConfig:
+    tracking_uri: Optional[str] = None  # null: a file store in <run dir>/mlruns
+    experiment: str = "snnrun"
+    run_name: Optional[str] = None      # null: the run dir's name
+
+
+@dataclass
+class WandbLoggerConfig:
+    project: str = "snnrun"
+    mode: str = "offline"               # offline (<run dir>/wandb, no account), online, disabled
+    entity: Optional[str] = None
+    name: Optional[str] = None          # null: the run dir's name
+
+
+@dataclass
 class LoggerConfig:
     progress: bool = True              # rich live progress bar (the console itself is always on)
     csv: Optional[CsvLoggerConfig] = None
     tensorboard: Optional[TensorBoardLoggerConfig] = None
+    mlflow: Optional[MlflowLoggerConfig] = None
+    wandb: Optional[WandbLoggerConfig] = None
+
+
+@dataclass
+class PaperConfig:
+    """The published figure a recipe (conf/experiment/) should reach; `snnrun reproduce` prints it."""
+    source: str = MISSING              # paper, table/figure, setting
+    figure: float = MISSING            # the published value of `metric` (a fraction: 0.829)
+    metric: str = "test_accuracy"      # the summary.json key it compares with
+    note: Optional[str] = None         # how the paper reports it (e.g. selected on validation)
 
 
 @dataclass
@@ -76,6 +104,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"               # auto, cpu, cuda, cuda:N
     resume: bool = False               # continue the run in hydra.run.dir from its checkpoint
+    init_from: Optional[str] = None    # a run dir whose trained weights this new run starts from
+    paper: Optional[PaperConfig] = None  # set by a recipe (experiment=NAME): its published figure
 
 
 _registered = False

@@ -86,6 +86,7 @@ HYBRID = {"encoder": POISSON,
 CASES: dict[str, tuple[dict, bool]] = {
     "post_pre": (local({"type": "post_pre", "nu": [1e-3, 1e-2]}), False),
     "post_pre_owner": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner"}), False),
+    "post_pre_owners_2": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "reduction": "owner", "owners": 2}), False),
     "post_pre_soft_mean": (local({"type": "post_pre", "nu": [1e-3, 1e-2], "bounds": "soft",
                                   "reduction": "mean"}), False),
     "weight_dependent_post_pre": (local({"type": "weight_dependent_post_pre", "nu": [1e-3, 1e-2]}), False),
@@ -110,6 +111,16 @@ CASES: dict[str, tuple[dict, bool]] = {
     "surrogate_bptt": (gradient("surrogate_bptt"), False),
     "stca": (gradient("stca"), False),
     "post_pre+stbp": (HYBRID, False),
+    # SPAIC's rules
+    "rstdp": (local({"type": "rstdp", "nu": 0.01, "reward": LABELS}), False),
+    "bp_rstdp": (local({"type": "bp_rstdp", "nu": 0.01, "reward": LABELS}), False),
+    "bp_rstdpet": (local({"type": "bp_rstdpet", "nu": 0.01, "reward": {**LABELS, "scope": "sample"}}), False),
+    "conv2d_rstdp": (local({"type": "conv2d_rstdp", "nu": 1e-3, "reduction": "mean",
+                            "reward": {**LABELS, "scope": "sample"}}, y=Y_CONV, conn=CONV, lateral=False), False),
+    "meta_nearest_online_stdp": (local({"type": "meta_nearest_online_stdp", "nu": [1e-3, 1e-2]}), False),
+    "stbp+rate_modulate": ({**gradient("stbp"), "learner": {
+        "bp": gradient("stbp")["learner"],
+        "rate": {"type": "rate_modulate", "connection": "fc1", "m_r": 2.0, "alpha": 0.05}}}, False),
 }
 
 

@@ -68,6 +68,56 @@ def test_list_shows_every_registry(cli_env, tmp_path):
     assert r.returncode == 2 and "Did you mean 'neurons'" in r.stdout
 
 
+def list_in_process(capsys, *args) -> tuple[int, str]:
+    """``snnrun list ARGS`` in this process (the listing reads only the registries and conf/):
+    exit code and output."""
+    from snnrun.cli import _list
+    from snnrun.run.console import console
+
+    width, console.width = console.width, 120
+    try:
+        _list(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        console.width = width
+    return code, capsys.readouterr().out
+
+
+def test_list_shows_and_filters_sources(capsys):
+    code, out = list_in_process(capsys, "neurons", "source=brainstate")
+    assert code == 0 and "[brainstate]" in out and "brainstate.lif" in out and "alif" in out
+    assert "[bindsnet]" not in out and "[spaic]" not in out
+    code, out = list_in_process(capsys, "neurons")
+    assert all(f"[{s}]" in out for s in ("bindsnet", "brainstate", "spaic", "snngrow", "snnrun"))
+    code, out = list_in_process(capsys, "neurons", "source=spaci")
+    assert code == 2 and "error: source:" in out and "Did you mean 'spaic'" in out
+    code, out = list_in_process(capsys, "models", "source=spaic")
+    assert code == 2 and "models have no source" in out
+    code, out = list_in_process(capsys, "learners", "source=")
+    assert code == 2 and "say which source" in out
+
+
+# SPAIC 0.6.3's neuron registry (spaic/Neuron/Neuron.py NeuronModel.register; names lower-cased there)
+SPAIC_NEURONS = ["clif", "clif2k", "pclif", "aclif", "if", "ifsoftreset", "ifb", "nonspikingifb", "null", "qlif",
+                 "selif", "slif", "lif", "plif", "constantcurrentlif", "nonspikinglif", "lifm", "izh", "aeif", "adex",
+                 "glif", "hh", "lifstdp_ex", "alifstdp_ex", "lifstdp_ih", "diehlandcook", "lifint", "cann_field",
+                 "meanfield", "darwin_clif", "darwin_alif", "darwin_random"]
+
+
+def test_list_shows_every_spaic_neuron_name(capsys):
+    from snnrun.components.neurons import NeuronModel
+
+    reg = NeuronModel.registry
+    assert all(reg.source_of(f"spaic.{name}") == "spaic" for name in SPAIC_NEURONS)
+    code, out = list_in_process(capsys, "neurons", "source=spaic")
+    assert code == 0
+    words = set(out.replace("(", " ").replace(")", " ").replace(",", " ").split())
+    assert not [n for n in SPAIC_NEURONS if f"spaic.{n}" not in words]
+    assert "[bindsnet]" not in out and "[spaic]" in out
+
+
 def test_cfg_job_prints_config(cli_env, tmp_path):
     r = run(["train", "+model=diehl_cook", "model.n_neurons=400", "--cfg", "job"], cli_env, tmp_path)
     assert r.returncode == 0 and "n_neurons: 400" in r.stdout

@@ -146,3 +146,19 @@ def test_ddp_every_learner_matches_single_process(tmp_path, cli_env):
         for k in ref:
             torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name} {k}: {m}")
     print(f"torchrun (2 processes, {len(cases)} cases): {t_ddp:.1f} s; one process: {time.perf_counter() - t0:.1f} s")
+
+
+def test_ddp_preset_runs_as_the_readme_shows(tmp_path, cli_env):
+    """`torchrun --standalone --nproc_per_node=2 -m snnrun train +model=diehl_cook trainer=ddp`:
+    the preset's global batch splits over 2 processes without further overrides."""
+    env = _env(cli_env)
+    out = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "snnrun", "train",
+                          "+model=diehl_cook", "trainer=ddp", *TINY, "device=cpu", "hydra.run.dir=ddp"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["train_samples"] == 40 and summary["n_test"] == 20
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(tmp_path / "ddp" / ".hydra" / "config.yaml")
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.batch_size >= 2

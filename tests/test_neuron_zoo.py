@@ -94,7 +94,7 @@ def test_current_lif_pulse_response():
 def test_constant_current_lif_first_spike_euler_closed_form():
     g = build({"type": "constant_current_lif", "tau_m": 20.0, "v_th": 1.0})
     s, _ = drive(g, 1.5, 200)
-    k = next(k for k in range(1, 1000) if 1.5 * (1 - (1 - 1 / 20) ** k) >= 1.0)
+    k = next(k for k in range(1, 1000) if 1.5 * (1 - (1 - 1 / 20) ** k) > 1.0)
     assert isis(s)[0] == k and int(torch.nonzero(s.flatten())[0]) + 1 == k
     assert drive(g, 1.0, 500)[0].sum() == 0  # steady state == threshold from below: never
 
@@ -142,21 +142,18 @@ def test_adex_rheobase_matches_formula():
     assert i[0] < i[-1]  # adaptation current w lengthens the intervals
 
 
-def test_glif_reduces_to_lif_and_threshold_jumps():
-    plain = {"type": "glif", "f_v": 0.0, "delta_v": 0.0, "delta_theta_s": 0.0, "delta_i_1": 0.0,
-             "delta_i_2": 0.0, "a_v": 0.0, "r": 1.0, "c": 10.0}
-    s, _ = drive(build(plain), 1.5, 300)
-    d = math.exp(-1 / 10.0)
-    k = next(k for k in range(1, 1000) if 1.5 * (1 - d ** k) >= 1.0)
-    assert set(isis(s)) == {k}
-    g = build({**plain, "delta_theta_s": 0.2, "b_s": 0.05})
-    sg, _ = drive(g, 1.5, 300)
-    assert isis(sg)[-1] > k  # the spike-induced threshold slows firing
+def test_glif_threshold_jumps_at_a_spike_and_decays():
+    g = build({"type": "glif", "b_s": 0.05})
     g.reset_state(1)
-    g(torch.full((1, 1), 100.0))
-    assert g.theta_s.item() == pytest.approx(0.2)
+    assert g.theta_s.item() == pytest.approx(0.1)  # SPAIC's initial state
+    assert g(torch.full((1, 1), 100.0)).item() == 1.0
+    assert g.theta_s.item() == pytest.approx(0.1 * (1 - 0.05) + 0.2)  # Euler decay, then the jump
     g(torch.zeros(1, 1))
-    assert g.theta_s.item() == pytest.approx(0.2 * math.exp(-0.05))
+    assert g.theta_s.item() == pytest.approx((0.1 * 0.95 + 0.2) * 0.95)
+    # the spike-induced threshold slows firing
+    fast, _ = drive(build({"type": "glif", "b_s": 0.005, "delta_theta_s": 0.0}), 3.0, 300)
+    slow, _ = drive(build({"type": "glif", "b_s": 0.005}), 3.0, 300)
+    assert 0 < slow.sum() < fast.sum()
 
 
 def test_srm0_escape_noise_probability():

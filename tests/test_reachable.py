@@ -56,6 +56,7 @@ CSNN = ("+model=csnn", "model.T=2", "model.channels=2", "model.hidden=8")
 CONV = ("+model=conv_stdp", "model.time=20", "model.channels=2")
 MSTDP = ("+model=mstdp_digits", "model.time=20", "model.per_class=2")
 MSTDP_ONLY = ("~model.learner.tc_plus", "~model.learner.tc_minus", "~model.learner.tc_e_trace")
+SFR = ("+model=stdp_features_readout", "model.n_neurons=8", "model.time=20")
 
 
 # --------------------------------------------------------------------------- config paths
@@ -117,6 +118,7 @@ CONNECTIONS = {  # connection -> (run, a connection of that run it is used in)
     "conv2d": (CONV, "X_F"), "dropout": (MLP_RUN, "fc2"),
     **{op: ((*CSNN, "model.network.connections.conv2.ops.0.type=avg_pool"), c)  # avg and max pools
        for op, c in (("avg_pool", "conv2"), ("max_pool", "fc1"), ("batch_norm", "conv1"), ("flatten", "fc1"))},
+    "sum_pool": ((*CSNN, "model.network.connections.conv2.ops.0.type=sum_pool"), "conv2"),
 }
 
 LEARNERS = {  # learning rule -> (run, the connection it learns; None: a gradient learner, every connection)
@@ -129,6 +131,16 @@ LEARNERS = {  # learning rule -> (run, the connection it learns; None: a gradien
                    "+model.learner.n_classes=${data.n_classes}"), "X_Y"),
     "surrogate_bptt": (MLP_RUN, None),
     "stca": ((*MLP, "learner@model.learner=stca"), None),
+    "stbp": ((*MLP, "learner@model.learner=stbp"), None),
+    # SPAIC's rules
+    "rstdp": ((*MSTDP, "model.learner.type=rstdp", "~model.learner.tc_e_trace"), "X_Y"),
+    "bp_rstdp": ((*MSTDP, "model.learner.type=bp_rstdp", *MSTDP_ONLY), "X_Y"),
+    "bp_rstdpet": ((*MSTDP, "model.learner.type=bp_rstdpet", *MSTDP_ONLY), "X_Y"),
+    "meta_nearest_online_stdp": ((*MSTDP, "model.learner.type=meta_nearest_online_stdp", *MSTDP_ONLY,
+                                  "~model.learner.reward", "model.learner.nu=[0.001,0.01]"), "X_Y"),
+    "conv2d_rstdp": ((*CONV, "learner@model.learner=conv2d_rstdp"), "X_F"),
+    "rate_modulate": ((*SFR, "+learner@model.learner.rate=rate_modulate", "+model.learner.rate.connection=H_Y"),
+                      "H_Y"),
 }
 
 

@@ -122,3 +122,38 @@ def test_every_builder_takes_a_name_or_a_node():
     with pytest.raises(ConfigError) as e:
         NeuronModel.build([1, 2], key="model.network.groups.X")
     assert e.value.key == "model.network.groups.X"
+
+
+def test_source_qualified_names():
+    r = Registry("thing")
+    r.register("alpha", "a", source="lib")(Custom)
+
+    class Own(Custom):
+        """snnrun's own."""
+
+    class Other(Custom):
+        """Only under its source's name."""
+
+    r.register("own")(Own)
+    r.register("lib.beta", source="lib")(Other)
+    assert r.get("lib.alpha") is Custom and r.get("a") is Custom
+    assert r.aliases_of("alpha") == ["a", "lib.alpha"] and r.aliases_of("lib.beta") == []
+    assert r.source_of("lib.alpha") == r.source_of("alpha") == "lib" and r.source_of("own") == "snnrun"
+    assert r.names(source="lib") == ["alpha", "lib.beta"] and r.names(source="snnrun") == ["own"]
+    assert r.sources() == ["lib", "snnrun"] and Custom.registered_source == "lib"
+    with pytest.raises(ValueError, match="already registered"):
+        r.register("gamma", "lib.alpha")(Own)
+    with pytest.raises(ValueError, match="without '.'"):
+        r.register("delta", source="a.b")
+
+
+def test_short_names_keep_their_meaning_next_to_source_names():
+    reg = NeuronModel.registry
+    assert reg.get("bindsnet.lif") is reg.get("lif") is LIFNodes
+    assert reg.source_of("lif") == "bindsnet" and reg.get("brainstate.lif") is reg.get("exp_euler_lif")
+    # a dotted name is a plain type: value in a config node
+    group = NeuronModel.build({"type": "bindsnet.lif", "thresh": -50.0}, key="g", n=2)
+    assert type(group) is LIFNodes and group.thresh == -50.0
+    with pytest.raises(ConfigError) as e:
+        NeuronModel.build({"type": "bindsnet.lfi"}, key="g")
+    assert "Did you mean 'bindsnet.lif'" in str(e.value) and e.value.key == "g.type"

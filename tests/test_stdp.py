@@ -138,3 +138,56 @@ def test_owner_is_refused_by_rules_without_it():
     from snnrun.components.learning.base import LearningRule as Base
 
     assert not Base.supports_owner
+
+
+def owners_rule(batch: int, n_post: int = 2, **opts):
+    pre, post = Input(3, traces=True), Input(n_post, traces=True)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5, "wmin": 0.0, "wmax": 10.0},
+                            source_shape=(3,), target_shape=(n_post,))
+    rule = LearningRule.build({"type": "post_pre", "reduction": "owner", "nu": [0.0, 1.0], **opts}, connection=conn,
+                              source=pre, target=post)
+    for grp in (pre, post, rule):
+        grp.reset_state(batch)
+    return pre, post, conn, rule
+
+
+def test_owners_k_lets_each_neuron_learn_from_its_first_k_samples():
+    # 4 samples; neuron 0 fired by samples 3 (t=0), 1 and 2 (t=1), 0 (t=2); K=2: samples 3 and 1 own it
+    pre, post, conn, rule = owners_rule(batch=4, owners=2)
+    x = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1.0, 1.0]])  # each sample's input pattern
+    fires = {0: [3], 1: [1, 2], 2: [0]}
+    for t in range(3):
+        pre(x)  # a spike at every step: the pre trace is 1 (set to 1 at a spike, BindsNET's traces)
+        post(torch.tensor([[float(b in fires[t]), 0.0] for b in range(4)]))
+        rule.step()
+    # potentiation of column 0: sample 3's pattern at t=0, sample 1's at t=1 (sample 2 comes after
+    # sample 1 among the t=1 claimants and finds no room, sample 0 at t=2 neither)
+    expected = 0.5 + 1.0 * x[3] + 1.0 * x[1]  # nu_post = 1, trace 1
+    assert torch.allclose(conn.w[:, 0], expected)
+    assert torch.equal(conn.w[:, 1], torch.full((3,), 0.5))
+    assert rule.members[:, 0].tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_owners_one_and_auto_resolve_as_documented():
+    _, _, _, rule = owners_rule(batch=4, n_post=3, owners="auto")
+    assert rule.owners_per_neuron(4) == 2 and rule.owners_per_neuron(3) == 1 and rule.owners_per_neuron(256) == 86
+    # owners: 1 through the K path equals the gather (owner_terms) path
+    g = torch.Generator().manual_seed(2)
+    ws = []
+    for owners in (1, 2):
+        pre, post, conn, rule = owners_rule(batch=5, n_post=4, owners=owners)
+        g.manual_seed(2)
+        for _ in range(20):
+            pre((torch.rand(5, 3, generator=g) < 0.4).float())
+            post((torch.rand(5, 4, generator=g) < 0.2).float())
+            if owners == 2:  # K = 1 through claim_many
+                s_pre, x_pre, s_post, x_post = pre.s, pre.x, post.s, post.x
+                m = rule.claim_many(s_post, 1)
+                conn.w.add_(x_pre.t() @ (s_post * m))
+            else:
+                rule.step()
+        ws.append(conn.w.clone())
+    assert torch.allclose(ws[0], ws[1])
+    with pytest.raises(ConfigError) as e:
+        owners_rule(batch=1, owners=0)
+    assert e.value.key == "owners"

@@ -134,23 +134,23 @@ def test_family_batch_reduction(reduction, factor):
     assert conn.w.item() == pytest.approx(0.5 + factor * 0.1 * trace(2), rel=1e-6)
 
 
-# -- post_pre_int: integer arithmetic ----------------------------------------------------------------------
-def int_trace(age, trace_max=127, shift=4):
+# -- post_pre_int: integer arithmetic (step by step at two dt: tests/test_spaic_rules.py) -------------------
+def int_trace(age, trace_max=127, decay=31169):
     x = trace_max
     for _ in range(age):
-        x = x - (x >> shift)
+        x = (decay * x) >> 15
     return x
 
 
 @pytest.mark.parametrize("delta", [1, 3, 12])
 def test_post_pre_int(delta):
-    pre, post, conn, r = make("post_pre_int", traces=False, w0=0.25, nu=(0.004, 0.02))
-    assert r.decay_shift == 4  # round(log2(20 ms / 1 ms))
+    pre, post, conn, r = make("post_pre_int", traces=False, w0=0.25, nu=(0.004, 0.02), rounding="floor")
+    assert r.trace_decay == 31169  # SPAIC's: floor(2^15 exp(-1 ms / 20 ms))
     play(pre, post, r, {0}, {delta}, delta + 1)
-    dW = (20 * int_trace(delta)) // 127  # NU_post = round(0.02 * 1000) = 20
+    dW = (20 * int_trace(delta)) // 127  # nu_post x scale = 20 steps per full trace
     assert conn.w.item() == pytest.approx((250 + dW) / 1000)
     assert round(conn.w.item() * 1000) == pytest.approx(conn.w.item() * 1000, abs=1e-4)  # on the grid
-    pre, post, conn, r = make("post_pre_int", traces=False, w0=0.25, nu=(0.004, 0.02))
+    pre, post, conn, r = make("post_pre_int", traces=False, w0=0.25, nu=(0.004, 0.02), rounding="floor")
     play(pre, post, r, {delta}, {0}, delta + 1)
     assert conn.w.item() == pytest.approx((250 - (4 * int_trace(delta)) // 127) / 1000)
 

@@ -19,8 +19,12 @@ ANALYTIC = {
     "piecewise_quadratic": (1.0, lambda x, a: torch.where(x.abs() <= 1 / a, a - a ** 2 * x.abs(), 0.0)),
     "relu_grad": (0.3, lambda x, a: torch.relu(a * (1.0 - x.abs()))),
     "erf": (2.0, lambda x, a: a / math.sqrt(math.pi) * torch.exp(-(a * x) ** 2)),
-    "stca_rect": (0.5, lambda x, a: torch.where(x.abs() < a, 1 / a, 0.0)),
+    # SPAIC's STCA ActFun: the upstream gradient passes unscaled where |x| < alpha
+    "stca_rect": (0.5, lambda x, a: torch.where(x.abs() < a, 1.0, 0.0)),
+    # SPAIC's STBP ActFun: exp(-x^2 / (2 alpha)) / (2 pi alpha)
+    "stbp_gaussian": (0.5, lambda x, a: torch.exp(-x ** 2 / (2 * a)) / (2 * math.pi * a)),
 }
+STRICT = {"stca_rect", "stbp_gaussian"}  # SPAIC's learners fire at x > 0 (input.gt(thresh))
 
 
 def test_every_registered_surrogate_is_checked():
@@ -30,7 +34,10 @@ def test_every_registered_surrogate_is_checked():
 @pytest.mark.parametrize("name", sorted(ANALYTIC))
 def test_forward_is_heaviside(name):
     x = torch.tensor([-2.0, -1e-6, 0.0, 1e-6, 3.0])
-    assert Surrogate.build({"type": name})(x).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    at_zero = 0.0 if name in STRICT else 1.0
+    sg = Surrogate.build({"type": name})
+    assert sg(x).tolist() == [0.0, 0.0, at_zero, 1.0, 1.0]  # without grad: the plain step
+    assert sg(x.clone().requires_grad_()).tolist() == [0.0, 0.0, at_zero, 1.0, 1.0]  # the autograd function
 
 
 @pytest.mark.parametrize("name", sorted(ANALYTIC))

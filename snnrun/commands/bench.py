@@ -311,7 +311,7 @@ def run_bench(args: list[str] | DictConfig) -> list[dict[str, Any]]:
     """``snnrun bench``: overrides (comma lists sweep) or one composed config (the Hydra app's)."""
     from rich.table import Table
 
-    from snnrun.run.console import console
+    from snnrun.run.console import console, print_table
 
     cfgs = [args] if isinstance(args, DictConfig) else bench_configs(list(args))
     runs = [(_top(c), OmegaConf.to_container(c.workload, resolve=True)) for c in cfgs]
@@ -344,5 +344,5 @@ def run_bench(args: list[str] | DictConfig) -> list[dict[str, Any]]:
         peak = r.get("peak_mem_mib", r.get("peak_extra_mib"))
         table.add_row(r["workload"], " ".join(f"{k}={v}" for k, v in r["params"].items()), main,
                       "-" if peak is None else f"{peak:,.0f}")
-    console.print(table)
+    print_table(table)
     return results

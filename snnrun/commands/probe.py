@@ -30,6 +30,7 @@ from snnrun.schema import store_schema  # noqa: E402
 from snnrun.components.generators import Generator  # noqa: E402
 from snnrun.components.neurons import NeuronModel  # noqa: E402
 from snnrun.registry import as_node  # noqa: E402
+from snnrun.run.plots import save_figure, voltage_unit  # noqa: E402
 
 @dataclass
 class FiSweepConfig:
@@ -108,34 +109,43 @@ def fi_curve(node: dict, currents, time: float = 1000.0, dt: float = 1.0) -> tor
     return count * 1000.0 / (steps * dt)
 
 
-def save_trace_png(trace: dict[str, torch.Tensor], path: Path, title: str) -> None:
-    fig, (ax_v, ax_i) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+def trace_figure(trace: dict[str, torch.Tensor], title: str, unit: str = "mV"):
+    """Membrane potential (top, spikes marked) and input (bottom) of one probed neuron."""
+    fig, (ax_v, ax_i) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     t = trace["t"].numpy()
     ax_v.plot(t, trace["v"].numpy(), lw=1.0, color="black", label="v")
     spikes = t[trace["s"].numpy() > 0]
     if len(spikes):
         ax_v.vlines(spikes, *ax_v.get_ylim(), color="tab:red", lw=0.6, alpha=0.5, label=f"spikes ({len(spikes)})")
-    ax_v.set_ylabel("membrane v")
-    ax_v.legend(loc="upper right", fontsize=8)
+    ax_v.set_ylabel(f"membrane potential v ({unit})")
+    ax_v.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     ax_v.set_title(title)
     ax_i.plot(t, trace["input"].numpy(), lw=1.0, color="tab:blue")
-    ax_i.set_ylabel("input")
+    ax_i.set_ylabel("input x (model units)")
     ax_i.set_xlabel("time (ms)")
+    ax_i.set_xlim(t[0], t[-1]) if len(t) > 1 else None
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def save_fi_png(currents: torch.Tensor, rates: torch.Tensor, path: Path, title: str) -> None:
+def save_trace_png(trace: dict[str, torch.Tensor], path: Path, title: str, unit: str = "mV") -> None:
+    save_figure(trace_figure(trace, title, unit), path, dpi=110)
+
+
+def fi_figure(currents: torch.Tensor, rates: torch.Tensor, title: str):
+    """Firing rate against constant input current."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(currents.numpy(), rates.numpy(), "o-", ms=3)
-    ax.set_xlabel("input current")
+    ax.set_xlabel("constant input current x (model units)")
     ax.set_ylabel("firing rate (Hz)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def save_fi_png(currents: torch.Tensor, rates: torch.Tensor, path: Path, title: str) -> None:
+    save_figure(fi_figure(currents, rates, title), path, dpi=110)
 
 
 def _compose(args: list[str]) -> tuple[DictConfig, str]:
@@ -235,5 +245,6 @@ def run_probe(args: list[str] | DictConfig, cwd: Path | None = None, out_dir: Pa
     path = png_path(cfg, name, out_dir, cwd)
     inp = ", ".join(f"{k}={v}" for k, v in input_node.items() if k != "type")
     save_trace_png(trace, path, f"{name} under {input_node['type']}({inp}): "
-                                f"{int(trace['s'].sum())} spikes in {time:g} ms")
+                                f"{int(trace['s'].sum())} spikes in {time:g} ms",
+                   unit=voltage_unit(build_neuron(node, dt)))
     return path

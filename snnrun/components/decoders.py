@@ -91,15 +91,18 @@ class LabelAssignment:
         n_per_class = onehot.sum(0)
         mean_counts = (counts.t() @ onehot) / n_per_class.clamp_min(1.0)
         seen = n_per_class > 0
-        self.rates[:, seen] = alpha * self.rates[:, seen] + mean_counts[:, seen]
+        # where() rather than rates[:, seen] = ...: boolean indexing would wait for the device
+        self.rates = torch.where(seen, alpha * self.rates + mean_counts, self.rates)
         total = self.rates.sum(1, keepdim=True)
         self.proportions = torch.where(total > 0, self.rates / total.clamp_min(1e-12),
                                        torch.zeros_like(self.rates))
         self.assignments = self.proportions.argmax(1)
 
     def state_dict(self) -> dict:
-        return {"rates": self.rates.cpu(), "proportions": self.proportions.cpu(),
-                "assignments": self.assignments.cpu()}
+        """Copies of the statistics on their device (a checkpoint moves them to the host without
+        stalling the device: snnrun/engine/deferred.py)."""
+        return {"rates": self.rates.clone(), "proportions": self.proportions.clone(),
+                "assignments": self.assignments.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         dev = self.rates.device

@@ -174,6 +174,28 @@ class DirectEncoder(Encoder):
         return x.unsqueeze(0).expand(self.steps, *x.shape).contiguous()
 
 
+@Encoder.register("frames")
+class FramesEncoder(Encoder):
+    """Frames over time as input (binned event data: data=nmnist, dvs_gesture, shd): a sample
+    ``x (F, *shape)`` holds F frames, and step t of T gets frame ``floor(t F / T)``, so F = T is
+    one frame per step and F = 1 the same input at every step (a static image). With
+    ``binary: true`` each value is clipped to 1 (a spike where a bin holds any event); ``scale``
+    multiplies the counts otherwise: I[t] = scale * x[floor(t F / T)].
+    """
+
+    def __init__(self, time: float = 10.0, dt: float = 1.0, binary: bool = False, scale: float = 1.0):
+        super().__init__(time, dt)
+        self.binary, self.scale = bool(binary), float(scale)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2:
+            raise ConfigError(f"frames need samples of (frames, ...) values, got a batch of shape {list(x.shape)}")
+        frames = x.shape[1]
+        idx = (_steps_index(self.steps, x.device) * frames) // self.steps
+        seq = x.index_select(1, idx).transpose(0, 1).float()
+        return seq.clamp(max=1.0) if self.binary else seq * self.scale if self.scale != 1.0 else seq
+
+
 @Encoder.register("uniform")
 class UniformEncoder(Encoder):
     """Regular (deterministic) spike trains at rate x * max_rate Hz, evenly spaced.

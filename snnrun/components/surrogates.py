@@ -8,7 +8,8 @@ a small module registered by name, so neuron configs say ``surrogate: atan`` or
     s = sg(v - v_threshold)          # forward: s = H(x) = 1 if x >= 0 else 0
                                      # backward: ds/dx := sg.derivative(x)
 
-``x`` is the distance to threshold. ``alpha`` sets the sharpness (larger = narrower); its
+``x`` is the distance to threshold. SPAIC's learners fire at x > 0 (``input.gt(thresh)``), so their
+surrogates (``stca_rect``, ``stbp_gaussian``) are strict: H(0) = 0 there. ``alpha`` sets the sharpness (larger = narrower); its
 default is the one of the framework the surrogate comes from (named in each docstring).
 :meth:`Surrogate.primitive` is the smooth function whose derivative the surrogate uses (the tests
 check ``derivative == d primitive / dx`` by finite differences and autograd against both).
@@ -75,6 +76,10 @@ class Surrogate(Registered, nn.Module):
         return (self.alpha,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            # no backward to shape: the plain step (also keeps the autograd.Function, which
+            # some torch.compile versions cannot trace, out of compiled STDP/eval loops)
+            return (x > 0).to(x.dtype) if issubclass(self.function, StrictSurrogateFunction) else heaviside(x)
         return self.function.apply(x, *self.params())
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +102,19 @@ def build_surrogate(spec: Any, key: str = "surrogate") -> Surrogate:
     return Surrogate.build(as_node(spec, key), key=key)
 
 
-def _function(name: str, derivative) -> type[SurrogateFunction]:
-    return type(name, (SurrogateFunction,), {"derivative": staticmethod(derivative)})
+class StrictSurrogateFunction(SurrogateFunction):
+    """Forward: the strict step, 1 where x > 0 (SPAIC's ``input.gt(thresh)``); backward as the base."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *params: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.params = params
+        return (x > 0).to(x.dtype)
+
+
+def _function(name: str, derivative, strict: bool = False) -> type[SurrogateFunction]:
+    base = StrictSurrogateFunction if strict else SurrogateFunction
+    return type(name, (base,), {"derivative": staticmethod(derivative)})
 
 
 @Surrogate.register("sigmoid")
@@ -232,15 +248,37 @@ class Erf(Surrogate):
         return torch.special.erfc(-self.alpha * x) / 2
 
 
-@Surrogate.register("stca_rect")
+@Surrogate.register("stca_rect", source="spaic")
 class STCARect(Surrogate):
-    """Rectangle of SPAIC's STCA learner (Gu et al. 2019): g'(x) = 1/alpha where |x| < alpha,
-    else 0; alpha=0.5 (the learner ``stca`` sets it on every trainable node)."""
+    """Rectangle of SPAIC's STCA learner (Gu et al. 2019; SPAIC ``STCA_Learner.ActFun``):
+    spike where x > 0 (strict), g'(x) = 1 where |x| < alpha, else 0; alpha=0.5 (the learner
+    ``stca`` sets it on every trainable node). Unit height, not unit area: SPAIC passes the
+    upstream gradient through unscaled inside the window."""
 
-    function = _function("STCARectGrad", lambda x, a: (x.abs() < a).to(x.dtype) / a)
+    function = _function("STCARectGrad", lambda x, a: (x.abs() < a).to(x.dtype), strict=True)
 
     def __init__(self, alpha: float = 0.5):
         super().__init__(alpha)
 
     def primitive(self, x):
-        return x.clamp(-self.alpha, self.alpha) / self.alpha
+        return x.clamp(-self.alpha, self.alpha) + 0.5
+
+
+@Surrogate.register("stbp_gaussian", source="spaic")
+class STBPGaussian(Surrogate):
+    """Gaussian of SPAIC's STBP learner: spike where x > 0, g'(x) = exp(-x^2 / (2 alpha)) / (2 pi alpha).
+
+    Wu et al. 2018 (Front. Neurosci. 12:331), as SPAIC's ``STBP_Learner.ActFun``; alpha=0.5 (the
+    learner ``stbp`` sets it on every trainable node). Wu et al.'s h4 normalises by sqrt(2 pi alpha) (unit area); SPAIC divides by
+    2 pi alpha, and this follows SPAIC (peak 1/pi at alpha=0.5)."""
+
+    function = _function("STBPGaussianGrad",
+                         lambda x, a: torch.exp(-x * x / (2 * a)) / (2 * math.pi * a), strict=True)
+
+    def __init__(self, alpha: float = 0.5):
+        super().__init__(alpha)
+
+    def primitive(self, x):
+        # integral of the Gaussian: Phi(x / sqrt(alpha)) scaled by sqrt(2 pi alpha) / (2 pi alpha)
+        a = self.alpha
+        return 0.5 * (1 + torch.erf(x / math.sqrt(2 * a))) / math.sqrt(2 * math.pi * a)

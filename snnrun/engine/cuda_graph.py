@@ -14,6 +14,7 @@ capture is switched off, :class:`GraphRunner` simply calls the eager path.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
@@ -35,6 +36,7 @@ class GraphRunner:
         self.fn, self.module, self.warmup = fn, module, warmup
         self.enabled = enabled and torch.cuda.is_available()
         self._graphs: dict[tuple, tuple] = {}
+        self.capture_s = 0.0  # seconds spent capturing (and torch.compile-ing) new shapes: one-off work
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.enabled and x.is_cuda):
@@ -50,6 +52,15 @@ class GraphRunner:
         return _clone(static_out)
 
     def _capture(self, x: torch.Tensor):
+        torch.cuda.synchronize()  # once per shape: time the capture alone, not the batches queued before
+        t0 = time.perf_counter()
+        try:
+            return self._capture_graph(x)
+        finally:
+            torch.cuda.synchronize()
+            self.capture_s += time.perf_counter() - t0
+
+    def _capture_graph(self, x: torch.Tensor):
         # learning state must not move during warm-up: snapshot it and restore afterwards,
         # so that capturing does not present the first batch several times
         saved = {k: v.clone() for k, v in self.module.state_dict().items()}

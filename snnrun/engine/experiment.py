@@ -24,12 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snnrun import config as _config  # noqa: F401  (registers the resolvers)
+from snnrun import event_data as _event_data  # noqa: F401  (registers data=nmnist, dvs_gesture, shd)
 from snnrun.components.decoders import Decoder, LabelAssignment, Readout
 from snnrun.components.encoders import Encoder
 from snnrun.components.learning.base import Learner
 from snnrun.components.neurons import Input
 from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
+from snnrun.engine.input_rates import resolve_intensity
 from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
 from snnrun.engine.network import Network, build_network
@@ -41,7 +43,7 @@ _MODEL_REF = re.compile(r"\$\{[^}]*?model\.([A-Za-z_]\w*)")
 
 
 # keys the engine reads itself; any other model-level key is a value the model's parts interpolate
-MODEL_STRUCTURE = MODEL_KEYS | {"learner", "input", "name", "layers", "step_mode"}
+MODEL_STRUCTURE = MODEL_KEYS | {"learner", "input", "name", "layers", "step_mode", "nir"}
 
 
 def check_added_model_keys(cfg: DictConfig, overrides: list[str]) -> None:
@@ -115,6 +117,7 @@ class Experiment:
     assignment: LabelAssignment | None = None
     strategy: Any = None  # snnrun.engine.data_parallel.DataParallel in a torchrun run
     trained: torch.nn.Module | None = field(default=None, repr=False)  # what a gradient step runs (DDP's wrapper)
+    input_rate: dict | None = None  # intensity: auto -> {"intensity": Hz, "mean_ink": ...} (input_rates.py)
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
@@ -315,8 +318,12 @@ def build_experiment(cfg: DictConfig | dict) -> Experiment:
         raise
 
 
-def _build(plain: dict[str, Any]) -> Experiment:
+def expand_model(plain: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The resolved config with ``model.network`` written out: a layer list (snnrun/engine/layers.py)
+    or a NIR file (``model.nir``, snnrun/interop/nir_import.py) becomes a network node. Returns it
+    and the NIR file's loader (None otherwise), whose ``load(network)`` puts in the file's weights."""
     model = plain["model"]
+    nir_file = None
     if "layers" in model:  # sugar: a layer list is a feed-forward network (snnrun/engine/layers.py)
         if "network" in model:
             raise ConfigError("a model has either `layers` (a list of layers) or `network`, not both", key="model")
@@ -325,6 +332,19 @@ def _build(plain: dict[str, Any]) -> Experiment:
                                                       step_mode=str(model.pop("step_mode", "auto")))
         model.setdefault("readout", readout)
         plain = {**plain, "model": model}
+    if "nir" in model:  # a network read from a NIR file
+        from snnrun.interop.nir_import import nir_to_network
+
+        model = dict(model)
+        model["network"], readout, nir_file = nir_to_network(model.pop("nir"))
+        model.setdefault("readout", readout)
+        plain = {**plain, "model": model}
+    return plain, nir_file
+
+
+def _build(plain: dict[str, Any]) -> Experiment:
+    plain, nir_file = expand_model(plain)
+    model = plain["model"]
     missing = MODEL_KEYS - set(model)
     if missing:
         raise ConfigError(f"a model config needs {', '.join(sorted(missing))}", key="model")
@@ -333,8 +353,13 @@ def _build(plain: dict[str, Any]) -> Experiment:
     seed_everything(seed)
 
     data = build_dataset(plain["data"])
-    encoder = Encoder.build(model["encoder"], key="model.encoder")
+    # intensity: auto -> the rate that gives this training set MNIST's total input rate
+    input_rate = resolve_intensity(dict(model["encoder"]), data.train.x) if isinstance(model["encoder"], dict) else None
+    enc_node = {**model["encoder"], "intensity": input_rate["intensity"]} if input_rate else model["encoder"]
+    encoder = Encoder.build(enc_node, key="model.encoder")
     network = build_network(model["network"], dt=encoder.dt)
+    if nir_file is not None:
+        nir_file.load(network)
     inputs = [n for n, g in network.groups.items() if isinstance(g, Input)]
     input_group = model.get("input", inputs[0] if len(inputs) == 1 else None)
     if input_group not in network.groups:
@@ -370,4 +395,4 @@ def _build(plain: dict[str, Any]) -> Experiment:
     val_fraction = float(getattr(gradient, "val_fraction", 0.0) or 0.0)
     train, val = split_validation(data.train, val_fraction, seed)
     return Experiment(plain, device, data, network, encoder, decoders, learners, input_group, readout,
-                      train, val, assignment)
+                      train, val, assignment, input_rate=input_rate)

@@ -8,9 +8,11 @@ exit 0. :class:`Health` checks
   ``model.intensity`` makes every Poisson probability NaN, i.e. a silent input);
 * the gradient loss through the epoch sums the loop already keeps on the device (a non-finite
   batch loss makes the sum non-finite: no extra host sync per batch);
-* the network's and learners' state at the points where the loop syncs anyway: metrics windows,
-  checkpoints, epoch ends; always before a checkpoint is written, so ``checkpoint.pt`` stays the
-  last good one.
+* the network's and learners' state before every checkpoint is written (so ``checkpoint.pt``
+  stays the last good one), at epoch ends, and at metrics windows when there are no periodic
+  checkpoints (``trainer.checkpoint_every=0``). Before checkpoints and at windows the flags are
+  computed on the device and read a few batches later
+  (:class:`snnrun.engine.deferred.HostQueue`), so the check costs no host sync.
 
 A finding raises :class:`~snnrun.errors.TrainingDiverged` (the CLI: one message, exit code 2)
 naming the tensor and the likely cause. Silent readouts (samples without a single readout spike)
@@ -43,17 +45,16 @@ def named_tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
             yield from named_tensors(v, f"{prefix}.{i}" if prefix else str(i))
 
 
-def nonfinite_names(named: list[tuple[str, torch.Tensor]], strategy=None) -> list[str]:
-    """Names of the tensors holding a NaN or inf (one host sync; every rank agrees)."""
-    if not named:
+def nonfinite_from_flags(names: list[str], flags: torch.Tensor | None, strategy=None) -> list[str]:
+    """The names whose finite-flag is false (``flags`` read on the host: a sync if on the device)."""
+    if flags is None:
         return []
-    flags = torch.stack([torch.isfinite(t).all().to(named[0][1].device) for _, t in named])
     ok = bool(flags.all())
     if strategy is not None:  # data-parallel: all ranks stop together
         ok = strategy.sum_(0.0 if ok else 1.0)[0] == 0
     if ok:
         return []
-    bad = [n for (n, _), f in zip(named, flags.tolist()) if not f]
+    bad = [n for n, f in zip(names, flags.tolist()) if not f]
     return bad or ["(another rank's state)"]
 
 
@@ -122,11 +123,24 @@ class Health:
 
     def check_state(self, where: str) -> None:
         """The network's state and the learners' state (optimiser moments, traces) are finite."""
+        names, flags = self.state_flags()
+        self.check_flags(where, names, flags)
+
+    def state_flags(self) -> tuple[list[str], torch.Tensor | None]:
+        """The names of the state's floating-point tensors and, on their device, whether each is
+        finite: queued without a host sync, read by :meth:`check_flags` (now or a batch later)."""
         exp = self.exp
         named = list(named_tensors(exp.network.state_dict(), ""))
         for n, learner in exp.learners.items():
             named += list(named_tensors(learner.state_dict(), f"learners.{n}"))
-        bad = nonfinite_names(named, self.strategy)
+        if not named:
+            return [], None
+        return [n for n, _ in named], torch.stack([torch.isfinite(t).all().to(named[0][1].device) for _, t in named])
+
+    def check_flags(self, where: str, names: list[str], flags: torch.Tensor | None) -> None:
+        """Raise :class:`TrainingDiverged` naming the tensors whose flag (:meth:`state_flags`) is
+        false; in a data-parallel run every rank agrees (a collective: all ranks call it together)."""
+        bad = nonfinite_from_flags(names, flags, self.strategy)
         if bad:
             hint, key = self.lr_hint()
             shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")

@@ -61,13 +61,26 @@ def build_learners(node: Any, network, dt: float) -> dict[str, Learner]:
             raise ConfigError(f"'connection' must name a connection, one of: {', '.join(network.connections)}",
                               key=f"{key}.connection")
         conn = network.connections[cname]
-        if not hasattr(conn, "w") or not isinstance(getattr(conn, "w", None), torch.Tensor):
+        weightless = not isinstance(getattr(conn, "w", None), torch.Tensor)
+        if weightless and getattr(cls, "owns_connection", True):  # rate_modulate only reads the target
             raise ConfigError(f"connection '{cname}' has no weights for a local rule to learn", key=f"{key}.connection")
         rule = LearningRule.build(spec, key=key, connection=conn, source=network.groups[conn.source],
                                   target=network.groups[conn.target], dt=dt)
+        rule.groups = network.groups
+        group = getattr(getattr(rule, "reward_source", None), "group", None)
+        if group is not None and group not in network.groups:
+            raise ConfigError(f"no group '{group}'. Groups: {', '.join(network.groups)}", key=f"{key}.reward.group")
         local[name] = learners[name] = rule
     network.learners = local
-    owned = {id(r.connection) for r in local.values()}
+    extra = [(name, r) for name, r in local.items() if getattr(r, "needs_gradient_learner", False)]
+    if extra and gradient_name is None:
+        name = extra[0][0]
+        raise ConfigError(f"{extra[0][1].registered_name} adds a term to a gradient learner's loss: add one beside "
+                          "it in a mapping of named learners (e.g. surrogate_bptt, stca, stbp)",
+                          key="model.learner" if single else f"model.learner.{name}")
+    if gradient_name is not None:
+        learners[gradient_name].extra_losses = [r for _, r in extra]
+    owned = {id(r.connection) for r in local.values() if getattr(r, "owns_connection", True)}
     for cname, conn in network.connections.items():
         conn.set_trainable(False)
     if gradient_name is not None:

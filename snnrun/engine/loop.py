@@ -17,6 +17,7 @@ Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import subprocess
@@ -32,14 +33,16 @@ import snnrun
 from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.data import Split
 from snnrun.engine import data_parallel
+from snnrun.engine.deferred import HostQueue, to_host
+from snnrun.engine.diagnostics import LearningDiagnostics
 from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
 from snnrun.errors import ConfigError, TrainingDiverged
-from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, StopOnSignal, TrainingInterrupted, load_checkpoint,
-                                   rng_state, save_checkpoint, set_rng_state)
-from snnrun.run.console import PhaseProgress, console, results_table, write_json_atomic
+from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, CheckpointWriter, StopOnSignal, TrainingInterrupted,
+                                   load_checkpoint, rng_state, set_rng_state)
+from snnrun.run.console import PhaseProgress, console, print_table, results_table, write_json_atomic
 from snnrun.run.metrics import open_metrics
-from snnrun.run.plots import confusion_matrix, save_confusion_png, save_weights_png
+from snnrun.run.plots import confusion_matrix, save_confusion_png, save_diagnostics_png, save_weights_png
 from snnrun.run.ranks import is_main
 
 EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
@@ -71,6 +74,18 @@ class Evaluation:
     counts: torch.Tensor
     loss: float | None = None
     images_per_s: float = 0.0
+    compile_s: float = 0.0  # of the time behind images_per_s: compiling and capturing new batch shapes
+
+    @property
+    def steady_images_per_s(self) -> float:
+        """images/s without the one-off compile and capture (as ``snnrun bench`` measures)."""
+        if self.images_per_s <= 0:
+            return 0.0
+        return self.images_per_s / max(1.0 - self.compile_s * self.images_per_s / self.n, 1e-9)
+
+    @property
+    def n(self) -> int:
+        return len(self.counts)
 
     def accuracy(self, y: torch.Tensor) -> dict[str, float]:
         return {name: float((p == y).float().mean()) if len(y) else float("nan") for name, p in self.preds.items()}
@@ -78,27 +93,35 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: bool = True) -> Evaluation:
-    """Present a split with learning off, in batches; decode every batch (``predict``)."""
+    """Present a split with learning off, in batches; decode every batch (``predict``). Counts,
+    predictions and the loss stay on the device until the end (one host transfer, no sync per batch)."""
     exp.network.eval()
     preds: dict[str, list] = {name: [] for name in exp.decoders}
-    counts, loss_sum = [], 0.0
+    counts = []
     grad = exp.gradient
+    captured = exp.runner.capture_s
+    loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
+    xs = split.x.to(exp.device)  # once: batches are slices on the device
     for start in range(0, len(split), batch_size):
-        xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
+        xb, yb = xs[start:start + batch_size], split.y[start:start + batch_size]
         r = exp.present(xb)
-        counts.append(r.counts.cpu())
+        counts.append(r.counts)
         if predict:
             for name, p in exp.predict(r).items():
-                preds[name].append(p.cpu())
+                preds[name].append(p)
         if grad is not None and r.spikes is not None:
-            loss_sum += float(grad.loss.loss({"out": r.spikes, "v": r.v}, yb.to(r.spikes.device))) * len(yb)
+            loss = grad.loss.loss({"out": r.spikes, "v": r.v}, yb.to(r.spikes.device))
+            loss_sum += loss.detach().to(loss_sum.device, torch.float64) * len(yb)
         if bar is not None:
             bar.advance(len(xb))
     n = exp.network.groups[exp.readout].n
-    return Evaluation({k: torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for k, v in preds.items()},
-                      torch.cat(counts) if counts else torch.zeros(0, n),
-                      loss_sum / max(len(split), 1) if grad is not None else None,
-                      bar.images_per_s if bar is not None else 0.0)
+    out = to_host({"preds": {k: torch.cat(v) for k, v in preds.items() if v},
+                   "counts": torch.cat(counts) if counts else torch.zeros(0, n), "loss": loss_sum})
+    preds_host = {k: out["preds"].get(k, torch.zeros(0, dtype=torch.long)) for k in preds}
+    return Evaluation(preds_host, out["counts"],
+                      float(out["loss"]) / max(len(split), 1) if grad is not None else None,
+                      bar.images_per_s if bar is not None else 0.0,  # after the transfer: the device is done
+                      exp.runner.capture_s - captured)
 
 
 def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
@@ -111,6 +134,7 @@ def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
     exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
     exp.assignment.update(ev.counts, split.y)
     metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
+                steady_images_per_s=round(ev.steady_images_per_s, 2), compile_s=round(ev.compile_s, 3),
                 silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
 
 
@@ -125,6 +149,7 @@ def test_phase(exp: Experiment, show: bool) -> dict[str, Any]:
     best = max(per_decoder, key=lambda k: per_decoder[k]["test_accuracy"])
     out = {"test_accuracy": per_decoder[best]["test_accuracy"], "best_decoder": best,
            "decoders": per_decoder, "n_test": len(test), "test_images_per_s": ev.images_per_s,
+           "test_steady_images_per_s": ev.steady_images_per_s, "test_compile_s": ev.compile_s,
            "silent_test_samples": int((ev.counts.sum(1) == 0).sum()), "_preds": ev.preds[best]}
     if ev.loss is not None:
         out["test_loss"] = ev.loss
@@ -138,7 +163,7 @@ def finish(exp: Experiment, output_dir: Path, results: dict[str, Any]) -> dict[s
     results["confusion"] = cm.tolist()  # rows: true class; `snnrun report` redraws it from summary.json
     save_confusion_png(cm, output_dir / "confusion.png",
                        f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
-    console.print(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
+    print_table(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
                                 ["test_accuracy"]))
     save_receptive_fields(exp, output_dir / "weights.png")
     return results
@@ -162,6 +187,17 @@ def save_receptive_fields(exp: Experiment, path: Path) -> bool:
 
 
 # -- training ----------------------------------------------------------------------------------
+def diagnostics_for(exp: Experiment) -> LearningDiagnostics | None:
+    """``trainer.diagnostics``: auto = on for models that learn by local rules and assign labels
+    (competitive learning: Diehl & Cook); true/false."""
+    flag = exp.cfg["trainer"].get("diagnostics", "auto")
+    if flag not in ("auto", True, False):
+        raise ConfigError(f"auto, true or false, got {flag!r}", key="trainer.diagnostics")
+    local = bool(exp.network.learners) and exp.gradient is None and exp.assignment is not None
+    on = local if flag == "auto" else bool(flag)
+    return LearningDiagnostics(exp.network, exp.readout, exp.device) if on else None
+
+
 @dataclass
 class Progress:
     """Where training stands: everything besides the model a resumed run needs."""
@@ -171,6 +207,7 @@ class Progress:
     order: torch.Tensor | None = None   # this epoch's sample order
     samples: int = 0
     train_time: float = 0.0
+    compile_time: float = 0.0          # of train_time: compiling and capturing new batch shapes (one-off)
     window_c: list = field(default_factory=list)  # counts/labels since the last running-accuracy line
     window_y: list = field(default_factory=list)
     loss_sum: float = 0.0               # gradient loss and correct predictions over this epoch
@@ -179,21 +216,26 @@ class Progress:
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf"),
                                                 "network": None})
     stage: str = "train"                # train -> trained (learning, best restore and label pass done)
+    test_by_epoch: list = field(default_factory=list)  # trainer.test_every_epoch: each epoch's test accuracy
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "start": self.start, "order": self.order, "samples": self.samples,
-                "train_time": self.train_time, "stage": self.stage, "best": self.best,
+                "train_time": self.train_time, "compile_time": self.compile_time, "stage": self.stage,
+                "best": self.best,
                 "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
-                "window_c": torch.cat(self.window_c).cpu() if self.window_c else None,
-                "window_y": torch.cat(self.window_y).cpu() if self.window_y else None}
+                "test_by_epoch": list(self.test_by_epoch),
+                "window_c": torch.cat(self.window_c) if self.window_c else None,  # on the device: the
+                "window_y": torch.cat(self.window_y) if self.window_y else None}  # checkpoint moves them
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> "Progress":
-        p = cls(s["epoch"], s["start"], s["order"], s["samples"], s["train_time"],
-                [s["window_c"]] if s["window_c"] is not None else [],
-                [s["window_y"]] if s["window_y"] is not None else [])
+        p = cls(epoch=s["epoch"], start=s["start"], order=s["order"], samples=s["samples"],
+                train_time=s["train_time"], compile_time=s.get("compile_time", 0.0),
+                window_c=[s["window_c"]] if s["window_c"] is not None else [],
+                window_y=[s["window_y"]] if s["window_y"] is not None else [])
         p.loss_sum, p.correct, p.seen = s.get("loss_sum", 0.0), s.get("correct", 0), s.get("seen", 0)
         p.best, p.stage = s["best"], s["stage"]
+        p.test_by_epoch = list(s.get("test_by_epoch") or [])
         return p
 
 
@@ -215,6 +257,7 @@ class Trainer:
         self.assign_every = int(tr.get("assign_every", 250))
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
+        self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
         if self.epochs < 0 or self.bs < 1 or self.ebs < 1:
             raise ConfigError(f"need epochs >= 0 and batch sizes >= 1, got {self.epochs}, {self.bs}, {self.ebs}",
@@ -232,6 +275,14 @@ class Trainer:
         self.prog = Progress()
         self.metrics = None
         self.health = Health(exp, strategy)  # NaN/inf checks, silent-readout counts
+        # metrics lines, health checks and checkpoints are read from the device two batches late
+        # (no host sync per batch); data-parallel runs check with collectives, so at once
+        self.queue = HostQueue(exp.device, defer=strategy is None, lag=2)
+        self.writer = CheckpointWriter(background=exp.device.type == "cuda")
+        self.bar_extra: str | None = None  # the latest running metric, for the progress bar
+        if exp.cfg.get("init_from"):  # before the run dir exists: a misfit leaves nothing behind
+            init_from_run(exp, exp.cfg["init_from"])
+        self.diagnostics = diagnostics_for(exp)
 
     # -- the run directory ----------------------------------------------------------------
     def open(self) -> dict[str, Any] | None:
@@ -255,20 +306,46 @@ class Trainer:
             if self.running is not None and saved.get("running_assignment") is not None:
                 self.running.load_state_dict(saved["running_assignment"])
             self.prog = Progress.from_state(saved["progress"])
+            self.prog.window_c = [c.to(exp.device) for c in self.prog.window_c]  # joined by this run's batches
+            self.prog.window_y = [y.to(exp.device) for y in self.prog.window_y]
             set_rng_state(saved["rng"], order=self.order_gen)
         self.metrics = open_metrics(exp.cfg.get("logger"), self.output_dir,
                                     resume_from=saved and saved["metrics"])
         return None
 
-    def checkpoint(self) -> None:
-        self.healthy("before a checkpoint")  # never save non-finite state: checkpoint.pt stays the last good one
-        save_checkpoint(self.output_dir, {
-            **self.exp.state_dict(),
-            "running_assignment": None if self.running is None else self.running.state_dict(),
-            "progress": self.prog.state_dict(), "rng": rng_state(order=self.order_gen),
-            "metrics": self.metrics.position(), "config": self.exp.cfg, "versions": versions(),
-            # kept for readers of older checkpoints / quick inspection
-            "epoch": self.prog.epoch, "samples": self.prog.samples})
+    def checkpoint(self, wait: bool = False) -> None:
+        """Checkpoint the state of this instant. The state is snapshotted now (copies queued on
+        the device); its finiteness check and the write follow when the host queue reaches it
+        (two batches later, snnrun/engine/deferred.py) and the file is written by ``self.writer``.
+        ``wait``: everything queued is done and the file is on disk before this returns."""
+        progress = self.prog.state_dict()
+        # what later batches update in place is snapshotted through the queue (device copies);
+        # the rest is host data that is replaced, never updated in place (order, best, rng)
+        live = {**self.exp.state_dict(),
+                "running_assignment": None if self.running is None else self.running.state_dict(),
+                "windows": {k: progress.pop(k) for k in ("window_c", "window_y")}}
+        fixed = {"rng": rng_state(order=self.order_gen), "config": self.exp.cfg, "versions": versions(),
+                 # kept for readers of older checkpoints / quick inspection
+                 "epoch": self.prog.epoch, "samples": self.prog.samples}
+        names, flags = self.health.state_flags()
+        where = "before a checkpoint"
+
+        def write(host):
+            # never save non-finite state: checkpoint.pt stays the last good one
+            self.healthy(where, lambda: self.health.check_flags(where, names, host["finite"]))
+            state = dict(host["state"])
+            state["progress"] = {**progress, **state.pop("windows")}
+            # the metrics lines logged before this checkpoint are written by now (the queue keeps order)
+            self.writer.submit(self.output_dir, {**state, **fixed, "metrics": self.metrics.position()})
+
+        self.queue.put({"state": live, "finite": flags}, write)
+        if wait:
+            self.settle()
+
+    def settle(self) -> None:
+        """Run all deferred host work and wait for the checkpoint on its way to disk."""
+        self.queue.run_all()
+        self.writer.wait()
 
     def announce(self) -> None:
         exp, p = self.exp, self.prog
@@ -280,6 +357,9 @@ class Trainer:
                       f"{len(exp.data.test)} test, T={exp.encoder.steps}), "
                       f"{learners or 'no learner'}, device {exp.device}, seed {exp.cfg['seed']}"
                       + (f"; [yellow]{what}[/]" if what else ""))
+        if exp.input_rate is not None:
+            console.print(f"input rate: intensity auto = {exp.input_rate['intensity']:.1f} Hz "
+                          f"(mean ink {exp.input_rate['mean_ink']:.1f} per training image)")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -299,17 +379,25 @@ class Trainer:
                     if self.do_label_pass:
                         label_pass(exp, self.ebs, self.metrics, self.show)
                     prog.stage = FINISHED
-                    self.checkpoint()
+                    self.checkpoint(wait=True)
                     self.interrupted()
                 results = test_phase(exp, self.show)
                 self.interrupted()  # the finished checkpoint is the resume point: the test phase reruns
             self.metrics.log(phase="test", **{k: v for k, v in results.items() if not k.startswith("_")})
+        except BaseException:
+            self.queue.clear()  # after an error the deferred lines and checkpoints are dropped ...
+            try:
+                self.writer.wait()  # ... but a checkpoint already being written is completed
+            except Exception:
+                pass  # the error in flight is the one to report
+            raise
         finally:
             self.metrics.close()
         return self.summarise(results)
 
     def interrupted(self) -> None:
         if self.stop.requested:
+            self.settle()  # the last checkpoint is on disk before the run says how to resume it
             raise TrainingInterrupted(self.stop.signum, self.output_dir)
 
     def learn_epochs(self) -> None:
@@ -317,6 +405,7 @@ class Trainer:
         train_x, train_y = exp.train.x.to(exp.device), exp.train.y.to(exp.device)  # batches gathered there
         self.healthy("input", self.health.check_input)
         last_ckpt = prog.samples
+        queue = self.queue
         while prog.epoch <= self.epochs:
             exp.network.train()
             if prog.order is None:
@@ -328,40 +417,49 @@ class Trainer:
             with PhaseProgress(f"epoch {prog.epoch}/{self.epochs}", self.n_train, self.show) as bar:
                 if prog.start:  # resumed mid-epoch
                     bar.progress.update(bar.task, completed=prog.start)
-                base_time = prog.train_time
+                base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.runner.capture_s
                 while prog.start < self.n_train:
                     idx = order[prog.start:prog.start + self.bs]
                     xb, yb = train_x[idx], train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
                     self.health.count_silent(counts)  # on the device; read at the epoch end
+                    if self.diagnostics is not None:
+                        self.diagnostics.observe(counts)
                     if self.running is not None:
                         prog.window_c.append(counts)
                         prog.window_y.append(yb)
                     prog.samples += len(idx)
                     prog.start += len(idx)
                     prog.seen += len(idx)
-                    extra = None
                     window_full = self.running is not None and \
                         sum(len(y) for y in prog.window_y) >= self.assign_every
                     if window_full or prog.start >= self.n_train:
-                        extra = self.log_window(bar, loss_sum, correct)
-                    bar.advance(len(idx), extra)
+                        self.log_window(bar, loss_sum, correct)
+                    # this batch is queued on the device: now the host work of earlier ones
+                    queue.next_batch()
+                    queue.run_ready()
+                    bar.advance(len(idx), self.bar_extra)
+                    self.bar_extra = None
                     prog.train_time = base_time + bar.elapsed
+                    prog.compile_time = base_compile + exp.runner.capture_s - captured
                     if prog.start >= self.n_train:
                         break  # the epoch-end checkpoint below covers this point
                     stopping = self.stop.requested
                     if stopping or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every):
                         self.sync_sums(loss_sum, correct)
-                        self.checkpoint()
+                        self.checkpoint(wait=stopping)
                         last_ckpt = prog.samples
                         if stopping:
                             raise TrainingInterrupted(self.stop.signum, self.output_dir)
+                queue.run_all()  # the epoch's last lines: the device has finished the epoch
+                prog.train_time = base_time + bar.elapsed
             self.sync_sums(loss_sum, correct)
             self.end_epoch(bar.elapsed)
             prog.epoch, prog.start, prog.order = prog.epoch + 1, 0, None
             self.checkpoint()
             last_ckpt = prog.samples
             self.interrupted()
+        self.settle()
 
     def healthy(self, where: str, check=None) -> None:
         """Run a health check (default: the state is finite); a finding stops the run with a
@@ -369,18 +467,25 @@ class Trainer:
         try:
             check() if check is not None else self.health.check_state(where)
         except TrainingDiverged as e:
+            try:
+                self.writer.wait()  # a good checkpoint still on its way to disk is the one kept
+            except Exception:
+                pass
             kept = (f"; the last good checkpoint is kept: {self.output_dir / CHECKPOINT}"
                     if (self.output_dir / CHECKPOINT).is_file() else "; no checkpoint was written")
             e.message += kept
             raise
 
     def sync_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
-        """Move the device-side epoch sums into the progress record (one host sync)."""
+        """Move the device-side epoch sums into the progress record (one host sync; none for
+        local rules, which leave them at zero)."""
+        if self.exp.gradient is None:
+            return
         self.prog.loss_sum += float(loss_sum)
         self.prog.correct += int(correct)
         loss_sum.zero_()
         correct.zero_()
-        if self.exp.gradient is not None and self.strategy is None:  # data-parallel: the summed loss (log_window)
+        if self.strategy is None:  # data-parallel: the summed loss (log_window)
             self.healthy("loss", lambda: self.health.check_loss(self.prog.loss_sum, "training loss"))
 
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, loss_sum: torch.Tensor,
@@ -397,24 +502,27 @@ class Trainer:
         counts = out["out"].detach().sum(0)
         return counts if sp is None else sp.gather_rows(counts, len(yb))
 
-    def log_window(self, bar, loss_sum, correct) -> str | None:
+    def log_window(self, bar, loss_sum, correct) -> None:
         """A metrics line: running accuracy of the count-based decoders with the labels assigned
-        from earlier samples, then the window's counts update the running assignment."""
+        from earlier samples, then the window's counts update the running assignment. Computed on
+        the device now; the line is written two batches later."""
         exp, prog = self.exp, self.prog
         record: dict[str, Any] = {"phase": "train", "epoch": prog.epoch, "samples": prog.samples}
-        extra = None
+        values: dict[str, Any] = {}
         if self.running is not None and prog.window_c:
             c, y = torch.cat(prog.window_c), torch.cat(prog.window_y)
-            acc = {}
-            if self.running.rates.sum() > 0:
-                r = Readout(counts=c, dt=exp.network.dt, steps=exp.encoder.steps)
-                acc = {name: float((d.predict(r, self.running, exp.n_classes) == y).float().mean())
-                       for name, d in exp.decoders.items() if d.needs <= {"assignment"}}
+            values["assigned"] = self.running.rates.sum() > 0  # no accuracy before any label is known
+            # decoded whether or not (read later, without a sync); before the first update the
+            # assignment is -1 everywhere, which one_hot refuses: clamped (then not reported)
+            labels = copy.copy(self.running)
+            labels.assignments = self.running.assignments.clamp(min=0)
+            r = Readout(counts=c, dt=exp.network.dt, steps=exp.encoder.steps)
+            values["acc"] = {name: (d.predict(r, labels, exp.n_classes) == y).float().mean()
+                             for name, d in exp.decoders.items() if d.needs <= {"assignment"}}
             self.running.update(c, y, alpha=1.0)
             prog.window_c, prog.window_y = [], []
-            record["running_accuracy"] = acc
-            if acc:
-                extra = f"acc {max(acc.values()):.3f}"
+            record["running_accuracy"] = {}
+        extra = None
         if exp.gradient is not None:
             self.sync_sums(loss_sum, correct)
             seen = max(prog.seen, 1)
@@ -425,10 +533,30 @@ class Trainer:
             self.healthy("loss", lambda: self.health.check_loss(tot_loss, "training loss"))
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
             extra = f"loss {record['loss']:.4f}"
+        if self.diagnostics is not None:
+            values["diagnostics"] = self.diagnostics.window()
         record["images_per_s"] = round(bar.images_per_s, 2)
-        self.metrics.log(**record)
-        self.healthy(f"at sample {prog.samples}")  # a metrics window syncs anyway
-        return extra
+        # the state is checked before every checkpoint and at epoch ends; at windows only when
+        # no periodic checkpoint does it (its ~3 small kernels per tensor would run every batch)
+        check = self.ckpt_every == 0
+        names, values["finite"] = self.health.state_flags() if check else ([], None)
+        where = f"at sample {prog.samples}"
+
+        def write(host):
+            nonlocal extra
+            if "acc" in host:
+                acc = {k: float(v) for k, v in host["acc"].items()} if bool(host["assigned"]) else {}
+                record["running_accuracy"] = acc
+                if acc and extra is None:
+                    extra = f"acc {max(acc.values()):.3f}"
+            if "diagnostics" in host:
+                record["diagnostics"] = LearningDiagnostics.summary(host["diagnostics"])
+            self.metrics.log(**record)
+            self.bar_extra = extra
+            if check:
+                self.healthy(where, lambda: self.health.check_flags(where, names, host["finite"]))
+
+        self.queue.put(values, write)
 
     def end_epoch(self, epoch_time: float) -> None:
         exp, prog = self.exp, self.prog
@@ -456,6 +584,12 @@ class Trainer:
             line += f": val {val_acc:.4f}" + (" [green]best[/]" if better else "")
         else:
             prog.best["epoch"] = prog.epoch
+        if self.test_every_epoch:  # the test split after every epoch (papers that report the best epoch)
+            ev = evaluate(exp, exp.data.test, self.ebs)
+            acc = max(ev.accuracy(exp.data.test.y).values())
+            prog.test_by_epoch.append(acc)
+            self.metrics.log(phase="epoch_test", epoch=prog.epoch, samples=prog.samples, test_accuracy=acc)
+            line += f", test {acc:.4f}"
         for learner in exp.learners.values():
             learner.end_epoch(val_loss)
         if exp.gradient is not None:
@@ -466,15 +600,24 @@ class Trainer:
         exp, prog = self.exp, self.prog
         results = finish(exp, self.output_dir, results)
         summary = {**results, **run_facts(exp, t_start=self.t_start, samples=prog.samples,
-                                          train_time=prog.train_time, n_train=self.n_train, epochs=self.epochs,
+                                          train_time=prog.train_time, compile_time=prog.compile_time,
+                                          n_train=self.n_train, epochs=self.epochs,
                                           resumed=self.saved is not None, n_val=len(exp.val))}
         summary["best_epoch"] = prog.best["epoch"]
         summary["val_accuracy"] = prog.best["val_accuracy"] if len(exp.val) else None
+        if prog.test_by_epoch:  # trainer.test_every_epoch: a paper's "best epoch" figure, beside the selected one
+            summary["test_accuracy_by_epoch"] = prog.test_by_epoch
+            summary["best_epoch_test_accuracy"] = max(prog.test_by_epoch)
         summary["learners"] = {n: getattr(l, "registered_name", type(l).__name__) for n, l in exp.learners.items()}
+        if exp.input_rate is not None:
+            summary["input_rate"] = exp.input_rate
         summary["warnings"] = self.health.warnings(summary)
         for w in summary["warnings"]:
             console.print(f"[bold yellow]warning:[/] {w}", soft_wrap=True)
         write_json_atomic(self.output_dir / "summary.json", summary)
+        if self.diagnostics is not None and is_main():
+            write_json_atomic(self.output_dir / "diagnostics.json", self.diagnostics.finish())
+            save_diagnostics_png(self.output_dir / "metrics.jsonl", self.output_dir / "diagnostics.png")
         console.print(f"[green]done[/] in {summary['wall_s']:.1f} s: test_accuracy "
                       f"{summary['test_accuracy']:.4f} ({summary['best_decoder']}); outputs in {self.output_dir}")
         return summary
@@ -496,10 +639,15 @@ def train(cfg: DictConfig | dict, output_dir: str | Path, on_start=None) -> dict
 
 
 def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: int, epochs: int,
-              resumed: bool, **extra: Any) -> dict[str, Any]:
-    """The summary.json keys every run writes besides its results (``extra`` after n_train)."""
+              resumed: bool, compile_time: float = 0.0, **extra: Any) -> dict[str, Any]:
+    """The summary.json keys every run writes besides its results (``extra`` after n_train).
+    ``train_steady_images_per_s`` leaves out the one-off compile and CUDA-graph capture of each
+    batch shape (``train_compile_s``), as ``snnrun bench`` leaves out its first call."""
+    steady = train_time - compile_time
     return {
         "train_images_per_s": samples / train_time if train_time > 0 else None,
+        "train_steady_images_per_s": samples / steady if steady > 0 else None,
+        "train_compile_s": compile_time,
         "train_samples": samples,
         "n_train": n_train,
         **extra,
@@ -593,6 +741,27 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)
     return out
+
+
+def init_from_run(exp: Experiment, run_dir: str | Path) -> None:
+    """``init_from=RUN_DIR``: start from another run's trained network (weights, batch-norm
+    statistics, adaptive thresholds, learned time constants), whatever else its config said.
+    The optimiser, label assignment and training position start afresh (unlike ``resume``); every
+    tensor must fit by name and shape, else ConfigError naming them and nothing is loaded."""
+    from snnrun.engine.experiment import state_misfit
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"no checkpoint in {run_dir} (a run directory written by snnrun train)", key="init_from")
+    saved = load_checkpoint(run_dir, fallback=False).get("network")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{run_dir / CHECKPOINT} holds no network state", key="init_from")
+    misfit = state_misfit(saved, exp.network.state_dict(), show=5)
+    if misfit:
+        raise ConfigError(f"the weights of {run_dir} do not fit this model: " + "; ".join(misfit), key="init_from")
+    with torch.no_grad():
+        exp.network.load_state_dict(saved)
+    exp.runner.reset()
 
 
 def load_run_state(exp: Experiment, state: dict[str, Any], run_dir: Path) -> None:

@@ -13,6 +13,9 @@ Reusable by every training loop (local-rule and gradient):
   (``UnsafeCheckpoint``), never unpickled, and never silently replaced by the previous one.
 - ``rng_state()`` / ``set_rng_state(s)`` capture python, numpy, torch CPU and CUDA generators
   (plus any extra ``torch.Generator`` the loop owns), so a resumed run draws the same numbers.
+- ``CheckpointWriter`` writes them on a background thread (the file and fsync overlap the next
+  batches on the GPU; the newest state wins when the disk is slower than training) and
+  re-raises a failed write.
 - ``StopOnSignal`` turns SIGINT/SIGTERM into a flag the loop polls between batches; the loop
   then checkpoints and raises ``TrainingInterrupted``. A second signal stops at once.
 """
@@ -76,6 +79,67 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
         os.replace(path, run_dir / PREVIOUS)
     os.replace(tmp, path)
     return path
+
+
+class CheckpointWriter:
+    """``save_checkpoint`` on a background thread (``background=True``) or at once.
+
+    The training thread never waits for the disk: ``submit`` hands a state over and returns.
+    While a write is in progress, a newer submitted state replaces an older one that has not
+    started (the newest wins: when writing is slower than training, intermediate checkpoints are
+    skipped rather than stalling the GPU). ``wait()`` returns once the newest state is on disk.
+    A failed write (disk full ...) is raised by the next ``submit`` or ``wait``."""
+
+    def __init__(self, background: bool):
+        self.background = background
+        self._cv = threading.Condition()
+        self._next: tuple | None = None   # (run_dir, state) not yet started
+        self._busy = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.skipped = 0  # states replaced before they were written
+
+    def submit(self, run_dir: str | Path, state: dict[str, Any]) -> None:
+        self._raise()
+        if not self.background:
+            save_checkpoint(run_dir, state)
+            return
+        with self._cv:
+            if self._next is not None:
+                self.skipped += 1
+            self._next = (run_dir, state)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="snnrun-checkpoint", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._next is None:
+                    self._cv.wait()
+                job, self._next, self._busy = self._next, None, True
+            try:
+                save_checkpoint(*job)
+            except BaseException as e:  # handed to the training thread
+                with self._cv:
+                    self._error = e
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def wait(self) -> None:
+        with self._cv:
+            while self._next is not None or self._busy:
+                self._cv.wait()
+        self._raise()
+
+    def _raise(self) -> None:
+        with self._cv:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def _pickled_objects(path: Path, error: str) -> bool:

@@ -142,6 +142,55 @@ class PhaseProgress:
         return self.done / max(self.elapsed, 1e-9)
 
 
+def print_table(table: Table) -> None:
+    """Print ``table`` as a grid when it fits the console's width (80 columns when piped), else
+    as one block of ``header  value`` lines per row: rich would fold cells mid-word to fit."""
+    if console.measure(table, options=console.options.update_width(10**6)).maximum <= console.width:
+        console.print(table)
+    else:
+        console.print(vertical_text(table, console.width), markup=False, highlight=False, soft_wrap=True)
+
+
+def vertical_text(table: Table, width: int) -> str:
+    """The rows of ``table`` as blocks of aligned ``header  value`` lines, values wrapped at words.
+
+    A column without a header (a row name) heads its block; a table without headers is read as
+    key, value."""
+    import textwrap
+
+    def plain(cell: Any) -> str:
+        return console.render_str(cell).plain if isinstance(cell, str) else str(cell)
+
+    columns = [(plain(c.header) if table.show_header else "", [plain(x) for x in c.cells]) for c in table.columns]
+    n = max((len(cells) for _, cells in columns), default=0)
+    cell = [[cells[i] if i < len(cells) else "" for _, cells in columns] for i in range(n)]
+    if not table.show_header and len(columns) > 1:  # key, value(s): one line per row
+        rows = [[(r[0], " ".join(r[1:]))] for r in cell]
+    else:
+        rows = [[(h, r[j]) for j, (h, _) in enumerate(columns)] for r in cell]
+    key_w = min(max((len(h) for row in rows for h, _ in row), default=0), 24)
+    out = [plain(table.title)] if table.title else []
+    for row in rows:
+        if len(row) > 1:  # a blank line between blocks
+            out.append("")
+        for header, value in row:
+            if not header:
+                out += textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False) or [""]
+                continue
+            indent = " " * (2 + key_w + 2)
+            lines = textwrap.wrap(value, max(width - len(indent), 20), break_long_words=False,
+                                  break_on_hyphens=False) or ["-"]
+            if len(header) > key_w:
+                out.append(f"  {header}")
+                out += [indent + w for w in lines]
+            else:
+                out.append(f"  {header.ljust(key_w)}  {lines[0]}")
+                out += [indent + w for w in lines[1:]]
+    if table.caption:
+        out += ["", plain(table.caption)]
+    return "\n".join(out)
+
+
 def results_table(title: str, rows: dict[str, dict[str, Any]], columns: list[str]) -> Table:
     table = Table(title=title)
     table.add_column("")

@@ -19,8 +19,9 @@ from rich.table import Table
 
 from snnrun.run.checkpoint import load_checkpoint
 from snnrun.errors import ConfigError
-from snnrun.run.console import console, fmt
-from snnrun.run.plots import save_confusion_png, save_learning_curves_png, save_membrane_png, save_raster_png
+from snnrun.run.console import console, fmt, print_table
+from snnrun.run.plots import (most_active, save_confusion_png, save_learning_curves_png, save_membrane_png,
+                              save_raster_png, voltage_unit)
 
 SUMMARY_KEYS = ("test_accuracy", "best_decoder", "train_images_per_s", "train_samples", "epochs", "wall_s",
                 "device", "seed", "model", "dataset", "resumed", "git_commit")
@@ -83,13 +84,18 @@ def draw_activity(exp, run_dir: Path, n_samples: int = 3, n_traces: int = 5) -> 
     if readout in out["v"]:
         v = out["v"][readout]
         v = v.reshape(v.shape[0], x.shape[0], -1)[:, 0].float().cpu()
-        top = trains[readout].sum(0).argsort(descending=True)[:n_traces].tolist()
+        spikes = trains[readout]
+        top = most_active(spikes, n_traces)
+        what = "most active neurons"
+        if not top:  # nothing spiked: the neurons that came closest
+            top = v.max(0).values.argsort(descending=True)[:n_traces].tolist()
+            what = "no neuron spiked; highest peaks"
         th = grp.threshold() if hasattr(grp, "threshold") else None
         th = None if th is None else torch.as_tensor(th, dtype=torch.float32).cpu().flatten()
         th = None if th is None or th.numel() not in (1, v.shape[1]) else th.expand(v.shape[1])
         written.append(run_dir / "membrane.png")
-        save_membrane_png(v, top, net.dt, written[-1], f"{readout}: most active neurons, test sample 0 "
-                          f"(label {label})", threshold=th)
+        save_membrane_png(v, top, net.dt, written[-1], f"{readout}: {what}, test sample 0 (label {label})",
+                          threshold=th, spikes=spikes, unit=voltage_unit(grp))
     return written
 
 
@@ -117,7 +123,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
                 t.add_row(k, fmt(summary[k]))
         for name, d in (summary.get("decoders") or {}).items():
             t.add_row(f"  {name}", fmt(d.get("test_accuracy")))
-    console.print(t)
+    print_table(t)
     for w in summary.get("warnings") or []:  # silent readouts (snnrun/engine/health.py)
         console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
@@ -127,7 +133,7 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
         d.add_column(col)
     for k, (default, ours) in diff.items():
         d.add_row(k, escape(str(default)), escape(str(ours)))  # config values, literally
-    console.print(d if diff else "config: the model's defaults, unchanged")
+    print_table(d) if diff else console.print("config: the model's defaults, unchanged")
 
     written = []
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()

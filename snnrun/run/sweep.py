@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from snnrun.errors import ConfigError
-from snnrun.run.console import console, fmt
+from snnrun.run.console import console, fmt, print_table
 
 METRICS = ("test_accuracy", "train_images_per_s", "wall_s")
 SEED = "seed"
@@ -180,11 +180,28 @@ def compare(paths: list[str | Path], csv_path: str | Path | None = None, title: 
     if not runs:
         raise ConfigError("no readable snnrun runs in " + ", ".join(map(str, paths)), key="compare")
     key_columns, rows = summarize(runs)
-    console.print(table(title, key_columns, rows))
+    print_table(table(title, key_columns, rows))
     if csv_path is not None:
         write_csv(Path(csv_path), key_columns, rows)
         console.print(f"written to {csv_path}")
     return key_columns, rows
+
+
+class SweepLogsCallback(Callback):
+    """Hydra callback (conf/config.yaml: hydra.callbacks.sweep_logs): a sweep's log reads as plain
+    lines. Optuna imports alembic, whose plugin set-up logs "setup plugin ..." at INFO, and logs
+    through its own handler with colour codes even into a file; its records go through Hydra's
+    logging instead."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import logging
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+            import optuna
+
+            optuna.logging.disable_default_handler()
+            optuna.logging.enable_propagation()
 
 
 class SweepSummaryCallback(Callback):

@@ -68,6 +68,21 @@ class AvgPool(_Pool):
     op = nn.AvgPool2d
 
 
+class _SumPool2d(nn.AvgPool2d):
+    """Sum over each window: average pooling with divisor 1 (exact, no division)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding, divisor_override=1)
+
+
+@Connection.register("sum_pool", "sum_pool2d")
+class SumPool(_Pool):
+    """2-D sum pooling over (C, H, W) (stride defaults to kernel_size): each output is the sum of
+    its window, y = sum over the window (NIR's SumPool2d; on spikes, the window's spike count)."""
+
+    op = _SumPool2d
+
+
 @Connection.register("flatten")
 class Flatten(_ShapedOp):
     """Each sample as one vector: (B, C, H, W) -> (B, C*H*W)."""

@@ -55,7 +55,7 @@ class LearningRule(Registered, Learner):
     learning rates ``[pre, post]``. ``reduction`` says how the per-sample updates of a batch
     combine into the one shared weight matrix: ``sum`` (BindsNET's default for batches),
     ``mean``, or ``owner`` (each postsynaptic neuron learns from at most one sample of the
-    batch, the first that made it fire; rules that support it say so). ``weight_decay``
+    batch, the first that made it fire, or its first ``owners``; rules that support it say so). ``weight_decay``
     shrinks weights by ``w <- w (1 - weight_decay dt)`` each step.
     After every update the connection's ``wmin``/``wmax`` clamp is applied.
 
@@ -74,10 +74,13 @@ class LearningRule(Registered, Learner):
     # floor, a sign, a clamp of the batch total), so the rule sums its batch quantities over the
     # ranks itself (:meth:`batch_total`, :meth:`batch_size`) and applies the global update
     reduces_batch = False
+    owns_connection = True          # False: a gradient learner still trains the connection (rate_modulate)
+    needs_gradient_learner = False  # True: the rule only adds to a gradient learner's loss (extra_loss)
+    groups: dict = {}               # the network's groups by name (set by the builder; reward sources read them)
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, owners: int | str = 1):
         self.connection = connection
         self.source, self.target = source, target
         self.dt = float(dt)
@@ -85,11 +88,17 @@ class LearningRule(Registered, Learner):
         if len(nu) != 2:
             raise ConfigError(f"nu must be [pre, post] (two numbers), got {nu}", key="nu")
         self.nu = nu
-        if reduction not in REDUCTIONS or (reduction == "owner" and not self.supports_owner):
-            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(REDUCTIONS)}",
-                              key="reduction")
+        allowed = [r for r in REDUCTIONS if r != "owner" or self.supports_owner]
+        if reduction not in allowed:
+            raise ConfigError(f"unknown reduction '{reduction}'. Allowed: {', '.join(allowed)}", key="reduction")
         self.reduction = reduction
         self.weight_decay = float(weight_decay)
+        # reduction: owner: how many samples of a batch each neuron learns from (a model may set it
+        # whatever rule is swapped in: it matters only where the rule supports owner)
+        if owners != "auto" and not (isinstance(owners, int) and not isinstance(owners, bool) and owners >= 1):
+            raise ConfigError(f"how many samples of a batch each neuron learns from (reduction: owner): a whole "
+                              f"number >= 1 or auto (ceil(batch / neurons)), got {owners!r}", key="owners")
+        self.owners = owners
 
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""

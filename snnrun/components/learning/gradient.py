@@ -3,12 +3,12 @@
 Configured at ``model.learner`` (alone, or beside local rules in a mapping of named learners)::
 
     learner:
-      type: surrogate_bptt          # or stbp / sbp; stca (SPAIC's STCA: surrogate stca_rect)
+      type: surrogate_bptt          # or sbp; stca / stbp (SPAIC's: surrogates stca_rect / stbp_gaussian)
       loss: spike_count_ce          # snnrun list losses: how the readout's activity is scored
       connections: null             # the connections it trains (null: every one that no local
                                     # rule owns and that is not `learn: false`), plus every
                                     # trainable neuron parameter (PLIF time constants)
-      optimizer: {type: Adam, lr: 1.0e-3}             # any torch.optim class, by its own name
+      optimizer: {type: Adam, lr: 1.0e-3}             # any torch.optim class, by its own name (or SPAIC's)
       scheduler: {type: CosineAnnealingLR}             # any torch.optim.lr_scheduler class, or null
       weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
       grad_clip: null               # max global gradient norm
@@ -35,14 +35,30 @@ from snnrun.components.surrogates import build_surrogate
 # schedulers stepped once per batch rather than once per epoch (unless `interval` says otherwise)
 PER_STEP_SCHEDULERS = {"OneCycleLR", "CyclicLR"}
 
+# SPAIC's optimiser and schedule names (spaic/Learning/Learner.py: optim_dict, lr_schedule_dict) are
+# torch's class names, except SPAIC's 'Rpop' for torch.optim.Rprop; accepted as SPAIC spells them
+SPAIC_OPTIMIZERS = ("Adam", "AdamW", "SparseAdam", "Adamax", "ASGD", "LBFGS", "RMSprop", "Rpop", "SGD",
+                    "Adadelta", "Adagrad")
+SPAIC_SCHEDULERS = ("LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
+                    "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts")
+SPAIC_SPELLINGS = {"Rpop": "Rprop"}
+# names SPAIC lists that cannot drive snnrun's one-forward, dense-gradient train step
+UNSUITED = {"LBFGS": "re-evaluates the loss several times per step (a closure); snnrun's train step runs "
+                     "one forward per batch",
+            "SparseAdam": "takes sparse gradients only; the weights get dense gradients"}
+
 
 def _torch_class(module, name: str, base: type, what: str, key: str) -> type:
-    cls = getattr(module, str(name), None)
+    name = SPAIC_SPELLINGS.get(str(name), str(name))
+    cls = getattr(module, name, None)
     options = sorted(n for n, c in vars(module).items()
                      if inspect.isclass(c) and issubclass(c, base) and c is not base and not n.startswith("_"))
+    note = "torch's names"
+    if module is torch.optim:
+        options, note = sorted({*options, *SPAIC_SPELLINGS}), "torch's names; SPAIC's 'Rpop' is Rprop"
     if not (inspect.isclass(cls) and issubclass(cls, base)):
         raise ConfigError(f"unknown {what} '{name}'.{did_you_mean(name, options)} "
-                          f"Available (torch's names): {', '.join(options)}", key=key)
+                          f"Available ({note}): {', '.join(options)}", key=key)
     return cls
 
 
@@ -65,7 +81,7 @@ def _split_type(node: Any, key: str) -> tuple[str, dict]:
     return str(node.pop("type")), node
 
 
-@LearningRule.register("surrogate_bptt", "stbp", "sbp")
+@LearningRule.register("surrogate_bptt", "sbp")
 class SurrogateBPTT(Learner):
     """Surrogate-gradient BPTT: trains every layer and trainable neuron parameter of a model.
 
@@ -102,15 +118,19 @@ class SurrogateBPTT(Learner):
         self.sched_cls, self.sched_kwargs, self.interval = self._scheduler_spec()
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
+        self.extra_losses: list = []  # local rules whose extra_loss() adds to the loss (rate_modulate)
 
     # -- construction -------------------------------------------------------------------------
     def _optimizer_spec(self):
         name, kwargs = _split_type(self.optimizer_node, "optimizer")
         cls = _torch_class(torch.optim, name, torch.optim.Optimizer, "optimizer", "optimizer.type")
+        if cls.__name__ in UNSUITED:
+            raise ConfigError(f"{cls.__name__} {UNSUITED[cls.__name__]}: use e.g. Adam, AdamW, SGD, RMSprop, "
+                              "Rpop (Rprop)", key="optimizer.type")
         if "weight_decay" in kwargs:
             raise ConfigError("set weight decay once, as learner weight_decay (it skips biases, norms and "
                               "time constants)", key="optimizer.weight_decay")
-        _check_options(cls, kwargs, {"params", "weight_decay"}, "optimizer", f"optimizer {name}")
+        _check_options(cls, kwargs, {"params", "weight_decay"}, "optimizer", f"optimizer {cls.__name__}")
         return cls, kwargs
 
     def _scheduler_spec(self):
@@ -179,6 +199,10 @@ class SurrogateBPTT(Learner):
                 loss = self.loss.loss(output, y)
             else:  # a data-parallel rank without rows (a last batch smaller than the world): no
                 loss = output["out"].sum() * 0.0  # contribution, but the same backward (DDP's all-reduce)
+            for rule in self.extra_losses:
+                extra = rule.extra_loss()
+                if extra is not None:
+                    loss = loss + extra
             if scale != 1.0:
                 loss = loss * scale
         loss.backward()
@@ -214,12 +238,23 @@ class SurrogateBPTT(Learner):
             self.scheduler.load_state_dict(state["scheduler"])
 
 
-@LearningRule.register("stca")
+@LearningRule.register("stca", source="spaic")
 class STCA(SurrogateBPTT):
-    """SPAIC's STCA: BPTT with the STCA pseudo-derivative 1/alpha [|v - theta| < alpha] (alpha=0.5)
-    in every trainable node (override with ``surrogate``)."""
+    """SPAIC's STCA (Gu et al. 2019, IJCAI): BPTT where every trainable node fires at v > threshold
+    and passes the gradient through where |v - threshold| < alpha (height 1, SPAIC's ActFun;
+    surrogate ``stca_rect``, alpha=0.5). ``surrogate`` overrides it."""
 
     default_surrogate = {"type": "stca_rect", "alpha": 0.5}
+
+
+@LearningRule.register("stbp", source="spaic")
+class STBP(SurrogateBPTT):
+    """SPAIC's STBP (Wu et al. 2018, Front. Neurosci. 12:331): BPTT where every trainable node fires
+    at v > threshold with the Gaussian pseudo-derivative exp(-(v - th)^2 / (2 alpha)) / (2 pi alpha)
+    (SPAIC's STBP ActFun; surrogate ``stbp_gaussian``, alpha=0.5), replacing each node's own
+    surrogate. ``surrogate`` overrides it."""
+
+    default_surrogate = {"type": "stbp_gaussian", "alpha": 0.5}
 
 
 def is_gradient_learner(node: Any) -> bool:

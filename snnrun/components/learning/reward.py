@@ -57,15 +57,19 @@ class LabelMatch(RewardSource):
     (contiguous populations); at each step a spike of a neuron of the sample's label class earns
     ``hit``, a spike of any other neuron ``miss``. ``scope: neuron`` gives each neuron its own
     reward (the winner-take-all R-STDP of Mozafari et al. 2018); ``scope: sample`` sums them into
-    one reward per sample (Florian's global reward signal)."""
+    one reward per sample (Florian's global reward signal). ``group`` reads the spikes of another
+    group of the network than the rule's target (e.g. the readout, for a hidden layer's
+    ``bp_rstdp``, which feeds that reward vector back to its own neurons)."""
 
     needs_labels = True
 
-    def __init__(self, n_classes: int, hit: float = 1.0, miss: float = -1.0, scope: str = "neuron"):
+    def __init__(self, n_classes: int, hit: float = 1.0, miss: float = -1.0, scope: str = "neuron",
+                 group: str | None = None):
         self.n_classes, self.hit, self.miss = int(n_classes), float(hit), float(miss)
         if scope not in SCOPES:
             raise ConfigError(f"unknown scope '{scope}'. Allowed: {', '.join(SCOPES)}", key="scope")
         self.scope = scope
+        self.group = None if group is None else str(group)
         self._classes: torch.Tensor | None = None
 
     def classes(self, n_post: int, device) -> torch.Tensor:
@@ -76,8 +80,17 @@ class LabelMatch(RewardSource):
             self._classes = torch.arange(n_post, device=device) * self.n_classes // n_post
         return self._classes
 
+    def spiking_group(self, rule):
+        if self.group is None:
+            return rule.target
+        groups = getattr(rule, "groups", None) or {}
+        if self.group not in groups:
+            raise ConfigError(f"no group '{self.group}'. Groups: {', '.join(groups) or '(none handed to the rule)'}",
+                              key="reward.group")
+        return groups[self.group]
+
     def __call__(self, rule):
-        s = rule.target.s.flatten(1)
+        s = self.spiking_group(rule).s.flatten(1)
         check_labels(rule.labels, s.shape[0], "label_match")
         match = self.classes(s.shape[1], s.device)[None, :] == rule.labels.reshape(-1, 1)
         r = s * torch.where(match, self.hit, self.miss).to(s.dtype)
@@ -146,13 +159,16 @@ class RewardModulated(LabelledRule):
 
     def __init__(self, connection, *, reward: Any = None, **kw):
         super().__init__(connection, **kw)
-        if connection.w.dim() != 2:
-            raise ConfigError(f"{self.registered_name} learns dense connections (a 2-D weight matrix)",
-                              key="connection")
+        self.check_connection(connection)
         self.reward_source = build_reward(reward)
         self.needs_labels = bool(getattr(self.reward_source, "needs_labels", False))
         self.reward: torch.Tensor | None = None
         self.labels = None
+
+    def check_connection(self, connection) -> None:
+        if connection.w.dim() != 2:
+            raise ConfigError(f"{self.registered_name} learns dense connections (a 2-D weight matrix)",
+                              key="connection")
 
     @property
     def lr(self) -> float:
@@ -183,9 +199,9 @@ class RewardModulated(LabelledRule):
         return self.source.s.flatten(1), self.target.s.flatten(1)
 
 
-@LearningRule.register("mstdp", "rstdp")
+@LearningRule.register("mstdp", source="bindsnet")
 class MSTDP(RewardModulated):
-    """Reward-modulated STDP (Florian 2007; BindsNET's MSTDP, SPAIC's RSTDP).
+    """Reward-modulated STDP (Florian 2007; BindsNET's MSTDP; SPAIC's RSTDP is ``rstdp``).
 
     Per step, with the rule's own traces (reset every presentation)::
 
@@ -194,9 +210,10 @@ class MSTDP(RewardModulated):
         zeta_ij  = p_plus_i s_post_j + s_pre_i p_minus_j             (the STDP of this step)
         dw_ij    = nu r(t) zeta_ij                                    (r per sample or per neuron)
 
-    summed (or averaged) over the batch. ``nu`` (a number) is gamma, default 0.01; tc 20 ms,
-    a_plus 1, a_minus -1 (Florian's, BindsNET's and SPAIC's defaults). As in SPAIC, zeta of the
-    current step is used (BindsNET applies the previous step's).
+    summed (or averaged) over the batch. ``nu`` (a number) is gamma, default 0.01 (BindsNET
+    leaves it to the user: its default nu is 0, no learning); tc 20 ms, a_plus 1, a_minus -1
+    (Florian's, BindsNET's and SPAIC's defaults). As in SPAIC, zeta of the current step is used
+    (BindsNET applies the previous step's).
     """
 
     def __init__(self, connection, *, tc_plus: float = 20.0, tc_minus: float = 20.0, a_plus: float = 1.0,
@@ -230,7 +247,21 @@ class MSTDP(RewardModulated):
         self.connection.w.add_(self.reduced(dw, s_pre.shape[0]), alpha=self.lr)
 
 
-@LearningRule.register("mstdpet", "rstdpet")
+@LearningRule.register("rstdp", source="spaic")
+class RSTDP(MSTDP):
+    """SPAIC's RSTDP (spaic/Learning/RSTDP.py; Florian 2007): :class:`MSTDP`'s equations with SPAIC's
+    default learning rate ``lr`` = ``nu`` = 0.1 (tau_plus = tau_minus = 20 ms, A_plus 1, A_minus -1)::
+
+        p_plus  <- p_plus  exp(-dt / tc_plus)  + a_plus  s_pre
+        p_minus <- p_minus exp(-dt / tc_minus) + a_minus s_post
+        dw_ij    = nu r (p_plus_i s_post_j + s_pre_i p_minus_j)      (the traces of this step)
+    """
+
+    def __init__(self, connection, *, nu: float | list = 0.1, **kw):
+        super().__init__(connection, nu=nu, **kw)
+
+
+@LearningRule.register("mstdpet", "rstdpet", source="bindsnet")
 class MSTDPET(MSTDP):
     """Reward-modulated STDP with an eligibility trace (Florian 2007; BindsNET's MSTDPET).
 
@@ -267,7 +298,7 @@ class MSTDPET(MSTDP):
         self.connection.w.add_(self.reduced(dw, s_pre.shape[0]), alpha=self.lr * self.dt)
 
 
-@LearningRule.register("reward_switch_stdp")
+@LearningRule.register("reward_switch_stdp", "spaic.switch_rstdp", source="spaic")
 class RewardSwitchSTDP(RewardModulated, TraceSTDP):
     """STDP whose amplitudes switch with the sign of the reward (SPAIC's ``RewardSwitchSTDP``).
 

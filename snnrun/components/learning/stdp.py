@@ -8,6 +8,7 @@ import torch
 
 from snnrun.errors import ConfigError
 from snnrun.components.learning.base import LearningRule
+from snnrun.engine.random_keys import counter_uniform
 
 
 BOUNDS = ("hard", "soft")
@@ -24,7 +25,7 @@ def check_bounds(bounds: str, connection) -> str:
     return bounds
 
 
-@LearningRule.register("post_pre", "stdp")
+@LearningRule.register("post_pre", "stdp", source="bindsnet")
 class PostPreSTDP(LearningRule):
     """Pair-based STDP from traces (BindsNET's ``PostPre``), for dense connections.
 
@@ -44,6 +45,13 @@ class PostPreSTDP(LearningRule):
     only from the first sample of the batch that made it fire during this presentation
     (ties: the lowest sample index); other samples leave its weights alone, as if j had
     already been taken by that sample. Both terms of j's column are masked.
+
+    ``owners: K`` lets neuron j learn from the first K samples that fire it (ties: lower
+    indices first), their updates summed; ``auto`` is K = ceil(B / n_post). With one owner a
+    batch teaches at most n_post of its B samples, so when B > n_post (100 neurons, batch 256)
+    most images teach nothing, where a sequential presentation learns from every one; ``auto``
+    keeps K = 1 whenever B <= n_post (and at batch 1, where every rule here is ``sum``). K > 1
+    costs two batch-sized matrix products per step instead of the gather.
     """
 
     supports_owner = True
@@ -62,6 +70,7 @@ class PostPreSTDP(LearningRule):
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
+        self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -74,6 +83,34 @@ class PostPreSTDP(LearningRule):
         first = s_post.argmax(0)  # the first sample index among the maxima
         fired = s_post.gather(0, first[None]).squeeze(0) > 0  # (not a second reduction)
         self.owner = torch.where(fired & (self.owner < 0), first, self.owner)
+
+    def owners_per_neuron(self, b: int) -> int:
+        """K, the samples of a batch of ``b`` that each neuron may learn from (``owners``);
+        ``auto``: ceil(B / n_post), so that the batch's B samples can all be learned from."""
+        if self.owners != "auto":
+            return self.owners
+        return max(1, math.ceil(self.batch_size(b) / self.connection.w.shape[1]))
+
+    def claim_many(self, s_post: torch.Tensor, k: int) -> torch.Tensor:
+        """``owners`` K > 1: (B, n_post) 0/1, whether sample b is one of the first K samples that
+        fired neuron j in this presentation (ties: lower sample indices first; over a
+        data-parallel batch, lower ranks' rows first, as in one process)."""
+        if self.members is None or self.members.shape != s_post.shape:
+            self.members = torch.zeros_like(s_post)
+            self.taken = s_post.new_zeros(s_post.shape[1])  # owners of each neuron over the whole batch
+        fresh = (s_post > 0).to(s_post.dtype) * (1 - self.members)
+        room = k - self.taken
+        dp = self.data_parallel
+        if dp is None:
+            total, earlier = fresh.sum(0), 0.0
+        else:
+            per_rank = fresh.new_zeros(dp.world, fresh.shape[1])
+            per_rank[dp.rank] = fresh.sum(0)
+            per_rank = dp.all_reduce_(per_rank)
+            total, earlier = per_rank.sum(0), per_rank[:dp.rank].sum(0)
+        self.members = self.members + fresh * ((fresh.cumsum(0) + earlier) <= room).to(s_post.dtype)
+        self.taken = self.taken + torch.minimum(total, room)
+        return self.members
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
@@ -99,7 +136,11 @@ class PostPreSTDP(LearningRule):
         # (on CUDA the gather, fused by torch.compile, beats two cuBLAS launches: 294 vs 208
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
-        if self.reduction == "owner" and not single:
+        k = self.owners_per_neuron(b) if self.reduction == "owner" else 1
+        if self.reduction == "owner" and k > 1 and not single:
+            member = self.claim_many(s_post, k)  # batch-sized products: each column has up to K samples
+            potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
+        elif self.reduction == "owner" and not single:
             potentiation, depression = self.owner_terms(s_pre, x_pre, s_post, x_post)
         elif self.bounds == "soft":
             potentiation, depression = x_pre.t() @ s_post, s_pre.t() @ x_post
@@ -200,7 +241,7 @@ class TraceSTDP(LearningRule):
             w.sub_(D.to(w.dtype))
 
 
-@LearningRule.register("weight_dependent_post_pre")
+@LearningRule.register("weight_dependent_post_pre", source="bindsnet")
 class WeightDependentPostPre(TraceSTDP):
     """PostPre with soft (weight-dependent) bounds (BindsNET's ``WeightDependentPostPre``).
 
@@ -219,7 +260,7 @@ class WeightDependentPostPre(TraceSTDP):
                 self.nu[0] * self.outer(s_pre, x_post) if self.nu[0] else None)
 
 
-@LearningRule.register("hebbian")
+@LearningRule.register("hebbian", source="bindsnet")
 class Hebbian(TraceSTDP):
     """Hebbian STDP (BindsNET's ``Hebbian``): both spike orders potentiate.
 
@@ -235,7 +276,7 @@ class Hebbian(TraceSTDP):
         return P, None
 
 
-@LearningRule.register("nearest_online_stdp")
+@LearningRule.register("nearest_online_stdp", source="spaic")
 class NearestOnlineSTDP(TraceSTDP):
     """Online STDP with nearest-spike traces (SPAIC's ``nearest_online_STDP``).
 
@@ -255,7 +296,7 @@ class NearestOnlineSTDP(TraceSTDP):
                 self.nu[0] * self.outer(s_pre, x_post) if self.nu[0] else None)
 
 
-@LearningRule.register("full_online_stdp")
+@LearningRule.register("full_online_stdp", source="spaic")
 class FullOnlineSTDP(NearestOnlineSTDP):
     """Online all-pairs STDP (SPAIC's ``full_online_STDP``): every earlier spike pairs.
 
@@ -265,26 +306,44 @@ class FullOnlineSTDP(NearestOnlineSTDP):
     nearest = False
 
 
-@LearningRule.register("post_pre_int")
+ROUNDINGS = ("stochastic", "floor")
+TRACE_SHIFT = 15  # the trace decays by trace_decay / 2^15 per step (SPAIC's shift_spike_trace)
+
+
+@LearningRule.register("post_pre_int", "spaic.postpreint", source="spaic")
 class PostPreInt(TraceSTDP):
-    """PostPre in integer arithmetic (fixed point, as on digital neuromorphic chips).
+    """PostPre in integer arithmetic (SPAIC's ``PostPreInt``, spaic/Learning/STDP_Learner.py; fixed
+    point as on digital neuromorphic chips).
 
     Weights are integers W in units of 1/``scale`` (w = W / scale, kept exactly on that grid);
     the rule keeps integer traces X in 0..``trace_max``, reset every presentation::
 
-        X <- X - (X >> decay_shift)          leak: about exp(-dt / tc) with tc = dt / -ln(1 - 2^-shift)
+        X <- (trace_decay X) >> 15           trace_decay = floor(2^15 exp(-dt / tc_trace)):
+                                             31169 at dt = 1, tc_trace = 20 (SPAIC's constant)
         X <- trace_max where s               set at a spike (nearest pairs)
-        dW = floor(NU_post sum_b X_pre s_post / trace_max) - floor(NU_pre sum_b s_pre X_post / trace_max)
-        NU = round(nu * scale)               integer learning rates
+        P  = nu_post scale sum_b X_pre s_post / trace_max     potentiation, in weight steps
+        D  = nu_pre  scale sum_b s_pre X_post / trace_max     depression
+        W <- clamp(W + R(P) - R(D))
 
-    ``decay_shift`` defaults to round(log2(tc_trace / dt)). Hard bounds on the grid.
+    R is ``rounding``: ``stochastic`` (default; SPAIC's stochastic_round) R(v) = floor(v) + [u < v -
+    floor(v)] with u uniform on [0, 1), so E[R(v)] = v and an update below one weight step still
+    learns on average (the default nu_pre = 1e-4 at scale 1000 is a tenth of a step: floored it would
+    be 0 for ever); ``floor`` R(v) = floor(v), refused when nu x scale < 1 (nothing would be learnt).
+    The uniforms are counter-based (``seed``, a draw counter kept in checkpoints): every process of
+    a data-parallel run draws the same ones. Hard bounds on the grid.
+
+    Deviations from SPAIC on purpose: SPAIC's weights are raw integers in [0, 109] with rates nu0 = 14
+    and nu1 = 141 in units of 2^-14 per trace unit (here: nu x scale / trace_max); its presynaptic
+    term is added although its docstring calls it depression (here it depresses, as PostPre); and it
+    halves the weights of a neuron whose threshold passes ``max_threshold`` (a property of SPAIC's
+    integer neuron, not ported).
     """
 
     own_traces = True
-    reduces_batch = True  # the floor is of the whole batch's sum: data-parallel ranks sum before it
+    reduces_batch = True  # the rounding is of the whole batch's sum: data-parallel ranks sum before it
 
-    def __init__(self, connection, *, scale: int = 1000, trace_max: int = 127, decay_shift: int | None = None,
-                 tc_trace: float = 20.0, **kw):
+    def __init__(self, connection, *, scale: int = 1000, trace_max: int = 127, trace_decay: int | None = None,
+                 tc_trace: float = 20.0, rounding: str = "stochastic", seed: int = 0, **kw):
         if kw.get("bounds", "hard") != "hard":
             raise ConfigError("post_pre_int has hard bounds only", key="bounds")
         super().__init__(connection, tc_pre=tc_trace, tc_post=tc_trace, **kw)
@@ -295,12 +354,23 @@ class PostPreInt(TraceSTDP):
         if self.scale < 1 or self.trace_max < 1:
             raise ConfigError(f"scale and trace_max must be positive integers, got {scale}, {trace_max}",
                               key="scale")
-        if decay_shift is None:
-            decay_shift = max(0, round(math.log2(float(tc_trace) / self.dt)))
-        if not 0 <= int(decay_shift) <= 30:
-            raise ConfigError(f"decay_shift must be an integer in 0..30, got {decay_shift}", key="decay_shift")
-        self.decay_shift = int(decay_shift)
-        self.nu_int = [round(v * self.scale) for v in self.nu]
+        if trace_decay is None:
+            trace_decay = math.floor(2 ** TRACE_SHIFT * math.exp(-self.dt / float(tc_trace)))
+        if not 0 <= int(trace_decay) < 2 ** TRACE_SHIFT:
+            raise ConfigError(f"trace_decay is the trace's factor per step in units of 2^-15: an integer in "
+                              f"0..32767, got {trace_decay}", key="trace_decay")
+        self.trace_decay = int(trace_decay)
+        if rounding not in ROUNDINGS:
+            raise ConfigError(f"unknown rounding '{rounding}'. Allowed: {', '.join(ROUNDINGS)}", key="rounding")
+        self.rounding = rounding
+        if rounding == "floor":
+            for i, v in enumerate(self.nu):
+                if v and abs(v) * self.scale < 1:
+                    raise ConfigError(f"nu[{i}] = {v} is {abs(v) * self.scale:g} of a weight step (1/scale = "
+                                      f"1/{self.scale}); with rounding: floor every update of one pairing rounds "
+                                      "to 0. Use rounding: stochastic, a larger scale or a larger nu", key="nu")
+        self.seed = int(seed)
+        self.draws: torch.Tensor | None = None  # how many uniforms were drawn (int64, on the weights' device)
 
     def spikes_and_traces(self):
         s_pre, s_post = self.source.s.flatten(1), self.target.s.flatten(1)
@@ -308,19 +378,30 @@ class PostPreInt(TraceSTDP):
         def trace(x, s):
             if x is None or x.shape != s.shape:
                 x = torch.zeros(s.shape, dtype=torch.int32, device=s.device)
-            x = x - (x >> self.decay_shift)
+            x = (x * self.trace_decay) >> TRACE_SHIFT  # 127 x 32767 fits int32
             return x.masked_fill(s > 0, self.trace_max)
 
         self.x_pre, self.x_post = trace(self.x_pre, s_pre), trace(self.x_post, s_post)
         return s_pre, self.x_pre, s_post, self.x_post
 
+    def round(self, v: torch.Tensor) -> torch.Tensor:
+        """R(v) elementwise, ``v`` a (2, ...) stack of the potentiation and depression in weight steps."""
+        low = torch.floor(v)
+        if self.rounding == "floor":
+            return low
+        if self.draws is None or self.draws.device != v.device:
+            self.draws = torch.zeros((), dtype=torch.int64, device=v.device)
+        self.draws.add_(1)
+        u = counter_uniform(tuple(v.shape), self.draws, self.seed).to(v.dtype)
+        return low + (u < v - low).to(v.dtype)
+
     def terms(self, s_pre, x_pre, s_post, x_post):
         # integer products summed over the batch (float64 holds them exactly; in a data-parallel
-        # run over every rank's rows), then floored
+        # run over every rank's rows), then scaled to weight steps and rounded
         f = torch.float64
         sums = self.batch_total(torch.stack([x_pre.to(f).t() @ s_post.to(f), s_pre.to(f).t() @ x_post.to(f)]))
-        P = torch.floor(self.nu_int[1] * sums[0] / self.trace_max)
-        D = torch.floor(self.nu_int[0] * sums[1] / self.trace_max)
+        rates = torch.tensor([self.nu[1], self.nu[0]], dtype=f, device=sums.device).view(2, 1, 1)
+        P, D = self.round(rates * self.scale * sums / self.trace_max)
         return P, D
 
     def apply(self, P, D):
@@ -331,8 +412,14 @@ class PostPreInt(TraceSTDP):
         W = W.clamp(lo, hi) if lo is not None or hi is not None else W
         w.copy_(W / self.scale)
 
+    def state_dict(self) -> dict:
+        return {"draws": int(self.draws) if self.draws is not None else 0}
 
-@LearningRule.register("conv2d_stdp")
+    def load_state_dict(self, state: dict) -> None:
+        self.draws = torch.tensor(int(state.get("draws", 0)), dtype=torch.int64, device=self.connection.w.device)
+
+
+@LearningRule.register("conv2d_stdp", source="spaic")
 class Conv2dSTDP(TraceSTDP):
     """STDP for ``conv2d`` connections (SPAIC's ``conv2d_stdp``), summed over kernel positions.
 

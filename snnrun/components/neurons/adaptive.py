@@ -10,7 +10,7 @@ from snnrun.components.neurons.base import NeuronModel
 from snnrun.components.neurons.lif import LIFNodes
 
 
-@NeuronModel.register("adaptive_lif")
+@NeuronModel.register("adaptive_lif", source="bindsnet")
 class AdaptiveLIFNodes(LIFNodes):
     """LIF whose threshold rises by ``theta_plus`` at each spike and decays slowly.
 
@@ -21,11 +21,13 @@ class AdaptiveLIFNodes(LIFNodes):
         theta <- theta + theta_plus * sum_batch(s)            (only while learning)
 
     ``theta`` has one value per neuron shared by the batch (BindsNET's choice, summed over
-    the batch), is a buffer (saved in checkpoints) and is frozen in ``eval()`` mode.
+    the batch), is a buffer (saved in checkpoints) and is frozen in ``eval()`` mode. Defaults
+    are BindsNET's: rest = reset = -65, thresh = -52 mV, refrac = 5 ms, tc_decay = 100 ms,
+    theta_plus = 0.05 mV, tc_theta_decay = 1e7 ms.
     """
 
     def __init__(self, n=1, *, rest: float = -65.0, reset: float = -65.0, thresh: float = -52.0,
-                 refrac: float = 5.0, tc_decay: float = 20.0, theta_plus: float = 0.05,
+                 refrac: float = 5.0, tc_decay: float = 100.0, theta_plus: float = 0.05,
                  tc_theta_decay: float = 1e7, lbound: float | None = None, **kw):
         super().__init__(n, rest=rest, reset=reset, thresh=thresh, refrac=refrac,
                          tc_decay=tc_decay, lbound=lbound, **kw)
@@ -47,11 +49,11 @@ class AdaptiveLIFNodes(LIFNodes):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("diehl_cook")
+@NeuronModel.register("diehl_cook", "bindsnet.diehl_and_cook", source="bindsnet")
 class DiehlCookNodes(AdaptiveLIFNodes):
     """Diehl & Cook (2015) excitatory neurons: adaptive LIF with at most one spike per step.
 
-    Dynamics as :class:`AdaptiveLIFNodes` (defaults tc_decay=100 ms, theta_plus=0.05 mV,
+    Dynamics and defaults as :class:`AdaptiveLIFNodes` (tc_decay=100 ms, theta_plus=0.05 mV,
     tc_theta_decay=1e7 ms). With ``one_spike`` every neuron that crosses threshold is reset
     and made refractory, but only one of them, chosen uniformly at random per sample, emits
     a spike (BindsNET's ``DiehlAndCookNodes``). Theta rises only for crossings, as there.

@@ -173,7 +173,7 @@ class NeuronModel(Registered, nn.Module):
         return f"n={self.shape if len(self.shape) > 1 else self.n}, dt={self.dt}"
 
 
-@NeuronModel.register("input")
+@NeuronModel.register("input", source="bindsnet")
 class Input(NeuronModel):
     """Input nodes: the spikes are the input, s[t] = x[t] (a group fed by an encoder)."""
 

@@ -1,5 +1,10 @@
-"""brainstate-style trainable LIF family, integrated by exponential Euler: ``exp_euler_lif``,
-``lif_ref`` (refractory by last spike time) and ``alif`` (adaptation variable a)."""
+"""brainstate's trainable LIF family, integrated by exponential Euler: ``exp_euler_lif``
+(brainstate.lif), ``lif_ref`` (brainstate.lifref), ``alif`` (brainstate.alif) and brainstate.if.
+
+The equations are those of brainstate.nn.IF / LIF / LIFRef / ALIF as brainstate shipped them up
+to 0.1.x; brainstate 0.2.0 moved these neuron classes out to BrainPy (brainpy/_neuron.py,
+``brainpy.state``), with the same update rules and defaults.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,10 @@ from snnrun.components.neurons.base import NeuronModel
 from snnrun.components.neurons.trainable import TrainableNode
 
 
-@NeuronModel.register("exp_euler_lif")
+@NeuronModel.register("exp_euler_lif", "brainstate.lif", source="brainstate")
 class ExpEulerLIFNode(TrainableNode):
-    """LIF integrated by exponential Euler (brainstate's ``LIF``): tau v' = -(v - v_rest) + R I.
+    """LIF integrated by exponential Euler (brainstate's ``LIF``, now brainpy/_neuron.py class LIF):
+    tau v' = -(v - v_rest) + R I.
 
     Each step, for the input I = x held over dt (exact for piecewise-constant input)::
 
@@ -25,7 +31,8 @@ class ExpEulerLIFNode(TrainableNode):
                                                                  through the reset's v term
 
     brainstate applies the reset at the start of the next step; the spikes are the same. Defaults
-    (brainstate): tau=5 ms, R=1, v_threshold=1, v_reset=0, v_rest=0, surrogate relu_grad.
+    (brainstate): tau=5 ms, R=1, v_threshold=1, v_reset=0, v_rest=0, surrogate relu_grad; v
+    starts at 0 (brainstate's V_initializer), whatever v_rest is.
     """
 
     def __init__(self, n=1, *, tau: float = 5.0, r: float = 1.0, v_rest: float = 0.0,
@@ -46,7 +53,7 @@ class ExpEulerLIFNode(TrainableNode):
 
     @property
     def v_init(self) -> float:
-        return self.v_rest
+        return 0.0
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
         target = self.v_rest + self.r * x
@@ -92,14 +99,17 @@ class ExpEulerLIFNode(TrainableNode):
         return spikes
 
 
-@NeuronModel.register("lif_ref")
+@NeuronModel.register("lif_ref", "brainstate.lifref", source="brainstate")
 class LIFRefNode(ExpEulerLIFNode):
-    """LIF with an absolute refractory period kept by the last spike time (brainstate's ``LIFRef``).
+    """LIF with an absolute refractory period kept by the last spike time (brainstate's ``LIFRef``,
+    now brainpy/_neuron.py class LIFRef).
 
-    As ``exp_euler_lif``, but while t - t_last_spike < tau_ref the membrane is held (no
-    integration) and the neuron is silent; t_last_spike is the time of the last step with v >= v_threshold (gradient
-    stopped). With constant input the inter-spike interval is the LIF's plus the refractory
-    steps. Defaults: tau=5 ms, tau_ref=5 ms.
+    As ``exp_euler_lif``, but while the time since the last step with v >= v_threshold is below
+    tau_ref the membrane is held (no integration) and the neuron is silent. Time is counted in
+    steps (brainstate: t - t_last < tau_ref with t = k dt), so a neuron that spiked at step k is
+    held for the steps k + j, 0 < j < tau_ref / dt, at any dt (a running sum t += dt would drift
+    by a step at dt = 0.1). With constant input the inter-spike interval is the LIF's plus the
+    refractory steps. Defaults: tau=5 ms, tau_ref=5 ms.
     """
 
     def __init__(self, n=1, *, tau_ref: float = 5.0, **kw):
@@ -107,15 +117,17 @@ class LIFRefNode(ExpEulerLIFNode):
         if tau_ref < 0:
             raise ConfigError(f"tau_ref must be >= 0 ms, got {tau_ref}", key="tau_ref")
         self.tau_ref = float(tau_ref)
+        # held while (k - k_last) dt < tau_ref, i.e. k - k_last < ref_steps (1e-9: tau_ref / dt
+        # that is a whole number up to rounding, e.g. 0.3 / 0.1, counts as that number)
+        self.ref_steps = math.ceil(self.tau_ref / self.dt - 1e-9)
 
     def reset_dynamics(self) -> None:
         super().reset_dynamics()
-        self.t = 0.0
-        self.last_spike = self.state_tensor(-1e7)
+        self.steps_since_spike = self.state_tensor(float(2 ** 30))
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
-        self.t += self.dt
-        self.held = (self.t - self.last_spike) < self.tau_ref
+        self.steps_since_spike = self.steps_since_spike + 1
+        self.held = self.steps_since_spike < self.ref_steps
         before = self.v
         super().neuronal_charge(x)
         self.v = torch.where(self.held, before, self.v)
@@ -124,14 +136,14 @@ class LIFRefNode(ExpEulerLIFNode):
         # a refractory neuron is silent (brainstate would fire again if a soft reset left v
         # above threshold)
         spike = super().neuronal_fire() * (~self.held).to(self.v.dtype)
-        self.last_spike = torch.where(spike.detach() > 0, torch.full_like(self.last_spike, self.t),
-                                      self.last_spike)
+        self.steps_since_spike = self.steps_since_spike.masked_fill(spike.detach() > 0, 0.0)
         return spike
 
 
-@NeuronModel.register("alif")
+@NeuronModel.register("alif", source="brainstate")
 class ALIFNode(ExpEulerLIFNode):
-    """Adaptive LIF (brainstate's ``ALIF``): the threshold rises by beta per unit of adaptation a.
+    """Adaptive LIF (brainstate's ``ALIF``, now brainpy/_neuron.py class ALIF): the threshold rises
+    by beta per unit of adaptation a.
 
     As ``exp_euler_lif`` with the effective threshold v_threshold + beta a and::
 
@@ -162,3 +174,27 @@ class ALIFNode(ExpEulerLIFNode):
     def neuronal_reset(self, spike: torch.Tensor) -> None:
         super().neuronal_reset(spike)
         self.a = self.a + spike
+
+
+@NeuronModel.register("brainstate.if", source="brainstate")
+class BrainstateIFNode(ExpEulerLIFNode):
+    """brainstate's ``IF`` (now brainpy/_neuron.py class IF): tau v' = -v + R I by exponential Euler.
+
+    Despite the name it leaks: ``exp_euler_lif`` with v_rest = v_reset = 0.
+
+    Each step, for the input I = x held over dt::
+
+        v <- R I + (v - R I) exp(-dt / tau)
+        s  = H((v - v_threshold) / v_threshold)         surrogate backward
+        soft: v <- v - v_threshold s;   hard: v <- v - stop_grad(v) s  (back to 0)
+
+    Defaults (brainstate): tau = 5 ms, R = 1, v_threshold = 1, surrogate relu_grad, soft reset;
+    v starts at 0.
+    """
+
+    def __init__(self, n=1, **kw):
+        for fixed in ("v_rest", "v_reset"):
+            if fixed in kw:
+                raise ConfigError(f"brainstate.if has no {fixed} (it is 0); use brainstate.lif for one",
+                                  key=fixed)
+        super().__init__(n, **kw)

@@ -81,3 +81,49 @@ class HodgkinHuxleyNodes(NeuronModel):
             self.m, self.h, self.n_gate = new
             fired |= (before < self.thresh) & (self.v >= self.thresh)
         return fired.to(self.dtype)
+
+
+@NeuronModel.register("spaic.hh", source="spaic")
+class SpaicHodgkinHuxleyNodes(NeuronModel):
+    """SPAIC's Hodgkin-Huxley model (spaic/Neuron/Neuron.py class HodgkinHuxleyModel): the 1952
+    convention (rest at 0 mV, depolarisation positive), one Euler step per dt.
+
+    Each step, with u = v + v_reset (SPAIC's offset Vreset, default 0) and the rates at u::
+
+        alpha_m = 0.1 (25 - u) / (exp((25 - u) / 10) - 1)    beta_m = 4 exp(-u / 18)
+        alpha_n = 0.01 (10 - u) / (exp((10 - u) / 10) - 1)   beta_n = 0.125 exp(-u / 80)
+        alpha_h = 0.07 exp(-u / 20)                           beta_h = 1 / (exp((30 - u) / 10) + 1)
+        z <- z + dt (alpha_z (1 - z) - beta_z z)              z = m, n, h
+        v <- v + x - dt (g_na m^3 h (v - e_na) + g_k n^4 (v - e_k) + g_l (v - e_l))
+        s  = v > v_th
+
+    The input is added to v as it comes (SPAIC's Isyn, not scaled by dt), and a neuron emits a
+    spike at every step its v is above v_th (1 mV by default), not only at the upward crossing.
+    Defaults (SPAIC 0.6.3): g_na = 120, g_k = 36, g_l = 0.3, e_na = 120, e_k = -12, e_l = 10.6;
+    v starts at 0, m = n = 0.5, h = 0.06. The rate constants are the paper's (SPAIC's defaults);
+    0/0 at u = 25 or 10 takes its limit. ``hh`` is snnrun's modern-convention model.
+    """
+
+    def __init__(self, n=1, *, g_na: float = 120.0, g_k: float = 36.0, g_l: float = 0.3, e_na: float = 120.0,
+                 e_k: float = -12.0, e_l: float = 10.6, v_th: float = 1.0, v_reset: float = 0.0, **kw):
+        super().__init__(n, **kw)
+        self.g_na, self.g_k, self.g_l = float(g_na), float(g_k), float(g_l)
+        self.e_na, self.e_k, self.e_l = float(e_na), float(e_k), float(e_l)
+        self.v_th, self.v_reset = float(v_th), float(v_reset)
+
+    def reset_dynamics(self) -> None:
+        self.v = self.state_tensor(0.0)
+        self.m, self.n_gate, self.h = self.state_tensor(0.5), self.state_tensor(0.5), self.state_tensor(0.06)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        u, dt = self.v + self.v_reset, self.dt
+        am, bm = 0.1 * _vtrap(u - 25.0, 10.0), 4.0 * torch.exp(-u / 18.0)
+        an, bn = 0.01 * _vtrap(u - 10.0, 10.0), 0.125 * torch.exp(-u / 80.0)
+        ah, bh = 0.07 * torch.exp(-u / 20.0), 1.0 / (torch.exp((30.0 - u) / 10.0) + 1.0)
+        self.m = self.m + dt * (am * (1.0 - self.m) - bm * self.m)
+        self.n_gate = self.n_gate + dt * (an * (1.0 - self.n_gate) - bn * self.n_gate)
+        self.h = self.h + dt * (ah * (1.0 - self.h) - bh * self.h)
+        i_ion = (self.g_na * self.m ** 3 * self.h * (self.v - self.e_na)
+                 + self.g_k * self.n_gate ** 4 * (self.v - self.e_k) + self.g_l * (self.v - self.e_l))
+        self.v = self.v + x - dt * i_ion
+        return (self.v > self.v_th).to(self.dtype)

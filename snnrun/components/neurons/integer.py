@@ -115,3 +115,67 @@ class IntegerDiehlCookNodes(IntegerLIFNodes):
         keys = self.batch_rand_like(flat).masked_fill_(flat == 0, -1.0)
         one = torch.zeros_like(flat).scatter_(1, keys.argmax(1, keepdim=True), 1.0) * flat.amax(1, keepdim=True)
         return one.view_as(s)
+
+
+@NeuronModel.register("spaic.diehlandcook", source="spaic")
+class SpaicDiehlAndCookIntNodes(NeuronModel):
+    """SPAIC's integer Diehl & Cook neurons (spaic/Neuron/Neuron.py class DiehlAndCookModelInt,
+    registered as ``diehlAndCook``): int32 voltages, bit-shift leak and input scaling.
+
+    Each step (>> is an arithmetic shift, x truncated to an integer and clipped to
+    [weight_sum_min, weight_sum_max])::
+
+        th <- th >> 1 where th > max_threshold
+        V  <- ((decay (V - v_rest)) >> shift_voltage) + v_rest
+        V  <- V + ((x weight_sum_coef) >> shift_weight_sum_coef)   unless refractory
+        refrac_count <- refrac_count - 1
+        s   = V > th
+        V  <- v_reset, refrac_count <- reset_refrac where s
+        th <- th + thresh_plus sum_batch(s)
+        V  <- max(V, lbound)
+
+    Defaults (SPAIC 0.6.3): thresh = 213, max_threshold = 4915, decay = 1013 (1013/1024 per
+    step), shift_voltage = 10, weight_sum_coef = 154, shift_weight_sum_coef = 10,
+    weight_sum_min/max = -/+32767, v_reset = v_rest = 0, reset_refrac = 5 steps,
+    thresh_plus = 66, lbound = -32767. th (one per neuron, shared by the batch) starts at
+    ``thresh`` for every presentation: SPAIC does not keep it across runs (not a [stay]
+    variable). snnrun's own integer Diehl & Cook is ``diehl_cook_int``. ``v`` (float) mirrors V.
+    """
+
+    def __init__(self, n=1, *, thresh: int = 213, max_threshold: int = 4915, decay: int = 1013,
+                 shift_voltage: int = 10, weight_sum_coef: int = 154, shift_weight_sum_coef: int = 10,
+                 weight_sum_min: int = -32767, weight_sum_max: int = 32767, v_reset: int = 0, v_rest: int = 0,
+                 reset_refrac: int = 5, thresh_plus: int = 66, lbound: int = -32767, **kw):
+        super().__init__(n, **kw)
+        values = dict(thresh=thresh, max_threshold=max_threshold, decay=decay, shift_voltage=shift_voltage,
+                      weight_sum_coef=weight_sum_coef, shift_weight_sum_coef=shift_weight_sum_coef,
+                      weight_sum_min=weight_sum_min, weight_sum_max=weight_sum_max, v_reset=v_reset,
+                      v_rest=v_rest, reset_refrac=reset_refrac, thresh_plus=thresh_plus, lbound=lbound)
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+                raise ConfigError(f"{name} must be a whole number (integer arithmetic), got {value!r}", key=name)
+            setattr(self, name, int(value))
+        for name in ("shift_voltage", "shift_weight_sum_coef"):
+            if not 0 <= getattr(self, name) <= 30:
+                raise ConfigError(f"{name} must be in 0..30, got {getattr(self, name)}", key=name)
+
+    def reset_dynamics(self) -> None:
+        self.V = self.state_tensor(0, dtype=torch.int32)
+        self.refrac_count = self.state_tensor(0, dtype=torch.int32)
+        self.th = torch.full(self.shape, self.thresh, dtype=torch.int32, device=self.device)
+        self.v = self.V.to(self.dtype)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        x_int = x.to(torch.int32).clamp(self.weight_sum_min, self.weight_sum_max)
+        self.th = torch.bitwise_right_shift(self.th, (self.th > self.max_threshold).to(torch.int32))
+        V = torch.bitwise_right_shift(self.decay * (self.V - self.v_rest), self.shift_voltage) + self.v_rest
+        drive = torch.bitwise_right_shift(x_int * self.weight_sum_coef, self.shift_weight_sum_coef)
+        V = V + drive * (self.refrac_count <= 0).to(torch.int32)
+        self.refrac_count = self.refrac_count - 1
+        fired = V > self.th
+        self.refrac_count = self.refrac_count.masked_fill(fired, self.reset_refrac)
+        V = V.masked_fill(fired, self.v_reset)
+        self.th = self.th + self.thresh_plus * self.batch_sum(fired.to(torch.int32), dtype=torch.int32)
+        self.V = V.clamp_min(self.lbound)
+        self.v = self.V.to(self.dtype)
+        return fired.to(self.dtype)

@@ -1,5 +1,5 @@
-"""Simple integrate-and-fire family: McCulloch-Pitts, IF, boosted/current LIF (BindsNET) and
-SPAIC's soft-reset IF, constant-current LIF, non-spiking LIF and the null (pass-through) model.
+"""Simple integrate-and-fire family: McCulloch-Pitts, IF, boosted/current LIF (BindsNET), snnrun's
+subtract-reset IF, and SPAIC's constant-current LIF, non-spiking LIF and null (pass-through) model.
 
 BindsNET models use mV and ms with the input ``x`` in mV per step; SPAIC models are unitless
 (threshold 1.0) as there.
@@ -31,7 +31,7 @@ def psp_norm(tau_p: float, tau_q: float) -> float:
     return (1.0 / (beta - 1.0)) * beta ** (beta / (beta - 1.0))
 
 
-@NeuronModel.register("mcculloch_pitts")
+@NeuronModel.register("mcculloch_pitts", source="bindsnet")
 class McCullochPittsNodes(NeuronModel):
     """McCulloch-Pitts threshold units: v = x, s = v >= thresh (no memory).
 
@@ -50,7 +50,7 @@ class McCullochPittsNodes(NeuronModel):
         return (self.v >= self.thresh).to(self.dtype)
 
 
-@NeuronModel.register("if")
+@NeuronModel.register("if", source="bindsnet")
 class IFNodes(NeuronModel):
     """Integrate-and-fire without leak, hard reset and refractory period (BindsNET's ``IFNodes``).
 
@@ -82,7 +82,7 @@ class IFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("boosted_lif")
+@NeuronModel.register("boosted_lif", source="bindsnet")
 class BoostedLIFNodes(NeuronModel):
     """LIF with rest = reset = 0 (BindsNET's ``BoostedLIFNodes``, a faster LIF).
 
@@ -109,7 +109,7 @@ class BoostedLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("current_lif")
+@NeuronModel.register("current_lif", source="bindsnet")
 class CurrentLIFNodes(NeuronModel):
     """Current-based LIF: input charges a synaptic current that decays (BindsNET's ``CurrentLIFNodes``).
 
@@ -148,9 +148,9 @@ class CurrentLIFNodes(NeuronModel):
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("if_soft_reset")
+@NeuronModel.register("if_soft_reset", "if_subtract_reset")
 class SoftResetIFNodes(NeuronModel):
-    """IF with subtractive (soft) reset, unitless (SPAIC / ANN-to-SNN conversion style).
+    """IF with subtractive (soft) reset, unitless (snnrun's; ANN-to-SNN conversion style).
 
     Each step::
 
@@ -159,7 +159,8 @@ class SoftResetIFNodes(NeuronModel):
         v <- v - v_th * s          (charge above threshold is kept)
 
     Charge is conserved: after T steps of constant input I (0 <= I <= v_th), the spike count
-    is exactly floor(T I / v_th) and v = T I - v_th * count.
+    is exactly floor(T I / v_th) and v = T I - v_th * count. Not SPAIC's ``ifsoftreset``, which
+    despite its name goes back to 0 after a spike (``spaic.ifsoftreset``).
     """
 
     def __init__(self, n=1, *, v_th: float = 1.0, constant_decay: float = 0.0, **kw):
@@ -176,17 +177,20 @@ class SoftResetIFNodes(NeuronModel):
         return s
 
 
-@NeuronModel.register("constant_current_lif", "constantcurrentlif")
+@NeuronModel.register("constant_current_lif", "constantcurrentlif", "spaic.constantcurrentlif", source="spaic")
 class ConstantCurrentLIFNodes(NeuronModel):
-    """LIF driven by a (held) input current, forward-Euler, unitless (SPAIC's ``ConstantCurrentLIF``).
+    """LIF driven by a (held) input current, forward Euler, unitless (SPAIC's ``constantcurrentlif``,
+    spaic/Neuron/Neuron.py class ConstantCurrentLIFModel).
 
-    Each step::
+    Each step (SPAIC's equation, Ureset = v_reset)::
 
-        v <- v + dt/tau_m (x - v)
-        s  = v >= v_th;   v <- v_reset where s
+        v <- v + dt/tau_m (v_reset - v + x)      leak towards v_reset + x
+        s  = v > v_th;   v <- v_reset where s
 
-    Under constant I from v = 0: v_k = I (1 - (1 - dt/tau_m)^k), so the first spike comes at
-    the smallest k with v_k >= v_th (never if I <= v_th).
+    v starts at 0 (SPAIC's). Under constant I from v = v_reset = 0: v_k = I (1 - (1 - dt/tau_m)^k),
+    so the first spike comes at the smallest k with v_k > v_th (never if I <= v_th). SPAIC's
+    operations leave Ureset out (leak towards x, back to 0): the same at its default v_reset = 0.
+    Defaults (SPAIC): tau_m = 20 ms, v_th = 1, v_reset = 0.
     """
 
     def __init__(self, n=1, *, tau_m: float = 20.0, v_th: float = 1.0, v_reset: float = 0.0, **kw):
@@ -197,16 +201,16 @@ class ConstantCurrentLIFNodes(NeuronModel):
         self.k = self.dt / self.tau_m
 
     def reset_dynamics(self) -> None:
-        self.v = self.state_tensor(self.v_reset)
+        self.v = self.state_tensor(0.0)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        self.v = self.v + self.k * (x - self.v)
-        fired = self.v >= self.v_th
+        self.v = self.v + self.k * (self.v_reset - self.v + x)
+        fired = self.v > self.v_th
         self.v = self.v.masked_fill(fired, self.v_reset)
         return fired.to(self.dtype)
 
 
-@NeuronModel.register("nonspiking_lif", "nonspikinglif")
+@NeuronModel.register("nonspiking_lif", "nonspikinglif", "spaic.nonspikinglif", source="spaic")
 class NonSpikingLIFNodes(NeuronModel):
     """Leaky integrator of a two-exponential PSP that never spikes (SPAIC's ``NonSpikingLIF``).
 
@@ -216,7 +220,9 @@ class NonSpikingLIFNodes(NeuronModel):
         v <- v + dt/tau_m (M - S - v)
         s = 0
 
-    V0 scales the PSP kernel exp(-t/tau_p) - exp(-t/tau_q) to a peak of 1.
+    V0 scales the PSP kernel exp(-t/tau_p) - exp(-t/tau_q) to a peak of 1. SPAIC's operations
+    read I, M and S of the previous step (a chain of one-step delays between input and v);
+    here each line uses the value just computed, so v follows x three steps sooner.
     """
 
     def __init__(self, n=1, *, tau_p: float = 4.0, tau_q: float = 1.0, tau_m: float = 1.0, **kw):
@@ -241,7 +247,7 @@ class NonSpikingLIFNodes(NeuronModel):
         return torch.zeros_like(self.v)
 
 
-@NeuronModel.register("null")
+@NeuronModel.register("null", source="spaic")
 class NullNodes(NeuronModel):
     """Pass-through (SPAIC's ``null`` model): the output is the input, s = x, real-valued.
 

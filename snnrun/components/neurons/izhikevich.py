@@ -81,3 +81,40 @@ class IzhikevichNodes(NeuronModel):
         if self.lbound is not None:
             self.v = self.v.clamp_min(self.lbound)
         return fired.to(self.dtype)
+
+
+@NeuronModel.register("spaic.izh", source="spaic")
+class SpaicIzhikevichNodes(NeuronModel):
+    """SPAIC's Izhikevich model (spaic/Neuron/Neuron.py class IZHModel): one Euler step for v,
+    and u advanced by a per step (not a dt).
+
+    Each step, from (v, u) of the last step::
+
+        v' = v + dt (0.04 v^2 + 5 v + 140 - u + x)
+        u' = u + a (b v - u)                       (a per step, as SPAIC: no dt factor)
+        s  = v' > v_th
+        v <- v_reset where s, else v';   u <- u' + d s
+
+    Defaults (SPAIC 0.6.3): a = 0.02, b = 0.2, d = 8, v_th = 30 mV, v_reset = -65 mV (SPAIC's
+    Vreset, the paper's c); v starts at -65 mV and u at 1.0. ``izhikevich`` (alias ``izh``) is
+    snnrun's scheme: half steps for v, u with dt, named cell types.
+    """
+
+    def __init__(self, n=1, *, a: float = 0.02, b: float = 0.2, d: float = 8.0, v_th: float = 30.0,
+                 v_reset: float = -65.0, **kw):
+        super().__init__(n, **kw)
+        self.a, self.b, self.d = float(a), float(b), float(d)
+        self.v_th, self.v_reset = float(v_th), float(v_reset)
+
+    def reset_dynamics(self) -> None:
+        self.v = self.state_tensor(-65.0)
+        self.u = self.state_tensor(1.0)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.v + self.dt * (0.04 * self.v ** 2 + 5.0 * self.v + 140.0 - self.u + x)
+        u = self.u + self.a * (self.b * self.v - self.u)
+        fired = v > self.v_th
+        s = fired.to(self.dtype)
+        self.v = torch.where(fired, torch.full_like(v, self.v_reset), v)
+        self.u = u + self.d * s
+        return s

@@ -20,7 +20,7 @@ def refractory_reset(v: torch.Tensor, refrac_count: torch.Tensor, fired: torch.T
     return v, refrac_count
 
 
-@NeuronModel.register("lif")
+@NeuronModel.register("lif", source="bindsnet")
 class LIFNodes(NeuronModel):
     """Leaky integrate-and-fire with refractory period and hard reset.
 

@@ -22,7 +22,7 @@ class _RateNodes(NeuronModel):
         self.v = self.state_tensor(0.0)  # u, called v so that monitors and decoders find it
 
 
-@NeuronModel.register("meanfield")
+@NeuronModel.register("meanfield", source="spaic")
 class MeanFieldNodes(_RateNodes):
     """Mean-field LIF population (SPAIC's ``meanfield``): u' = (rho (i_ext + x) - u) / tau, r = relu(u).
 
@@ -34,7 +34,7 @@ class MeanFieldNodes(_RateNodes):
         return torch.relu(self.v)
 
 
-@NeuronModel.register("cann_field")
+@NeuronModel.register("cann_field", source="spaic")
 class CANNFieldNodes(_RateNodes):
     """Continuous attractor field (Fung, Wong & Wu 2010; SPAIC's ``cann_field``).
 

@@ -26,7 +26,7 @@ def kernel_values(kind: str, tau: float, t: torch.Tensor) -> torch.Tensor:
     return kernels[kind]()
 
 
-@NeuronModel.register("csrm")
+@NeuronModel.register("csrm", source="bindsnet")
 class CSRMNodes(NeuronModel):
     """Cumulative spike response model (Gerstner & van Hemmen 1992): every past input and spike
     adds its kernel to the membrane.
@@ -88,7 +88,7 @@ class CSRMNodes(NeuronModel):
 
 
 
-@NeuronModel.register("srm0")
+@NeuronModel.register("srm0", source="bindsnet")
 class SRM0Nodes(NeuronModel):
     """SRM0 with escape noise (Vasilaki et al. 2009, BindsNET's ``SRM0Nodes``): spikes are random.
 

@@ -150,9 +150,9 @@ class TrainableNode(NeuronModel):
                 f"detach_reset={self.detach_reset}")
 
 
-@NeuronModel.register("surrogate_if", "if_node")
+@NeuronModel.register("surrogate_if", "if_node", "snngrow.if", source="snngrow")
 class IFNode(TrainableNode):
-    """Integrate-and-fire, trainable (SpikingJelly's IFNode): v <- v + x, then fire and reset.
+    """Integrate-and-fire, trainable (snngrow's and SpikingJelly's IFNode): v <- v + x, then fire and reset.
 
     With v_reset=0 and constant input x < v_threshold a neuron fires every
     ceil(v_threshold / x) steps; with soft reset the count after T steps is floor(T x / v_threshold).
@@ -166,9 +166,9 @@ class IFNode(TrainableNode):
         return super().forward_multi(x_seq) if fused is None else fused
 
 
-@NeuronModel.register("surrogate_lif", "lif_node")
+@NeuronModel.register("surrogate_lif", "lif_node", "snngrow.lif", source="snngrow")
 class LIFNode(TrainableNode):
-    """Leaky integrate-and-fire, trainable (SpikingJelly's LIFNode), tau in units of dt.
+    """Leaky integrate-and-fire, trainable (snngrow's and SpikingJelly's LIFNode), tau in units of dt.
 
     Charge (k = dt / tau; v_rest = v_reset, or 0 with soft reset)::
 

@@ -1,5 +1,6 @@
-"""Multi-step exponential-Euler LIF and adaptive LIF (brainstate's ``LIF``/``ALIF``, snnrun's
-``exp_euler_lif``/``alif``) forward and backward over a whole spike train.
+"""Multi-step exponential-Euler LIF and adaptive LIF (brainstate's ``LIF``/``ALIF``, in BrainPy's
+brainpy/_neuron.py since brainstate 0.2.0; snnrun's ``exp_euler_lif``/``alif``) forward and
+backward over a whole spike train.
 
 Per element and step, with d = exp(-dt / tau), d_a = exp(-dt / tau_a), g = v_th - v_reset::
 
