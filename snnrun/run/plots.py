@@ -285,6 +285,7 @@ def diagnostics_figure(rows: list[tuple[int, dict]], title: str = ""):
         return None
     x = [s for s, _ in rows]
     last = rows[-1][1]
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
 
     def legend(ax):
