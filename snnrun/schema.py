@@ -34,6 +34,7 @@ class TrainerConfig:
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
     cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/engine/cuda_graph.py)
     compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
+    cpu_kernel: Any = "auto"           # Diehl & Cook on the CPU as one compiled C loop: auto, true, false
     strategy: str = "single"           # single, or ddp: data-parallel under torchrun (snnrun/engine/data_parallel.py)
     backend: str = "auto"              # ddp's process group: auto (nccl on GPUs, else gloo), nccl, gloo
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)

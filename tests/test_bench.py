@@ -45,7 +45,14 @@ def test_dc_and_lif_workloads_run_on_cpu():
     out = run_bench(["workload=dc_train", "workload.n=20", "workload.batch=2", "workload.time=10",
                      "repeats=1", "warmup=1", "device=cpu"])
     assert out[0]["images_per_s"] > 0 and out[0]["steps_per_sample"] == 10
-    assert out[0]["hardware"]["device"] == "cpu" and out[0]["engine_used"] == "eager"
+    # the compiled C loop where a C compiler is found (what `snnrun train` runs), else eager
+    from snnrun.engine.cpu_loop import compiler
+
+    assert out[0]["hardware"]["device"] == "cpu"
+    assert out[0]["engine_used"] == ("cpu_loop" if compiler() is not None else "eager")
+    out = run_bench(["workload=dc_train", "workload.n=20", "workload.batch=2", "workload.time=10",
+                     "workload.engine=eager", "repeats=1", "warmup=1", "device=cpu"])
+    assert out[0]["engine_used"] == "eager"
     out = run_bench(["workload=lif_fwd_bwd", "workload.T=4", "workload.B=2", "workload.N=16",
                      "workload.backend=fused,loop", "repeats=1", "warmup=1", "device=cpu"])
     assert [r["params"]["backend"] for r in out] == ["fused", "loop"]

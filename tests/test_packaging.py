@@ -28,6 +28,7 @@ def test_wheel_contains_every_config(wheel):
     assert "snnrun/conf/config.yaml" in expected and "snnrun/conf/model/diehl_cook.yaml" in expected
     assert expected <= names
     assert "snnrun/cli.py" in names
+    assert "snnrun/engine/kernels/dc_presentation.c" in names  # the CPU loop is built from it where installed
 
 
 def test_installed_wheel_finds_packaged_configs(wheel, tmp_path):

@@ -113,16 +113,19 @@ def _dc_experiment(n: int, batch: int, time_ms: float, dt: float, engine: str, d
     from snnrun.engine.experiment import build_experiment
     from snnrun.run.compose import compose
 
-    engines = ("auto", "graph", "compiled", "eager")
+    engines = ("auto", "graph", "compiled", "eager", "cpu_loop")
     if engine not in engines:
         raise ConfigError(f"engine must be one of {', '.join(engines)}, got {engine!r}", key="workload.engine")
-    if engine == "auto":  # what `snnrun train` does by default: compiled steps in a graph on CUDA
-        engine = "compiled" if str(device).startswith("cuda") else "eager"
+    if engine == "auto":  # what `snnrun train` does by default: compiled steps in a graph on CUDA,
+        # the compiled C loop on the CPU (snnrun/engine/cpu_loop.py; eager where no C compiler is found)
+        engine = "compiled" if str(device).startswith("cuda") else "cpu_loop_auto"
     cfg = compose("config", [
         "+model=diehl_cook", "data=synthetic", "data.shape=[1,28,28]", "data.intensity=128.0",
         f"data.n_train={max(batch, 64)}", "data.n_test=1", f"model.n_neurons={n}",
         f"model.time={time_ms}", f"model.dt={dt}", f"device={device}",
-        f"trainer.cuda_graphs={engine != 'eager'}", f"trainer.compile={engine == 'compiled'}",
+        f"trainer.cuda_graphs={engine not in ('eager', 'cpu_loop', 'cpu_loop_auto')}",
+        f"trainer.compile={engine == 'compiled'}",
+        f"trainer.cpu_kernel={'true' if engine == 'cpu_loop' else 'auto' if engine == 'cpu_loop_auto' else 'false'}",
         f"model.network.connections.X_Ae.matmul={matmul}"])
     exp = build_experiment(cfg)
     x = exp.data.train.x[:batch].to(exp.device)
@@ -171,7 +174,8 @@ class DiehlCookTrain(Workload):
                 "first_call_s": round(first_call_s, 2),
                 "repeat_ms": [round(s * 1e3, 3) for s in secs], "steps_per_sample": exp.encoder.steps,
                 "peak_mem_mib": peak_mib(device),
-                "engine_used": ("compiled+" if exp.network.compiled else "") +
+                "engine_used": "cpu_loop" if exp.network.cpu_loop is not None else
+                ("compiled+" if exp.network.compiled else "") +
                 ("graph" if exp.runner.enabled and device.type == "cuda" else "eager")}
 
 

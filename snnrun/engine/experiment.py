@@ -125,6 +125,7 @@ class Experiment:
         compile_ = trainer.get("compile", "auto")
         if compile_ is True or (compile_ == "auto" and self.device.type == "cuda"):
             self.network.compile_step()
+        self.use_cpu_loop(trainer.get("cpu_kernel", "auto"))
         enabled = bool(trainer.get("cuda_graphs", True))
         self.runner = GraphRunner(self._present_nograd, self.network, enabled=enabled)
         self.gradient = next((l for l in self.learners.values() if l.gradient), None)
@@ -136,6 +137,22 @@ class Experiment:
         self.record_v = "v" in needs or (self.gradient is not None and self.gradient.loss.needs_v)
         if self.trained is None:
             self.trained = self.network
+
+    def use_cpu_loop(self, mode: Any) -> None:
+        """``trainer.cpu_kernel``: on the CPU, run presentations of Diehl & Cook's network as one
+        compiled C loop (auto: where it applies and a C compiler is found; true: required; false:
+        never). ``SNNRUN_CPU_KERNEL=0`` switches it off too."""
+        from snnrun.engine import cpu_loop
+
+        if mode not in ("auto", True, False):
+            raise ConfigError(f"must be auto, true or false, got {mode!r}", key="trainer.cpu_kernel")
+        self.network.cpu_loop = None
+        if mode is False or self.device.type != "cpu" or self.network.compiled or cpu_loop.disabled_by_env():
+            return
+        loop, why = cpu_loop.cpu_kernel_for(self.network)
+        if loop is None and mode is True:
+            raise ConfigError(f"the compiled CPU loop cannot run this model: {why}", key="trainer.cpu_kernel")
+        self.network.cpu_loop = loop
 
     # -- presenting a batch -----------------------------------------------------------------
     def inputs(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:

@@ -673,7 +673,7 @@ def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str
 
 # keys that may differ between a run and its resumption (they change nothing that was learned)
 RESUMABLE_CHANGES = ("resume", "logger", "device", "trainer.checkpoint_every", "trainer.eval_batch_size",
-                     "trainer.strategy", "trainer.backend")  # batch_size is global: N processes learn as 1
+                     "trainer.strategy", "trainer.backend", "trainer.cpu_kernel")  # batch_size is global: N processes learn as 1
 
 
 def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None:

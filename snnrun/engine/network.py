@@ -69,6 +69,7 @@ class Network(nn.Module):
             g.rng_seed = (torch.initial_seed() + i * GOLDEN) % 2**62
         self._step = self.step
         self.compiled = False
+        self.cpu_loop = None  # a compiled whole-presentation loop (snnrun/engine/cpu_loop.py), or None
 
     def _topological(self, edge) -> list[str]:
         """Group names so that every connection passing ``edge`` goes from earlier to later
@@ -171,6 +172,9 @@ class Network(nn.Module):
             out = self._run_layers(inputs, T, static, set(count) | set(record), record_v)
             out["counts"] = {g: out["spikes"][g].sum(0) for g in count}
             out["spikes"] = {g: out["spikes"][g] for g in record}
+        elif self.cpu_loop is not None and not self.compiled and \
+                self.cpu_loop.accepts(self, inputs, static, record, record_v):
+            out = self.cpu_loop.run(self, next(iter(inputs.values())), count)
         else:
             out = self._run_steps(inputs, T, static, count, record, record_v)
         if self.training:
