@@ -108,7 +108,13 @@ class PostPreSTDP(LearningRule):
             per_rank[dp.rank] = fresh.sum(0)
             per_rank = dp.all_reduce_(per_rank)
             total, earlier = per_rank.sum(0), per_rank[:dp.rank].sum(0)
-        self.members = self.members + fresh * ((fresh.cumsum(0) + earlier) <= room).to(s_post.dtype)
+        # running count of fresh firings down the batch: a lower-triangular product, exact for 0/1
+        # counts, in place of cumsum (whose scan some torch.compile versions cannot generate on CUDA)
+        b = fresh.shape[0]
+        if getattr(self, "_tril", None) is None or self._tril.shape[0] != b or self._tril.device != fresh.device:
+            self._tril = torch.ones(b, b, dtype=fresh.dtype, device=fresh.device).tril()
+        running = self._tril @ fresh
+        self.members = self.members + fresh * ((running + earlier) <= room).to(s_post.dtype)
         self.taken = self.taken + torch.minimum(total, room)
         return self.members
 
