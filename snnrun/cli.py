@@ -533,7 +533,13 @@ def main(argv: list[str] | None = None) -> None:
     from snnrun.run import rundir
 
     rundir.COMMAND[:] = argv  # what a run dir's lock says its owner runs
-    COMMANDS[cmd](argv[:cmd_at] + argv[cmd_at + 1:])
+    try:
+        COMMANDS[cmd](argv[:cmd_at] + argv[cmd_at + 1:])
+    except KeyboardInterrupt:
+        # Ctrl-C before training installed its own handler (which checkpoints and says how to
+        # resume): nothing was learned yet, so one line, not a traceback
+        console.print(f"[bold yellow]interrupted[/] (Ctrl-C) during 'snnrun {cmd}'", soft_wrap=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,17 @@ def test_an_added_model_key_nothing_reads_is_an_error(cli_env, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
     assert "model.n_neuron" in r.stdout and "Did you mean 'n_neurons'" in r.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_before_training_is_one_line_and_exit_130(monkeypatch, capsys):
+    import snnrun.cli as cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "train", interrupted)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "+model=diehl_cook"])
+    assert e.value.code == 130
+    out = capsys.readouterr()
+    assert "interrupted" in out.out + out.err and "Traceback" not in out.out + out.err
