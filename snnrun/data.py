@@ -52,7 +52,7 @@ class DatasetSource(Registered):
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,
-                 intensity: float | None = None):
+                 intensity: float | str | None = None):
         # shape / n_classes / n_inputs / intensity (the input rate, Hz of a white pixel, that
         # rate encoders should use on this dataset) are declared in the data config so that model
         # configs can interpolate them (${data.n_inputs}); the loader checks the shape.

@@ -43,6 +43,7 @@ class Range:
     low_open: bool = False
     high_open: bool = False
     what: str = ""
+    words: tuple[str, ...] = ()  # strings accepted besides numbers (e.g. intensity: auto)
 
     def describe(self) -> str:
         if self.kind == "bool":
@@ -56,9 +57,13 @@ class Range:
                 text += f" {'>' if self.low_open else '>='} {_num(self.low)}"
             elif self.high is not None:
                 text += f" {'<' if self.high_open else '<='} {_num(self.high)}"
+        if self.words:
+            text += "".join(f" or {w}" for w in self.words)
         return text + (f" ({self.what})" if self.what else "")
 
     def accepts(self, value: Any) -> bool:
+        if isinstance(value, str) and value in self.words:
+            return True
         if self.kind == "bool":
             return isinstance(value, bool)
         if self.kind == "numbers" and isinstance(value, (list, tuple)):
@@ -98,7 +103,8 @@ MODEL_KEYS: dict[str, Range] = {
     "T": Range("whole", low=1, what="time steps per sample"),
     "time": Range(low=0, low_open=True, what="ms per sample"),
     "dt": Range(low=0, low_open=True, what="ms per step"),
-    "intensity": Range(low=0, what="input rate in Hz of a pixel of value 1"),
+    "intensity": Range(low=0, what="input rate in Hz of a pixel of value 1; auto: from the data's mean ink",
+                       words=("auto",)),
     "exc": Range(low=0, what="excitatory weight"),
     "inh": Range(low=0, what="inhibition strength; the connection weight is its negative"),
     "theta_plus": Range(low=0, what="threshold increment per spike"),

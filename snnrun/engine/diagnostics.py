@@ -83,7 +83,7 @@ class LearningDiagnostics:
         if self.owner_rules:
             raw["owning"] = self.owning
         if self.thetas:
-            raw["theta"] = {k: {"mean": g.theta.mean(), "max": g.theta.max()} for k, g in self.thetas.items()}
+            raw["theta"] = {k: {"mean": g.theta.float().mean(), "max": g.theta.max()} for k, g in self.thetas.items()}
         if self.weights:
             raw["weights"] = {}
             for k, c in self.weights.items():

@@ -133,8 +133,8 @@ class Conv2dConnection(Connection):
 
     has_weights = True
 
-    def __init__(self, source: str = "", target: str = "", *, kernel_size: int = 5, stride: int = 1,
-                 padding: int = 0, out_channels: int | None = None, init=None, bias: bool = False, **kw):
+    def __init__(self, source: str = "", target: str = "", *, kernel_size: int | list = 5, stride: int | list = 1,
+                 padding: int | list = 0, out_channels: int | None = None, init=None, bias: bool = False, **kw):
         super().__init__(source, target, **kw)
         if len(self.source_shape) != 3:
             raise ConfigError(f"conv2d needs a source of shape [channels, height, width], got "
