@@ -5,7 +5,9 @@ Same seed, same batches: the loop must give the eager path's spike counts, weigh
 thresholds and torch random stream. Bit for bit where the eager path's arithmetic has one order
 (one sample per batch, where the BLAS sums the input product in index order; the ``owner`` and
 ``mean`` reductions); with ``sum`` over a batch the BLAS adds the samples' outer products in an
-order of its own, so there the weights agree to float32 rounding (1e-6).
+order of its own, so there the weights agree to float32 rounding (1e-6). The same holds at MNIST
+size on a BLAS that blocks the 784-long input sums or fuses multiply-adds in ``addmm_`` (MKL on
+the GPU machine): the spike counts and the random stream stay identical, the weights agree to 1e-6.
 """
 
 from __future__ import annotations
@@ -51,18 +53,18 @@ def assert_same(a, b, atol: float = 0.0):
 
 
 @needs_cc
-@pytest.mark.parametrize("overrides, batch, reduction", [
-    (DIGITS + ["model.n_neurons=30"], 1, "owner"),          # the default run: batch 1
-    (MNIST_SIZE + ["model.n_neurons=20", "model.time=60"], 1, "sum"),
-    (DIGITS + ["model.n_neurons=30"], 8, "owner"),
-    (MNIST_SIZE + ["model.n_neurons=40", "model.time=100"], 16, "owner"),
-    (DIGITS + ["model.n_neurons=30"], 8, "mean"),
+@pytest.mark.parametrize("overrides, batch, reduction, atol", [
+    (DIGITS + ["model.n_neurons=30"], 1, "owner", 0.0),          # the default run: batch 1
+    (MNIST_SIZE + ["model.n_neurons=20", "model.time=60"], 1, "sum", 1e-6),
+    (DIGITS + ["model.n_neurons=30"], 8, "owner", 0.0),
+    (MNIST_SIZE + ["model.n_neurons=40", "model.time=100"], 16, "owner", 1e-6),
+    (DIGITS + ["model.n_neurons=30"], 8, "mean", 0.0),
 ])
-def test_learning_equals_the_eager_path(compose_cfg, overrides, batch, reduction):
+def test_learning_equals_the_eager_path(compose_cfg, overrides, batch, reduction, atol):
     args = overrides + [f"model.learner.reduction={reduction}"]
     eager = present(compose_cfg, args, "false", batch, 4)
     loop = present(compose_cfg, args, "auto", batch, 4)
-    assert_same(eager, loop)
+    assert_same(eager, loop, atol=atol)
     # it learned: weights and thresholds moved, the excitatory layer fired
     assert float(loop[1]["groups.Ae.theta"].abs().sum()) > 0
     assert sum(float(c.sum()) for c in loop[0]) > 0

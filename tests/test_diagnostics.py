@@ -15,9 +15,9 @@ from tests.conftest import TINY
 def test_window_figures_of_known_counts(compose_cfg):
     exp = build_experiment(compose_cfg("+model=diehl_cook", *TINY))  # 10 Ae neurons
     d = LearningDiagnostics(exp.network, exp.readout, exp.device)
-    c1 = torch.zeros(4, 10)
+    c1 = torch.zeros(4, 10, device=exp.device)
     c1[0, 3], c1[1, 3], c1[1, 5], c1[2, 5] = 2, 4, 1, 1   # winners: 3, 3, 5; sample 3 silent
-    c2 = torch.zeros(2, 10)
+    c2 = torch.zeros(2, 10, device=exp.device)
     c2[0, 7], c2[1, 3] = 1, 3                             # winners: 7, 3
     d.observe(c1)
     d.observe(c2)

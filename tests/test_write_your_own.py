@@ -61,7 +61,7 @@ def test_user_model_neuron_rule_and_dataset_are_used(my_run, monkeypatch):
     assert exp.data.name == "BarsSource" and exp.data.shape == (1, 8, 8)
     state = torch.load(my_run / "checkpoint.pt", weights_only=True)["network"]
     assert float(state["groups.H.theta"].min()) > 0  # the neuron's learned buffer, checkpointed
-    assert not torch.equal(state["connections.X_H.w"], exp.network.connections["X_H"].w)  # the rule learned
+    assert not torch.equal(state["connections.X_H.w"], exp.network.connections["X_H"].w.cpu())  # the rule learned
     assert torch.equal(state["connections.H_H.w"], exp.network.connections["H_H"].w)      # fixed inhibition
 
 
