@@ -265,6 +265,8 @@ class _Listing:
     def render(self, width: int) -> str:
         import textwrap
 
+        from snnrun.run.console import key_value_lines
+
         width = max(width, 40)
         out = textwrap.wrap(self.title, width, subsequent_indent="    ", break_on_hyphens=False) or [""]
         col = min(max((len(n) for n, _ in self.rows), default=0), 24)
@@ -274,12 +276,7 @@ class _Listing:
                 out.append(f"  {name}")
                 continue
             wrapped = textwrap.wrap(desc, width - len(indent), break_on_hyphens=False, break_long_words=True)
-            if len(name) > col:
-                out.append(f"  {name}")
-                out += [indent + w for w in wrapped]
-            else:
-                out.append(f"  {name.ljust(col)}  {wrapped[0]}")
-                out += [indent + w for w in wrapped[1:]]
+            out += key_value_lines(name, wrapped, col)
         return "\n".join(out)
 
     def print(self) -> None:

@@ -17,13 +17,26 @@ TINY = ["data=synthetic", "data.n_train=40", "data.n_test=20", "model.n_neurons=
         "trainer.assign_every=20", "trainer.eval_batch_size=64", "logger=plain"]
 
 
+def compose_config(*overrides: str):
+    """The config `snnrun train OVERRIDES` composes (conf/config.yaml)."""
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 @pytest.fixture
 def compose_cfg():
-    def _compose(*overrides: str):
-        with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+    return compose_config
 
-    return _compose
+
+def train_like_cli(cfg, run: Path):
+    """``train`` as the CLI runs it: the composed config saved as the run's .hydra/config.yaml."""
+    from omegaconf import OmegaConf
+
+    from snnrun.engine.loop import train
+
+    (run / ".hydra").mkdir(parents=True, exist_ok=True)
+    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return train(cfg, run)
 
 
 def snnrun_exe() -> list[str]:

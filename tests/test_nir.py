@@ -13,16 +13,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from snnrun.config import config_dir
 from snnrun.engine.experiment import build_experiment
 from snnrun.engine.loop import load_run_config, load_run_state, train
 from snnrun.engine.network import build_network
 from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import load_checkpoint
-from tests.conftest import run_cli, tree
+from tests.conftest import run_cli, tree, compose_config, train_like_cli
 
 nir = pytest.importorskip("nir")
 
@@ -41,15 +38,7 @@ MODELS = {
 
 
 def cfg_of(*overrides):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=[*BASE, *overrides])
-
-
-def train_run(cfg, run):
-    """``train`` as the CLI runs it: the composed config saved as the run's .hydra/config.yaml."""
-    (run / ".hydra").mkdir(parents=True, exist_ok=True)
-    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    return train(cfg, run)
+    return compose_config(*BASE, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +50,7 @@ def trained(tmp_path_factory):
         if model not in done:
             run = tmp_path_factory.mktemp(model)
             torch.manual_seed(0)
-            train_run(cfg_of(*MODELS[model]), run)
+            train_like_cli(cfg_of(*MODELS[model]), run)
             done[model] = (run, export_nir(run, run / f"{model}.nir", D)[0])
         return done[model]
 
@@ -271,7 +260,7 @@ def test_what_nir_cannot_express_is_refused_naming_the_key(overrides, key):
 
 def test_diehl_cook_exports_with_folded_thresholds_a_cycle_and_the_labels(tmp_path):
     torch.manual_seed(0)
-    train_run(cfg_of("+model=diehl_cook", "data=synthetic", "data.n_train=40", "data.n_test=20", "model.n_neurons=10",
+    train_like_cli(cfg_of("+model=diehl_cook", "data=synthetic", "data.n_train=40", "data.n_test=20", "model.n_neurons=10",
                  "model.time=50", "model.intensity=512", "trainer.assign_every=20"), tmp_path)
     path, approx = export_nir(tmp_path, tmp_path / "dc.nir", 1e-3)
     text = " ".join(approx)

@@ -7,17 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from PIL import Image
 
 from snnrun.commands.predict import load_image, predict
-from snnrun.config import config_dir
 from snnrun.engine.experiment import build_experiment
 from snnrun.engine.loop import load_run_config, load_run_state, train
 from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import load_checkpoint
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, compose_config, train_like_cli
 
 BASE = ("device=cpu", "logger=plain", "seed=0")
 MLP = ("+model=snn_mlp", "model.T=4", "model.hidden=32", "data.limit_train=192", "data.limit_test=32",
@@ -25,21 +22,14 @@ MLP = ("+model=snn_mlp", "model.T=4", "model.hidden=32", "data.limit_train=192",
 
 
 def cfg_of(*overrides):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=[*BASE, *overrides])
-
-
-def train_run(cfg, run):
-    (run / ".hydra").mkdir(parents=True, exist_ok=True)
-    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    return train(cfg, run)
+    return compose_config(*BASE, *overrides)
 
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("mlp")
     torch.manual_seed(0)
-    train_run(cfg_of(*MLP), run)
+    train_like_cli(cfg_of(*MLP), run)
     return run
 
 
@@ -126,7 +116,7 @@ def test_pickled_objects_in_a_pt_file_are_not_run(mlp_run, tmp_path):
 # --------------------------------------------------------------------------- init_from
 def test_init_from_starts_from_the_runs_weights(mlp_run, tmp_path):
     """epochs=0: nothing is learnt, so the new run tests exactly the weights it started from."""
-    summary = train_run(cfg_of(*MLP, "trainer.epochs=0", f"init_from={mlp_run}"), tmp_path / "warm")
+    summary = train_like_cli(cfg_of(*MLP, "trainer.epochs=0", f"init_from={mlp_run}"), tmp_path / "warm")
     original = json.loads((mlp_run / "summary.json").read_text())
     assert summary["test_accuracy"] == original["test_accuracy"]
     a = load_checkpoint(mlp_run, fallback=False)["network"]
@@ -134,7 +124,7 @@ def test_init_from_starts_from_the_runs_weights(mlp_run, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
     # and it fine-tunes from there with another config (learning rate, epochs)
     tuned = tmp_path / "tuned"
-    train_run(cfg_of(*MLP, f"init_from={mlp_run}", "model.learner.optimizer.lr=1e-2"), tuned)
+    train_like_cli(cfg_of(*MLP, f"init_from={mlp_run}", "model.learner.optimizer.lr=1e-2"), tuned)
     c = load_checkpoint(tuned, fallback=False)["network"]
     assert not torch.equal(a["connections.fc2.ops.1.w"], c["connections.fc2.ops.1.w"])
 

@@ -19,6 +19,15 @@ from snnrun.run.ranks import rank_zero_only
 console = Console(stderr=False, highlight=False)
 
 
+def key_value_lines(key: str, lines: list[str], key_w: int) -> list[str]:
+    """``key`` in a column ``key_w`` wide, then its wrapped ``lines`` beside it (under it, indented
+    to the value column, when the key is wider): one entry of a narrow table or of a listing."""
+    indent = " " * (2 + key_w + 2)
+    if len(key) > key_w:
+        return [f"  {key}"] + [indent + w for w in lines]
+    return [f"  {key.ljust(key_w)}  {lines[0]}"] + [indent + w for w in lines[1:]]
+
+
 @rank_zero_only  # data-parallel runs: one writer
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temp file + rename, so a crash never leaves a half-written file."""
@@ -181,15 +190,9 @@ def vertical_text(table: Table, width: int) -> str:
             if not header:
                 out += textwrap.wrap(value, width, break_long_words=False, break_on_hyphens=False) or [""]
                 continue
-            indent = " " * (2 + key_w + 2)
-            lines = textwrap.wrap(value, max(width - len(indent), 20), break_long_words=False,
+            lines = textwrap.wrap(value, max(width - (key_w + 4), 20), break_long_words=False,
                                   break_on_hyphens=False) or ["-"]
-            if len(header) > key_w:
-                out.append(f"  {header}")
-                out += [indent + w for w in lines]
-            else:
-                out.append(f"  {header.ljust(key_w)}  {lines[0]}")
-                out += [indent + w for w in lines[1:]]
+            out += key_value_lines(header, lines, key_w)
     if table.caption:
         out += ["", plain(table.caption)]
     return "\n".join(out)
