@@ -16,8 +16,21 @@ from snnrun.components.neurons.integrate_fire import psp_norm
 from snnrun.components.neurons.spaic_base import SpaicNode, decay_of
 
 
+class KernelNode(SpaicNode):
+    """State of SPAIC's kernel models: the PSP kernels M and S and the reset kernel E, all 0 at
+    the start of a sample, as is v (v = M - S - E)."""
+
+    @property
+    def v_init(self) -> float:
+        return 0.0
+
+    def reset_dynamics(self) -> None:
+        super().reset_dynamics()
+        self.m, self.q, self.e = self.state_tensor(0.0), self.state_tensor(0.0), self.state_tensor(0.0)
+
+
 @NeuronModel.register("clif", source="spaic")
-class CLIFNode(SpaicNode):
+class CLIFNode(KernelNode):
     """Current LIF, 3 kernels: v = M - S - E (SPAIC's ``CLIFModel``).
 
     Each step, with beta_z = exp(-dt / tau_z)::
@@ -33,20 +46,11 @@ class CLIFNode(SpaicNode):
 
     def __init__(self, n=1, *, tau_m: float = 20.0, tau_p: float = 12.0, tau_q: float = 8.0, **kw):
         super().__init__(n, **kw)
-        for name, tau in (("tau_m", tau_m), ("tau_p", tau_p), ("tau_q", tau_q)):
-            if not tau > 0:
-                raise ConfigError(f"{name} must be > 0 ms, got {tau}", key=name)
         self.tau_m, self.tau_p, self.tau_q = float(tau_m), float(tau_p), float(tau_q)
-        self.beta_m, self.beta_p, self.beta_q = (math.exp(-self.dt / t) for t in (self.tau_m, self.tau_p, self.tau_q))
+        self.beta_m, self.beta_p, self.beta_q = (decay_of(t, self.dt, k) for k, t in
+                                                 (("tau_m", self.tau_m), ("tau_p", self.tau_p), ("tau_q", self.tau_q)))
         self.v0 = psp_norm(self.tau_p, self.tau_q)
 
-    @property
-    def v_init(self) -> float:
-        return 0.0
-
-    def reset_dynamics(self) -> None:
-        super().reset_dynamics()
-        self.m, self.q, self.e = self.state_tensor(0.0), self.state_tensor(0.0), self.state_tensor(0.0)
 
     def reset_kernel(self) -> torch.Tensor:
         return self.e
@@ -96,7 +100,7 @@ class AdaptiveCLIFNode(CLIFNode):
 
 
 @NeuronModel.register("spaic.clif2k", source="spaic")
-class CLIF2kNode(SpaicNode):
+class CLIF2kNode(KernelNode):
     """SPAIC's current LIF with two kernels (class CLIF2kModel): the PSP kernel uses tau_m and tau_s.
 
     Each step, with beta_z = exp(-dt / tau_z)::
@@ -116,13 +120,6 @@ class CLIF2kNode(SpaicNode):
         self.beta_s = decay_of(self.tau_s, self.dt, "tau_s")
         self.v0 = psp_norm(self.tau_m, self.tau_s)
 
-    @property
-    def v_init(self) -> float:
-        return 0.0
-
-    def reset_dynamics(self) -> None:
-        super().reset_dynamics()
-        self.m, self.q, self.e = self.state_tensor(0.0), self.state_tensor(0.0), self.state_tensor(0.0)
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
         i = self.v0 * x
@@ -135,7 +132,7 @@ class CLIF2kNode(SpaicNode):
 
 
 @NeuronModel.register("spaic.pclif", source="spaic")
-class ParametricCLIF2kNode(SpaicNode):
+class ParametricCLIF2kNode(KernelNode):
     """SPAIC's ``pclif`` (class PLIF2kModel): two kernels whose decays are learned parameters.
 
     Each step, with the learned per-step decays beta_m, beta_s (SPAIC's tau_m, tau_s hold these
@@ -153,16 +150,11 @@ class ParametricCLIF2kNode(SpaicNode):
         self.beta_m = nn.Parameter(torch.tensor(float(beta_m)))
         self.beta_s = nn.Parameter(torch.tensor(float(beta_s)))
 
-    @property
-    def v_init(self) -> float:
-        return 0.0
-
     def _device_dtype(self):
         return self.beta_m.device, self.beta_m.dtype
 
     def reset_dynamics(self) -> None:
         super().reset_dynamics()
-        self.m, self.q, self.e = self.state_tensor(0.0), self.state_tensor(0.0), self.state_tensor(0.0)
         self.last_s = self.state_tensor(0.0)
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
