@@ -98,7 +98,20 @@ class Network(nn.Module):
 
     def compile_step(self, **options) -> None:
         """Run each time step through ``torch.compile`` (fuses the elementwise neuron, trace and
-        learning updates into a few kernels); combine with CUDA-graph capture for speed."""
+        learning updates into a few kernels); combine with CUDA-graph capture for speed.
+
+        Dynamo keys its compiled code on ``Network.step``'s code object, shared by every network in
+        the process, and guards on the instance: the runs of a sequential sweep (``-m``,
+        ``snnrun reproduce``) would pile up entries until the recompile limit sends the step back
+        to eager Python for every later run (6x slower). A new network therefore starts from a
+        clean cache, and one network's legitimate variants (train/eval, the last partial batch of
+        each split, the first step of a presentation) stay well inside the limit."""
+        import torch._dynamo
+
+        torch.compiler.reset()
+        for limit in ("recompile_limit", "cache_size_limit"):  # the name differs across torch versions
+            if hasattr(torch._dynamo.config, limit):
+                setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
         self._step = torch.compile(self.step, dynamic=False, **options)
         self.compiled = True
 
