@@ -155,8 +155,8 @@ def print_results(name: str, res: dict[str, Any]) -> None:
                       f"{escape(', '.join(res['unfinished']))}", soft_wrap=True)
     if res["reached"] is not None:
         gap = res["mean"] - float(res["paper"])
-        console.print(("[green]reached[/]" if res["reached"] else "[yellow]below[/]")
-                      + f" the paper's figure by {gap:+.4f}")
+        console.print(f"[green]reached[/] the paper's figure ({gap:+.4f})" if res["reached"]
+                      else f"[yellow]below[/] the paper's figure by {-gap:.4f}")
 
 
 def reproduce(args: list[str], launch) -> dict[str, Any] | None:
