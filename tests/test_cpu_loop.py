@@ -62,6 +62,7 @@ def assert_same(a, b, atol: float = 0.0):
     # owners K > 1 (auto: ceil(32 / 10) = 4; or set): the loop claims one owner, so these run step by step
     (DIGITS + ["model.n_neurons=10"], 32, "owner", 0.0),
     (DIGITS + ["model.n_neurons=30", "model.learner.owners=3"], 8, "owner", 0.0),
+    (DIGITS + ["model.n_neurons=30", "model.learner.overflow=nearest"], 8, "owner", 0.0),
 ])
 def test_learning_equals_the_eager_path(compose_cfg, overrides, batch, reduction, atol):
     args = overrides + [f"model.learner.reduction={reduction}"]

@@ -64,3 +64,19 @@ def test_diagnostics_are_off_for_gradient_models_and_can_be_forced(compose_cfg, 
     assert not (tmp_path / "b" / "diagnostics.png").exists()
     lines = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert not any("diagnostics" in l for l in lines)
+
+
+def test_samples_learned_counts_owners_and_overflow_placements(compose_cfg, tmp_path):
+    # 10 neurons, batch 20: owners auto = 2 per neuron. A sample may own several neurons (it fires
+    # one after another), so the owners leave some samples out; overflow: nearest places them on
+    # neurons with room left, and the share of samples learned from counts them
+    shares = {}
+    for overflow in ("none", "nearest"):
+        cfg = compose_cfg("+model=diehl_cook", *TINY, "trainer.batch_size=20", "trainer.cpu_kernel=false",
+                          f"model.learner.overflow={overflow}")
+        train(cfg, tmp_path / overflow)
+        lines = [json.loads(l) for l in (tmp_path / overflow / "metrics.jsonl").read_text().splitlines()]
+        diag = [l["diagnostics"] for l in lines if l["phase"] == "train"]
+        shares[overflow] = [d["samples_learned"] for d in diag]
+    assert all(a <= b for a, b in zip(shares["none"], shares["nearest"]))
+    assert sum(shares["nearest"]) > sum(shares["none"])

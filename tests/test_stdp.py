@@ -191,3 +191,70 @@ def test_owners_one_and_auto_resolve_as_documented():
     with pytest.raises(ConfigError) as e:
         owners_rule(batch=1, owners=0)
     assert e.value.key == "owners"
+
+
+def test_overflow_nearest_places_a_sample_without_a_neuron_on_the_closest_free_one():
+    # 3 samples, 3 neurons, one owner each. Samples 0 and 1 both fire neuron 0 at t=0: sample 0
+    # owns it, sample 1 taught nothing. Neuron 1 is closer to sample 1's pattern than neuron 2,
+    # so sample 1 teaches neuron 1: w[:, 1] += nu_post * P_1, with P_1 = its pre traces summed
+    # over the steps where its layer spiked. Sample 2 never fired: it has nothing to teach.
+    pre, post, conn, rule = owners_rule(batch=3, n_post=3, owners=1, overflow="nearest")
+    with torch.no_grad():
+        conn.w.copy_(torch.tensor([[0.5, 0.9, 0.1], [0.5, 0.1, 0.9], [0.5, 0.5, 0.5]]))
+    w0 = conn.w.clone()
+    x = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    for t in range(2):
+        pre(x)
+        post(torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 0]]) if t == 0 else torch.zeros(3, 3))
+        rule.step()
+    before_end = conn.w.clone()
+    # the owner path: neuron 0 learned from sample 0 only
+    assert torch.allclose(before_end[:, 0], w0[:, 0] + x[0])
+    rule.end_presentation()
+    p1 = x[1]  # one spike of sample 1's layer, at t=0, pre trace 1
+    assert torch.allclose(conn.w[:, 1], w0[:, 1] + 1.0 * p1)
+    assert torch.equal(conn.w[:, 2], w0[:, 2])
+    assert torch.equal(conn.w[:, 0], before_end[:, 0])
+    assert rule.learned_from(3).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_overflow_respects_room_and_batch_order():
+    # four samples all fire neuron 0 (owned by sample 0); neurons 1 and 2 are free, one owner each;
+    # all three waiting samples prefer neuron 1: sample 1 gets it, sample 2 the next best (2), sample 3 nothing
+    pre, post, conn, rule = owners_rule(batch=4, n_post=3, owners=1, overflow="nearest")
+    with torch.no_grad():
+        conn.w.copy_(torch.tensor([[0.5, 0.9, 0.4], [0.5, 0.9, 0.4], [0.5, 0.9, 0.4]]))
+    w0 = conn.w.clone()
+    x = torch.eye(3)[[0, 0, 1, 2]]
+    pre(x)
+    post(torch.tensor([[1.0, 0, 0]] * 4))
+    rule.step()
+    rule.end_presentation()
+    assert torch.allclose(conn.w[:, 1], w0[:, 1] + x[1])
+    assert torch.allclose(conn.w[:, 2], w0[:, 2] + x[2])
+    assert rule.learned_from(4).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_overflow_needs_the_owner_reduction_and_a_known_value():
+    with pytest.raises(ConfigError) as e:
+        owners_rule(batch=2, overflow="closest")
+    assert e.value.key == "overflow" and "nearest" in e.value.message
+    pre, post = Input(3, traces=True), Input(2, traces=True)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b"}, source_shape=(3,), target_shape=(2,))
+    with pytest.raises(ConfigError) as e:
+        LearningRule.build({"type": "post_pre", "reduction": "sum", "overflow": "nearest"}, connection=conn,
+                           source=pre, target=post)
+    assert e.value.key == "overflow" and "reduction: owner" in e.value.message
+
+
+def test_overflow_is_refused_across_processes():
+    from snnrun.engine.data_parallel import DataParallel
+    from snnrun.engine.experiment import build_experiment
+    from tests.conftest import TINY, compose_config
+
+    exp = build_experiment(compose_config("+model=diehl_cook", *TINY, "device=cpu", "model.learner.overflow=nearest",
+                                          "trainer.batch_size=4"))
+    with pytest.raises(ConfigError) as e:
+        DataParallel(rank=0, world=2, local_rank=0, device=torch.device("cpu")).attach(exp)
+    assert e.value.key == "overflow" and "one process" in e.value.message
+    assert exp.network.learners["learner"].data_parallel is None  # refused before anything was handed over

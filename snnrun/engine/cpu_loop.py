@@ -122,9 +122,11 @@ class DCPresentation:
         if any(g.data_parallel is not None or g.s.dtype != torch.float32 or g.s.is_cuda for g in net.groups.values()):
             return False
         # the loop claims one owner per neuron: 'owners' K > 1 (auto when the batch outnumbers
-        # the neurons) runs step by step
-        if net.training and any(getattr(r, "reduction", None) == "owner" and r.owners_per_neuron(x.shape[1]) > 1
-                                for r in net.learners.values()):
+        # the neurons) and the placement of overflowing samples run step by step
+        if net.training and x.shape[1] > 1 and any(
+                getattr(r, "reduction", None) == "owner"
+                and (r.owners_per_neuron(x.shape[1]) > 1 or getattr(r, "overflow", "none") != "none")
+                for r in net.learners.values()):
             return False
         return all(getattr(r, "data_parallel", None) is None for r in net.learners.values())
 

@@ -197,6 +197,11 @@ class DataParallel:
         (SyncBatchNorm on GPUs unless ``trainer.sync_batchnorm=false``: batch statistics of the
         global batch, as in one process)."""
         self.check_batch(exp)
+        for name, rule in exp.network.learners.items():
+            if getattr(rule, "overflow", "none") != "none" and self.world > 1:
+                raise ConfigError(f"learner '{name}': overflow: {rule.overflow} places a batch's samples on free "
+                                  "neurons within one process and is not split across processes; use overflow: none "
+                                  "with more than one process", key="overflow")
         exp.strategy = self
         exp.network.use_strategy(self)
         # collectives run eagerly every step: no torch.compile'd step, no captured CUDA graph

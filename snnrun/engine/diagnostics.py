@@ -61,13 +61,11 @@ class LearningDiagnostics:
         self.active += (counts.sum(0) > 0).sum()
         self.silent += (~spiking).sum()
         for rule in self.owner_rules:  # samples that own a neuron: those an owner rule learned from
-            b = counts.shape[0]
-            if getattr(rule, "owner", None) is None:  # batch 1 on the CPU runs as 'sum' (stdp.py)
+            learned = rule.learned_from(counts.shape[0])
+            if learned is None:  # batch 1 on the CPU runs as 'sum' (stdp.py)
                 self.owning += spiking.sum()
-                continue
-            owned = torch.zeros(b + 1, dtype=torch.long, device=counts.device)
-            owned.scatter_(0, rule.owner.clamp_min(-1) + 1, 1)
-            self.owning += owned[1:].sum()
+            else:
+                self.owning += (learned > 0).sum().to(self.owning.device)
         self.batches += 1
         self.samples += counts.shape[0]
 

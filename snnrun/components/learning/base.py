@@ -22,6 +22,7 @@ from snnrun.model_schema import LEARNER_PARAMS
 from snnrun.registry import Registered, Registry
 
 REDUCTIONS = ("sum", "mean", "owner")
+OVERFLOWS = ("none", "nearest")  # reduction: owner, a sample whose winners are all owned: nothing, or the nearest free neuron
 
 
 class Learner:
@@ -81,7 +82,7 @@ class LearningRule(Registered, Learner):
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
-                 weight_decay: float = 0.0, owners: int | str = 1):
+                 weight_decay: float = 0.0, owners: int | str = 1, overflow: str = "none"):
         self.connection = connection
         self.source, self.target = source, target
         self.dt = float(dt)
@@ -100,6 +101,10 @@ class LearningRule(Registered, Learner):
             raise ConfigError(f"how many samples of a batch each neuron learns from (reduction: owner): a whole "
                               f"number >= 1 or auto (ceil(batch / neurons)), got {owners!r}", key="owners")
         self.owners = owners
+        if overflow not in OVERFLOWS:
+            raise ConfigError(f"what a sample that teaches no neuron does (reduction: owner): one of "
+                              f"{', '.join(OVERFLOWS)}, got {overflow!r}", key="overflow")
+        self.overflow = overflow
 
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""

@@ -12,6 +12,7 @@ from snnrun.engine.random_keys import counter_uniform
 
 
 BOUNDS = ("hard", "soft")
+OVERFLOW_ROUNDS = 8  # placement rounds of overflow: nearest (each places every sample that still fits)
 
 
 def check_bounds(bounds: str, connection) -> str:
@@ -52,6 +53,19 @@ class PostPreSTDP(LearningRule):
     most images teach nothing, where a sequential presentation learns from every one; ``auto``
     keeps K = 1 whenever B <= n_post (and at batch 1, where every rule here is ``sum``). K > 1
     costs two batch-sized matrix products per step instead of the gather.
+
+    ``overflow: nearest`` gives the samples that taught no neuron (every neuron they fired was
+    already owned by K earlier samples) a neuron after all: the one with room left whose weights
+    are closest to the sample's presynaptic activity, as a sequential presentation would have
+    found it once the earlier samples had raised their winners' thresholds. At the end of the
+    presentation, with P_b = sum_t x_pre,b(t) [sample b's target layer spiked at t] (the
+    potentiation its own winner received) and the samples taken in batch order, up to K per
+    neuron::
+
+        j*(b) = argmax_j  P_b . w_j   over neurons j with fewer than K owners
+        w_j*  += nu_post * P_b
+
+    It changes nothing at batch 1 (every sample teaches) and is not split across processes.
     """
 
     supports_owner = True
@@ -67,10 +81,20 @@ class PostPreSTDP(LearningRule):
         if not hasattr(connection, "w") or connection.w.dim() != 2:
             raise ConfigError("post_pre learns dense connections (a 2-D weight matrix)",
                               key="connection")
+        if self.overflow != "none" and self.reduction != "owner":
+            raise ConfigError(f"overflow: {self.overflow} places the samples that the owner reduction left "
+                              f"without a neuron; it needs reduction: owner (got {self.reduction})", key="overflow")
+        self.owner = self.members = self.placed = self.potentiation = None
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
         self.members = None  # owners > 1: (B, n_post) whether sample b is one of j's owners
+        self.placed = None  # overflow: (B, n_post) the samples placed on a free neuron
+        # overflow: each sample's summed presynaptic traces at its target layer's spikes (allocated
+        # here, added to in place: a compiled step sees the same tensor at every step)
+        w = self.connection.w
+        self.potentiation = w.new_zeros(batch_size, w.shape[0]) \
+            if self.overflow != "none" and self.reduction == "owner" and batch_size > 1 else None
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -108,15 +132,68 @@ class PostPreSTDP(LearningRule):
             per_rank[dp.rank] = fresh.sum(0)
             per_rank = dp.all_reduce_(per_rank)
             total, earlier = per_rank.sum(0), per_rank[:dp.rank].sum(0)
-        # running count of fresh firings down the batch: a lower-triangular product, exact for 0/1
-        # counts, in place of cumsum (whose scan some torch.compile versions cannot generate on CUDA)
-        b = fresh.shape[0]
-        if getattr(self, "_tril", None) is None or self._tril.shape[0] != b or self._tril.device != fresh.device:
-            self._tril = torch.ones(b, b, dtype=fresh.dtype, device=fresh.device).tril()
-        running = self._tril @ fresh
+        running = self._lower_triangle(fresh.shape[0], fresh) @ fresh  # fresh firings down the batch
         self.members = self.members + fresh * ((running + earlier) <= room).to(s_post.dtype)
         self.taken = self.taken + torch.minimum(total, room)
         return self.members
+
+    def learned_from(self, b: int) -> torch.Tensor | None:
+        """(B,) 0/1: the samples of this presentation the rule learned from (owners, and the
+        samples ``overflow`` placed); None at batch 1 on the CPU, where every sample teaches."""
+        if self.members is not None:
+            learned = (self.members.sum(1) > 0).to(self.members.dtype)
+        elif self.owner is not None:
+            owned = torch.zeros(b + 1, device=self.owner.device)
+            learned = owned.scatter_(0, self.owner.clamp_min(-1) + 1, 1.0)[1:]
+        else:
+            return None
+        if self.placed is not None:
+            learned = learned + self.placed.sum(1)
+        return learned
+
+    def end_presentation(self) -> None:
+        if self.potentiation is not None and self.data_parallel is None:
+            self.place_overflow()
+            self.connection.clamp()
+
+    def place_overflow(self) -> None:
+        """``overflow: nearest``: the samples that taught nothing teach the nearest neuron with room.
+        No host sync (it is captured in the presentation's CUDA graph): a fixed number of rounds,
+        each placing every unplaced sample on its best free neuron, lower samples first."""
+        p, w = self.potentiation, self.connection.w
+        b, n = p.shape[0], w.shape[1]
+        learned = self.learned_from(b)
+        if learned is None:
+            return
+        k = self.owners_per_neuron(b)
+        if self.members is not None:
+            room = (k - self.taken).clamp_min(0)
+        else:
+            room = (self.owner < 0).to(w.dtype) if self.owner is not None else w.new_ones(n)
+        waiting = (learned == 0) & (p.sum(1) > 0)  # fired nothing: nothing to teach either
+        score = p @ w  # (B, n): how close each neuron's weights are to each sample's activity
+        tril = self._lower_triangle(b, w)
+        placed = w.new_zeros(b, n)
+        for _ in range(OVERFLOW_ROUNDS):
+            open_score = score.masked_fill(room[None] <= 0, float("-inf"))
+            best = open_score.argmax(1, keepdim=True)
+            fits = waiting & torch.isfinite(open_score.gather(1, best).squeeze(1))
+            want = w.new_zeros(b, n).scatter_(1, best, 1.0) * fits[:, None].to(w.dtype)
+            got = want * ((tril @ want) <= room[None]).to(w.dtype)  # up to room[j], in sample order
+            placed += got
+            room = room - got.sum(0)
+            waiting = waiting & (got.sum(1) == 0)
+        self.placed = placed
+        w.add_(p.t() @ placed, alpha=self.nu[1])
+
+    def _lower_triangle(self, b: int, like: torch.Tensor) -> torch.Tensor:
+        """(b, b) ones on and below the diagonal: ``tril @ x`` is the running sum down the batch,
+        exact for 0/1 counts (in place of cumsum, whose scan some torch.compile versions cannot
+        generate on CUDA)."""
+        t = getattr(self, "_tril", None)
+        if t is None or t.shape[0] != b or t.device != like.device or t.dtype != like.dtype:
+            t = self._tril = torch.ones(b, b, dtype=like.dtype, device=like.device).tril()
+        return t
 
     def owner_terms(self, s_pre, x_pre, s_post, x_post) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_pre^T s_post, s_pre^T x_post) over the owner samples only. Each column has at most
@@ -143,6 +220,8 @@ class PostPreSTDP(LearningRule):
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
         k = self.owners_per_neuron(b) if self.reduction == "owner" else 1
+        if self.potentiation is not None and not single:
+            self.potentiation.add_(x_pre * s_post.amax(1, keepdim=True))
         if self.reduction == "owner" and k > 1 and not single:
             member = self.claim_many(s_post, k)  # batch-sized products: each column has up to K samples
             potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
