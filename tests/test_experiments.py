@@ -96,6 +96,9 @@ def test_reproduce_runs_seeds_and_reports_mean_std_against_the_paper(tmp_path, c
     assert res["mean"] == pytest.approx(mean) and res["std"] == pytest.approx(std)
     assert res["total_wall_s"] > 0 and res["run_wall_s_mean"] > 0
     assert "0.8290" in r.stdout and f"{mean:.4f}" in r.stdout and "Diehl & Cook 2015" in r.stdout
+    # TINY runs synthetic data: the paper's MNIST figure is shown but not compared with it
+    assert res["data"] == {"recipe": "mnist", "ran": "synthetic"} and res["reached"] is None
+    assert "not compared" in r.stdout and "below the paper" not in r.stdout
 
 
 @pytest.mark.parametrize("args, key", [
