@@ -410,7 +410,7 @@ def test_model_config_errors(compose_cfg, tmp_path):
     assert e.value.key == "model.learner.optimizer.type"
 
 
-@pytest.mark.parametrize("model", ["csnn", "plif_csnn"])
+@pytest.mark.parametrize("model", ["csnn", "plif_csnn", "csnn_sj"])
 def test_conv_models_train_a_step(compose_cfg, tmp_path, model):
     summary = train(compose_cfg(f"+model={model}", *TINY_GRAD, "trainer.epochs=1", "model.channels=4",
                                 "model.hidden=16"), tmp_path)
