@@ -115,3 +115,36 @@ def test_eval_accepts_a_group_choice_override(tiny_run):
     _, out, summary = tiny_run
     result = evaluate_run(out, ["logger=plain"])
     assert result["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_batch_warmup_presents_the_first_images_in_small_batches(compose_cfg, tmp_path, monkeypatch):
+    """trainer.warmup_images: the run's first N images in batches of warmup_batch_size, then
+    batch_size; over two epochs the warm-up happens once (it counts the run's images)."""
+    from snnrun.engine.loop import Trainer
+
+    sizes = []
+    real = Trainer.train_batch
+
+    def record(self, xb, yb, *a):
+        sizes.append(len(xb))
+        return real(self, xb, yb, *a)
+
+    monkeypatch.setattr(Trainer, "train_batch", record)
+    cfg = compose_cfg("+model=diehl_cook", *TINY, "trainer.epochs=2", "trainer.batch_size=16",
+                      "trainer.warmup_images=10", "trainer.warmup_batch_size=4")
+    summary = train(cfg, tmp_path)
+    # 40 images per epoch: 4+4+4 (12 >= 10), then 16, 12; the second epoch 16, 16, 8
+    assert sizes == [4, 4, 4, 16, 12, 16, 16, 8]
+    assert summary["train_samples"] == 80
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["+model=diehl_cook", "trainer.warmup_images=-1"], "trainer.warmup_images"),
+    (["+model=diehl_cook", "trainer.warmup_images=10", "trainer.warmup_batch_size=0"], "trainer.warmup_batch_size"),
+    (["+model=snn_mlp", "trainer.warmup_images=10"], "trainer.warmup_images"),  # a gradient learner
+])
+def test_batch_warmup_bad_values_name_the_key(compose_cfg, tmp_path, overrides, key):
+    tiny = TINY if "diehl_cook" in overrides[0] else ["data=synthetic", "data.n_train=40", "data.n_test=20", "logger=plain"]
+    with pytest.raises(ConfigError) as e:
+        train(compose_cfg(*tiny, *overrides), tmp_path / "run")
+    assert e.value.key == key

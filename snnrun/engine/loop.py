@@ -253,15 +253,24 @@ class Trainer:
             strategy.attach(exp)
         tr = exp.cfg["trainer"]
         self.epochs, self.bs = int(tr["epochs"]), int(tr["batch_size"])
+        self.warmup_n, self.warmup_bs = int(tr.get("warmup_images", 0)), int(tr.get("warmup_batch_size", 16))
         self.ebs = int(tr.get("eval_batch_size", 256))
         self.assign_every = int(tr.get("assign_every", 250))
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
-        for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1)):
+        for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1),
+                          ("warmup_images", self.warmup_n, 0), ("warmup_batch_size", self.warmup_bs, 1)):
             if v < low:
                 raise ConfigError(f"expected a whole number >= {low}, got {v}", key=f"trainer.{k}")
+        if self.warmup_n and exp.gradient is not None:
+            raise ConfigError("a batch-size warm-up is for local learning rules; a gradient learner's schedule "
+                              "counts batches of trainer.batch_size: set trainer.warmup_images=0",
+                              key="trainer.warmup_images")
+        if self.warmup_n and strategy is not None and self.warmup_bs < strategy.world:
+            raise ConfigError(f"the warm-up batch is global too, split over the {strategy.world} processes: it must "
+                              f"be >= {strategy.world}, got {self.warmup_bs}", key="trainer.warmup_batch_size")
         if self.ckpt_every < 0:
             raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {self.ckpt_every}",
                               key="trainer.checkpoint_every")
@@ -419,7 +428,7 @@ class Trainer:
                     bar.progress.update(bar.task, completed=prog.start)
                 base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.runner.capture_s
                 while prog.start < self.n_train:
-                    idx = order[prog.start:prog.start + self.bs]
+                    idx = order[prog.start:prog.start + self.batch_at(prog.samples)]
                     xb, yb = train_x[idx], train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
                     self.health.count_silent(counts)  # on the device; read at the epoch end
@@ -460,6 +469,10 @@ class Trainer:
             last_ckpt = prog.samples
             self.interrupted()
         self.settle()
+
+    def batch_at(self, samples: int) -> int:
+        """The batch size after ``samples`` training images of the run (``trainer.warmup_images``)."""
+        return self.warmup_bs if samples < self.warmup_n else self.bs
 
     def healthy(self, where: str, check=None) -> None:
         """Run a health check (default: the state is finite); a finding stops the run with a
