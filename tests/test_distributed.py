@@ -85,6 +85,7 @@ def test_ddp_stdp_matches_single_process(tmp_path, cli_env):
     assert (ddp / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow  # two torchrun processes (~13 s on 2 cores); the STDP and every-learner cases run by default
 def test_ddp_gradient_matches_single_process(tmp_path, cli_env):
     # snn_mlp without batch norm and dropout: on CPU there is no SyncBatchNorm (GPUs get it), and
     # dropout masks are drawn per rank
@@ -100,6 +101,7 @@ def test_ddp_gradient_matches_single_process(tmp_path, cli_env):
     only_run_dirs(tmp_path, "single", "ddp")
 
 
+@pytest.mark.slow  # three torchrun launches (~13 s on 2 cores)
 def test_ddp_resume_from_rank_zero_checkpoint(tmp_path, cli_env):
     """A run checkpointed by one process resumes under torchrun (read on rank 0, broadcast) and
     ends where the uninterrupted run ends."""
@@ -148,6 +150,7 @@ def test_ddp_every_learner_matches_single_process(tmp_path, cli_env):
     print(f"torchrun (2 processes, {len(cases)} cases): {t_ddp:.1f} s; one process: {time.perf_counter() - t0:.1f} s")
 
 
+@pytest.mark.slow  # the README's torchrun command (~7 s on 2 cores)
 def test_ddp_preset_runs_as_the_readme_shows(tmp_path, cli_env):
     """`torchrun --standalone --nproc_per_node=2 -m snnrun train +model=diehl_cook trainer=ddp`:
     the preset's global batch splits over 2 processes without further overrides."""

@@ -84,6 +84,7 @@ def test_cli_probe_out_creates_parents_and_nothing_else(tmp_path, cli_env):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # eight CLI processes (~14 s on 2 cores); probe's config checks are tested in-process above
 def test_cli_probe_bad_input_creates_nothing(tmp_path, cli_env):
     for args in (["neuron=nope"], ["input=sin"], ["neuron=lif", "input.amplitud=3"], ["neuron=lif", "dt=fast"]):
         r = probe_cli(args, tmp_path, cli_env)
