@@ -29,7 +29,7 @@ class TrainerConfig:
     epochs: int = 1
     batch_size: int = 1                # samples simulated in parallel while learning
     warmup_images: int = 0             # the run's first N training images in batches of warmup_batch_size
-    warmup_batch_size: int = 16        # (local rules: large batches learn poor first features from random weights)
+    warmup_batch_size: int = 16        # (local rules: helps short runs at large batches; README)
     eval_batch_size: int = 256         # label assignment and test, learning off
     assign_every: int = 250            # samples between running-accuracy / label updates
     label_pass: bool = True
