@@ -258,3 +258,47 @@ def test_overflow_is_refused_across_processes():
         DataParallel(rank=0, world=2, local_rank=0, device=torch.device("cpu")).attach(exp)
     assert e.value.key == "overflow" and "one process" in e.value.message
     assert exp.network.learners["learner"].data_parallel is None  # refused before anything was handed over
+
+
+def test_baseline_running_mean_potentiates_from_the_trace_minus_its_running_mean():
+    # 2 samples, 2 inputs, 1 post neuron, nu_pre = 0: one step where both samples' post neuron fires.
+    # m <- m + r (mean_b x_pre - m) with r = dt / baseline_tc = 0.5; dw = nu_post sum_b (x_pre,b - m) s_post,b
+    pre, post = Input(2, traces=True), Input(1, traces=True)
+    conn = Connection.build({"type": "dense", "source": "a", "target": "b", "init": 0.5, "wmin": -10.0, "wmax": 10.0},
+                            source_shape=(2,), target_shape=(1,))
+    rule = LearningRule.build({"type": "post_pre", "nu": [0.0, 1.0], "baseline": "running_mean", "baseline_tc": 2.0},
+                              connection=conn, source=pre, target=post)
+    for g in (pre, post, rule):
+        g.reset_state(2)
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # input 0 fires for both samples, input 1 for one
+    pre(x)
+    post(torch.ones(2, 1))
+    rule.step()
+    m = 0.5 * x.mean(0)  # from 0 towards the batch mean [1, 0.5]
+    assert torch.allclose(conn.pre_mean, m)
+    expected = 0.5 + ((x - m) * 1.0).sum(0)  # both samples fired the post neuron (sum reduction)
+    assert torch.allclose(conn.w[:, 0], expected)
+    # a second identical step: m moves on towards the mean, the constant input 0 potentiates less
+    pre(x)
+    post(torch.ones(2, 1))
+    rule.step()
+    m2 = m + 0.5 * (x.mean(0) - m)
+    assert torch.allclose(conn.pre_mean, m2)
+    assert "pre_mean" in dict(conn.named_buffers())  # saved with the network's state
+
+
+def test_baseline_bad_values_and_no_split_across_processes():
+    from snnrun.engine.data_parallel import DataParallel
+    from snnrun.engine.experiment import build_experiment
+    from tests.conftest import TINY, compose_config
+
+    for node, key in (({"baseline": "median"}, "baseline"), ({"baseline": "running_mean", "baseline_tc": 0}, "baseline_tc")):
+        with pytest.raises(ConfigError) as e:
+            owners_rule(batch=2, **node)
+        assert e.value.key == key
+    exp = build_experiment(compose_config("+model=diehl_cook", *TINY, "device=cpu", "+model.learner.baseline=running_mean",
+                                          "trainer.batch_size=4"))
+    assert exp.network.cpu_loop is None  # the C loop has no baseline: the step-by-step path runs it
+    with pytest.raises(ConfigError) as e:
+        DataParallel(rank=0, world=2, local_rank=0, device=torch.device("cpu")).attach(exp)
+    assert e.value.key == "baseline"

@@ -148,3 +148,15 @@ def test_batch_warmup_bad_values_name_the_key(compose_cfg, tmp_path, overrides, 
     with pytest.raises(ConfigError) as e:
         train(compose_cfg(*tiny, *overrides), tmp_path / "run")
     assert e.value.key == key
+
+
+def test_baseline_running_mean_is_checkpointed_and_re_evaluates_the_same(compose_cfg, tmp_path):
+    from tests.conftest import train_like_cli
+
+    cfg = compose_cfg("+model=diehl_cook", *TINY, "trainer.batch_size=4", "+model.learner.baseline=running_mean")
+    summary = train_like_cli(cfg, tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    mean = state["network"]["connections.X_Ae.pre_mean"]
+    assert mean.shape == (64,) and float(mean.sum()) > 0  # the running mean of the inputs' traces
+    again = evaluate_run(tmp_path)
+    assert again["test_accuracy"] == summary["test_accuracy"]

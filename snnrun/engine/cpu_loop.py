@@ -87,8 +87,8 @@ def network_misfit(net) -> str | None:
     if rules:
         r = rules[0]
         if len(rules) != 1 or type(r) is not PostPreSTDP or r.connection is not dense or r.bounds != "hard" \
-                or r.weight_decay:
-            return "learning other than one post_pre rule (hard bounds, no weight decay) on X -> Ae"
+                or r.weight_decay or r.baseline != "none":
+            return "learning other than one post_pre rule (hard bounds, no weight decay, no baseline) on X -> Ae"
     return None
 
 

@@ -198,6 +198,10 @@ class DataParallel:
         global batch, as in one process)."""
         self.check_batch(exp)
         for name, rule in exp.network.learners.items():
+            if getattr(rule, "baseline", "none") != "none" and self.world > 1:
+                raise ConfigError(f"learner '{name}': baseline: {rule.baseline} keeps one running mean of the inputs "
+                                  "in one process and is not split across processes; use baseline: none with more "
+                                  "than one process", key="baseline")
             if getattr(rule, "overflow", "none") != "none" and self.world > 1:
                 raise ConfigError(f"learner '{name}': overflow: {rule.overflow} places a batch's samples on free "
                                   "neurons within one process and is not split across processes; use overflow: none "

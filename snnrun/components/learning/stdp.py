@@ -12,6 +12,7 @@ from snnrun.engine.random_keys import counter_uniform
 
 
 BOUNDS = ("hard", "soft")
+BASELINES = ("none", "running_mean")  # post_pre's presynaptic baseline of the potentiation
 OVERFLOW_ROUNDS = 8  # placement rounds of overflow: nearest (each places every sample that still fits)
 
 
@@ -66,13 +67,31 @@ class PostPreSTDP(LearningRule):
         w_j*  += nu_post * P_b
 
     It changes nothing at batch 1 (every sample teaches) and is not split across processes.
+
+    ``baseline: running_mean`` potentiates from the presynaptic trace minus its running mean, a
+    presynaptic form of the covariance rule (Sejnowski 1977, J. Math. Biol. 4:303): an input
+    that fires the same for every sample (a grey background) potentiates nothing, and one that
+    fires less than usual depresses::
+
+        m_i  <- m_i + (dt / baseline_tc) (mean_b x_pre,b,i(t) - m_i)     every step while learning
+        dw_ij = - nu_pre s_pre_i x_post_j + nu_post (x_pre_i - m_i) s_post_j
+
+    m starts at 0, is kept with the connection's state (``<connection>.pre_mean``: checkpoints,
+    the device) and is not split across processes.
     """
 
     supports_owner = True
 
-    def __init__(self, connection, *, bounds: str = "hard", **kw):
+    def __init__(self, connection, *, bounds: str = "hard", baseline: str = "none",
+                 baseline_tc: float = 1000.0, **kw):
         super().__init__(connection, **kw)
         self.bounds = check_bounds(bounds, connection)
+        if baseline not in BASELINES:
+            raise ConfigError(f"the presynaptic baseline of the potentiation: one of {', '.join(BASELINES)}, "
+                              f"got {baseline!r}", key="baseline")
+        if not float(baseline_tc) > 0:
+            raise ConfigError(f"the time constant (ms) of the running mean: > 0, got {baseline_tc}", key="baseline_tc")
+        self.baseline, self.baseline_rate = baseline, min(1.0, self.dt / float(baseline_tc))
         for role, group in (("source", self.source), ("target", self.target)):
             if group is not None and not group.traces:
                 raise ConfigError(f"post_pre needs spike traces on its {role} group "
@@ -85,6 +104,10 @@ class PostPreSTDP(LearningRule):
             raise ConfigError(f"overflow: {self.overflow} places the samples that the owner reduction left "
                               f"without a neuron; it needs reduction: owner (got {self.reduction})", key="overflow")
         self.owner = self.members = self.placed = self.potentiation = None
+        if self.baseline != "none" and hasattr(connection, "w") and connection.w.dim() == 2:
+            # a buffer of the connection: saved in checkpoints, moved with the network, restored
+            # after the CUDA-graph warm-up like the weights
+            connection.register_buffer("pre_mean", torch.zeros(connection.w.shape[0], dtype=connection.w.dtype))
 
     def reset_state(self, batch_size: int) -> None:
         self.owner = None  # (n_post,) sample index that owns each neuron, -1: none yet
@@ -220,6 +243,10 @@ class PostPreSTDP(LearningRule):
         # images/s at batch 1 on an H200); a batch split over processes decides ownership jointly
         single = b == 1 and not s_post.is_cuda and getattr(self, "data_parallel", None) is None
         k = self.owners_per_neuron(b) if self.reduction == "owner" else 1
+        if self.baseline != "none":
+            m = self.connection.pre_mean
+            m.lerp_(x_pre.mean(0).to(m.dtype), self.baseline_rate)  # in place: a captured graph replays it
+            x_pre = x_pre - m
         if self.potentiation is not None and not single:
             self.potentiation.add_(x_pre * s_post.amax(1, keepdim=True))
         if self.reduction == "owner" and k > 1 and not single:
