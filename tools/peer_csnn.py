@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
 import json
 import os
 import platform
@@ -61,7 +60,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: snnrun and conf/
-IDX = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte"}
 
 
 def parse(argv=None):
@@ -96,23 +94,22 @@ def parse(argv=None):
 
 # ---------------------------------------------------------------------------- data (no torchvision)
 
-def idx_file(folder: Path, stem: str) -> Path:
-    for d in (folder, folder / "MNIST" / "raw"):
-        for name in (stem, stem + ".gz"):
-            if (d / name).is_file():
-                return d / name
-    raise SystemExit(f"{stem}(.gz) not found in {folder} (nor in {folder}/MNIST/raw)")
+def mnist_train(folder: str):
+    """The MNIST training images and labels as uint8 arrays, read by snnrun's own IDX reader (the
+    same files and layouts ``data=mnist`` accepts; a missing or damaged file is named)."""
+    sys.path.insert(0, str(ROOT))
+    from snnrun.data import IDX_FILES, IDXSource, read_idx
+    from snnrun.errors import ConfigError
 
-
-def read_idx(path: Path):
-    import numpy as np
-
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    if raw[:2] != b"\x00\x00" or raw[2] != 8:
-        raise SystemExit(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    source = IDXSource(root=folder, download=False)
+    paths = [source.find(stem) for stem in IDX_FILES[True]]
+    if None in paths:
+        raise SystemExit(f"the MNIST training files ({', '.join(IDX_FILES[True])}, .gz or not) are not in {folder} "
+                         f"(nor in its MNIST/raw)")
+    try:
+        return tuple(read_idx(p) for p in paths)
+    except ConfigError as e:
+        raise SystemExit(e.message) from None
 
 
 # ---------------------------------------------------------------------------- the SpikingJelly side
@@ -178,8 +175,7 @@ def run_spikingjelly(args) -> dict:
     if mode == "cuda_graph" and not cuda:
         raise SystemExit("--sj-modes cuda_graph needs CUDA")
     torch.manual_seed(args.seed)
-    x = read_idx(idx_file(Path(args.data), IDX["train_x"]))
-    y = read_idx(idx_file(Path(args.data), IDX["train_y"]))
+    x, y = mnist_train(args.data)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     n = len(x)
