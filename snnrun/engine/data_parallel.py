@@ -197,15 +197,15 @@ class DataParallel:
         (SyncBatchNorm on GPUs unless ``trainer.sync_batchnorm=false``: batch statistics of the
         global batch, as in one process)."""
         self.check_batch(exp)
+        # post_pre options that keep batch-wide state in one process (stdp.py)
+        single_process = {"baseline": "keeps one running mean of the inputs",
+                          "overflow": "places a batch's samples on free neurons"}
         for name, rule in exp.network.learners.items():
-            if getattr(rule, "baseline", "none") != "none" and self.world > 1:
-                raise ConfigError(f"learner '{name}': baseline: {rule.baseline} keeps one running mean of the inputs "
-                                  "in one process and is not split across processes; use baseline: none with more "
-                                  "than one process", key="baseline")
-            if getattr(rule, "overflow", "none") != "none" and self.world > 1:
-                raise ConfigError(f"learner '{name}': overflow: {rule.overflow} places a batch's samples on free "
-                                  "neurons within one process and is not split across processes; use overflow: none "
-                                  "with more than one process", key="overflow")
+            for key, what in single_process.items():
+                value = getattr(rule, key, "none")
+                if value != "none" and self.world > 1:
+                    raise ConfigError(f"learner '{name}': {key}: {value} {what} within one process and is not split "
+                                      f"across processes; use {key}: none with more than one process", key=key)
         exp.strategy = self
         exp.network.use_strategy(self)
         # collectives run eagerly every step: no torch.compile'd step, no captured CUDA graph

@@ -186,13 +186,12 @@ class PostPreSTDP(LearningRule):
         p, w = self.potentiation, self.connection.w
         b, n = p.shape[0], w.shape[1]
         learned = self.learned_from(b)
-        if learned is None:
+        if learned is None:  # nothing was claimed (no step ran): no owners, nothing to place
             return
-        k = self.owners_per_neuron(b)
         if self.members is not None:
-            room = (k - self.taken).clamp_min(0)
+            room = (self.owners_per_neuron(b) - self.taken).clamp_min(0)
         else:
-            room = (self.owner < 0).to(w.dtype) if self.owner is not None else w.new_ones(n)
+            room = (self.owner < 0).to(w.dtype)
         waiting = (learned == 0) & (p.sum(1) > 0)  # fired nothing: nothing to teach either
         score = p @ w  # (B, n): how close each neuron's weights are to each sample's activity
         tril = self._lower_triangle(b, w)
