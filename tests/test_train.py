@@ -147,7 +147,8 @@ def test_batch_warmup_bad_values_name_the_key(compose_cfg, tmp_path, overrides, 
     tiny = TINY if "diehl_cook" in overrides[0] else ["data=synthetic", "data.n_train=40", "data.n_test=20", "logger=plain"]
     with pytest.raises(ConfigError) as e:
         train(compose_cfg(*tiny, *overrides), tmp_path / "run")
-    assert e.value.key == key
+    assert e.value.key == key and "trainer." in key
+    assert not (tmp_path / "run").exists()  # refused before the run dir is made
 
 
 def test_baseline_running_mean_is_checkpointed_and_re_evaluates_the_same(compose_cfg, tmp_path):
