@@ -45,6 +45,7 @@ torchrun launch (tests/ddp_rules_driver.py), every registered learner against on
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from datetime import timedelta
 from typing import Any, Callable
@@ -291,6 +292,9 @@ def session(cfg: Any):
     finally:
         _active = None
         if created:
+            # DistributedDataParallel wrappers left in reference cycles hold the group's backend;
+            # freed at interpreter exit, after the group, gloo's threads abort the process
+            gc.collect()
             dist.destroy_process_group()
 
 
