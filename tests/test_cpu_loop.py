@@ -63,6 +63,7 @@ def assert_same(a, b, atol: float = 0.0):
     (DIGITS + ["model.n_neurons=10"], 32, "owner", 0.0),
     (DIGITS + ["model.n_neurons=30", "model.learner.owners=3"], 8, "owner", 0.0),
     (DIGITS + ["model.n_neurons=30", "model.learner.overflow=nearest"], 8, "owner", 0.0),
+    (DIGITS + ["model.n_neurons=30", "model.learner.owner_by=spike_count"], 8, "owner", 0.0),
 ])
 def test_learning_equals_the_eager_path(compose_cfg, overrides, batch, reduction, atol):
     args = overrides + [f"model.learner.reduction={reduction}"]

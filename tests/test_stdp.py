@@ -193,6 +193,68 @@ def test_owners_one_and_auto_resolve_as_documented():
     assert e.value.key == "owners"
 
 
+def strongest_run(owners, steps, nu=(0.0, 1.0)):
+    """Presents ``steps`` (a list of (pre spikes (B, 3), post spikes (B, n_post))) to a post_pre rule
+    with owner_by: spike_count and returns (w before, w after, the rule, the equation's expected w)."""
+    b, n = steps[0][1].shape
+    pre, post, conn, rule = owners_rule(batch=b, n_post=n, owners=owners, owner_by="spike_count", nu=list(nu))
+    w0 = conn.w.clone()
+    P, D, C = torch.zeros(b, 3), torch.zeros(b, 3), torch.zeros(b, n)
+    for s_pre, s_post in steps:
+        pre(s_pre)
+        post(s_post)
+        P += pre.x * post.s.sum(1, keepdim=True)
+        D += pre.s * post.x.sum(1, keepdim=True)
+        C += post.s
+        rule.step()
+    assert torch.equal(conn.w, w0)  # nothing is learned before the end of the presentation
+    rule.end_presentation()
+    return w0, conn.w.clone(), rule, (P, D, C)
+
+
+def test_owner_by_spike_count_teaches_each_neuron_the_sample_that_fired_it_most():
+    # neuron 0: samples 0 and 1 fire it at t=0 (first_spike would pick sample 0), sample 1 again at
+    # t=1 -> sample 1 owns it; neuron 1: only sample 2 fires it. Sample 1 fires neuron 1 once as well:
+    # c = [[1, 0], [2, 1], [0, 1]]; sample 1's column-0 share is 2/3; neuron 1's owner (K=1, tie 1-1)
+    # is the lower index, sample 1 (share 1/3)
+    x = torch.tensor([[1.0, 0, 0], [0, 1.0, 1.0], [1.0, 1.0, 0]])
+    steps = [(x, torch.tensor([[1.0, 0], [1.0, 0], [0, 0]])),
+             (x, torch.tensor([[0.0, 0], [1.0, 1.0], [0, 1.0]]))]
+    w0, w, rule, (P, D, C) = strongest_run(1, steps, nu=(0.5, 1.0))
+    assert torch.allclose(w[:, 0], w0[:, 0] + 1.0 * P[1] * 2 / 3 - 0.5 * D[1] * 2 / 3)
+    assert torch.allclose(w[:, 1], w0[:, 1] + 1.0 * P[1] * 1 / 3 - 0.5 * D[1] * 1 / 3)
+    assert rule.learned_from(3).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_owner_by_spike_count_with_k_owners_sums_the_k_strongest():
+    # 4 samples fire neuron 0 with counts 1, 3, 2, 0 (one neuron: each sample's share is 1): K=2
+    # -> samples 1 and 2, whatever fired first
+    x = torch.eye(3)[[0, 1, 2, 0]]
+    counts = [1, 3, 2, 0]
+    steps = [(x, torch.tensor([[1.0 if c > t else 0.0] for c in counts])) for t in range(3)]
+    w0, w, rule, (P, D, C) = strongest_run(2, steps)
+    assert torch.allclose(w[:, 0], w0[:, 0] + P[1] + P[2])
+    assert rule.learned_from(4).tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_owner_by_is_checked_and_refused_where_it_cannot_work():
+    with pytest.raises(ConfigError) as e:
+        owners_rule(batch=2, owner_by="most")
+    assert e.value.key == "owner_by" and "spike_count" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        owners_rule(batch=2, owner_by="spike_count", overflow="nearest")
+    assert e.value.key == "owner_by" and "overflow" in e.value.message
+    from snnrun.engine.data_parallel import DataParallel
+    from snnrun.engine.experiment import build_experiment
+    from tests.conftest import TINY, compose_config
+
+    exp = build_experiment(compose_config("+model=diehl_cook", *TINY, "device=cpu",
+                                          "model.learner.owner_by=spike_count", "trainer.batch_size=4"))
+    with pytest.raises(ConfigError) as e:
+        DataParallel(rank=0, world=2, local_rank=0, device=torch.device("cpu")).attach(exp)
+    assert e.value.key == "owner_by" and "one process" in e.value.message
+
+
 def test_overflow_nearest_places_a_sample_without_a_neuron_on_the_closest_free_one():
     # 3 samples, 3 neurons, one owner each. Samples 0 and 1 both fire neuron 0 at t=0: sample 0
     # owns it, sample 1 taught nothing. Neuron 1 is closer to sample 1's pattern than neuron 2,

@@ -121,11 +121,13 @@ class DCPresentation:
         # (cheaper than the groups' dtype properties, which walk their buffers)
         if any(g.data_parallel is not None or g.s.dtype != torch.float32 or g.s.is_cuda for g in net.groups.values()):
             return False
-        # the loop claims one owner per neuron: 'owners' K > 1 (auto when the batch outnumbers
-        # the neurons) and the placement of overflowing samples run step by step
+        # the loop claims one owner per neuron, the first sample to fire it: 'owners' K > 1 (auto
+        # when the batch outnumbers the neurons), owners by spike count and the placement of
+        # overflowing samples run step by step
         if net.training and x.shape[1] > 1 and any(
                 getattr(r, "reduction", None) == "owner"
-                and (r.owners_per_neuron(x.shape[1]) > 1 or getattr(r, "overflow", "none") != "none")
+                and (r.owners_per_neuron(x.shape[1]) > 1 or getattr(r, "overflow", "none") != "none"
+                     or getattr(r, "owner_by", "first_spike") != "first_spike")
                 for r in net.learners.values()):
             return False
         return all(getattr(r, "data_parallel", None) is None for r in net.learners.values())

@@ -199,14 +199,15 @@ class DataParallel:
         global batch, as in one process)."""
         self.check_batch(exp)
         # post_pre options that keep batch-wide state in one process (stdp.py)
-        single_process = {"baseline": "keeps one running mean of the inputs",
-                          "overflow": "places a batch's samples on free neurons"}
+        single_process = {"baseline": ("none", "keeps one running mean of the inputs"),
+                          "overflow": ("none", "places a batch's samples on free neurons"),
+                          "owner_by": ("first_spike", "ranks a batch's samples by their spike counts")}
         for name, rule in exp.network.learners.items():
-            for key, what in single_process.items():
-                value = getattr(rule, key, "none")
-                if value != "none" and self.world > 1:
+            for key, (default, what) in single_process.items():
+                value = getattr(rule, key, default)
+                if value != default and self.world > 1:
                     raise ConfigError(f"learner '{name}': {key}: {value} {what} within one process and is not split "
-                                      f"across processes; use {key}: none with more than one process", key=key)
+                                      f"across processes; use {key}: {default} with more than one process", key=key)
         exp.strategy = self
         exp.network.use_strategy(self)
         # collectives run eagerly every step: no torch.compile'd step, no captured CUDA graph

@@ -23,6 +23,7 @@ from snnrun.registry import Registered, Registry
 
 REDUCTIONS = ("sum", "mean", "owner")
 OVERFLOWS = ("none", "nearest")  # reduction: owner, a sample whose winners are all owned: nothing, or the nearest free neuron
+OWNER_BY = ("first_spike", "spike_count")  # reduction: owner, which samples own a neuron (stdp.py)
 
 
 class Learner:
@@ -82,7 +83,8 @@ class LearningRule(Registered, Learner):
 
     def __init__(self, connection, *, source=None, target=None, dt: float = 1.0,
                  nu: float | Sequence[float] = (1e-4, 1e-2), reduction: str = "sum",
-                 weight_decay: float = 0.0, owners: int | str = 1, overflow: str = "none"):
+                 weight_decay: float = 0.0, owners: int | str = 1, overflow: str = "none",
+                 owner_by: str = "first_spike"):
         self.connection = connection
         self.source, self.target = source, target
         self.dt = float(dt)
@@ -105,6 +107,10 @@ class LearningRule(Registered, Learner):
             raise ConfigError(f"what a sample that teaches no neuron does (reduction: owner): one of "
                               f"{', '.join(OVERFLOWS)}, got {overflow!r}", key="overflow")
         self.overflow = overflow
+        if owner_by not in OWNER_BY:
+            raise ConfigError(f"which samples of a batch own a neuron (reduction: owner): one of "
+                              f"{', '.join(OWNER_BY)}, got {owner_by!r}", key="owner_by")
+        self.owner_by = owner_by
 
     def reset_state(self, batch_size: int) -> None:
         """Called by the network at the start of every presentation (per-sample rule state)."""

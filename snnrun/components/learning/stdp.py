@@ -55,6 +55,22 @@ class PostPreSTDP(LearningRule):
     keeps K = 1 whenever B <= n_post (and at batch 1, where every rule here is ``sum``). K > 1
     costs two batch-sized matrix products per step instead of the gather.
 
+    ``owner_by: spike_count`` picks each neuron's owners by how strongly they drove it instead of
+    by who fired it first: neuron j learns from the K samples that fired it most often over the
+    presentation (ties: lower sample indices), once, at the end of the presentation. The first
+    sample to fire a neuron is often one it barely responds to; the sample that fires it most is
+    the one it already matches best, so its features sharpen instead of taking in whatever came
+    first (a batch-wide competitive step, as in mini-batch k-means). The per-sample traces are
+    summed over the presentation at the steps where the sample's layer spiked, and a column gets
+    its owner's sums in proportion to its share of that sample's spikes, with c_bj = sum_t s_post,bj::
+
+        P_b = sum_t x_pre,b(t) sum_k s_post,bk(t)       D_b = sum_t s_pre,b(t) sum_k x_post,bk(t)
+        dw_ij = sum_{b owns j} (c_bj / sum_k c_bk) (nu_post P_b,i - nu_pre D_b,i)
+
+    exact where one neuron fires per sample (Diehl & Cook's lateral inhibition), an estimate where
+    several do. At batch 1 it is ``sum`` (one sample owns every neuron it fires); it is not split
+    across processes and does not combine with ``overflow``.
+
     ``overflow: nearest`` gives the samples that taught no neuron (every neuron they fired was
     already owned by K earlier samples) a neuron after all: the one with room left whose weights
     are closest to the sample's presynaptic activity, as a sequential presentation would have
@@ -100,10 +116,13 @@ class PostPreSTDP(LearningRule):
         if not hasattr(connection, "w") or connection.w.dim() != 2:
             raise ConfigError("post_pre learns dense connections (a 2-D weight matrix)",
                               key="connection")
+        if self.owner_by != "first_spike" and self.overflow != "none":
+            raise ConfigError(f"owner_by: {self.owner_by} chooses owners at the end of a presentation; overflow: "
+                              f"{self.overflow} places what first_spike owners left: use one of them", key="owner_by")
         if self.overflow != "none" and self.reduction != "owner":
             raise ConfigError(f"overflow: {self.overflow} places the samples that the owner reduction left "
                               f"without a neuron; it needs reduction: owner (got {self.reduction})", key="overflow")
-        self.owner = self.members = self.placed = self.potentiation = None
+        self.owner = self.members = self.placed = self.potentiation = self.by_count = None
         if self.baseline != "none" and hasattr(connection, "w") and connection.w.dim() == 2:
             # a buffer of the connection: saved in checkpoints, moved with the network, restored
             # after the CUDA-graph warm-up like the weights
@@ -118,6 +137,11 @@ class PostPreSTDP(LearningRule):
         w = self.connection.w
         self.potentiation = w.new_zeros(batch_size, w.shape[0]) \
             if self.overflow != "none" and self.reduction == "owner" and batch_size > 1 else None
+        # owner_by: spike_count: each sample's P_b and D_b and its spike counts c_bj, summed over
+        # the presentation (in place, like the potentiation above)
+        self.by_count = (w.new_zeros(batch_size, w.shape[0]), w.new_zeros(batch_size, w.shape[0]),
+                         w.new_zeros(batch_size, w.shape[1])) \
+            if self.owner_by == "spike_count" and self.reduction == "owner" and batch_size > 1 else None
 
     def claim(self, s_post: torch.Tensor) -> None:
         """Neurons that fire now for the first time in this presentation are owned by the
@@ -175,6 +199,9 @@ class PostPreSTDP(LearningRule):
         return learned
 
     def end_presentation(self) -> None:
+        if self.by_count is not None and self.data_parallel is None:
+            self.learn_from_strongest()
+            self.connection.clamp()
         if self.potentiation is not None and self.data_parallel is None:
             self.place_overflow()
             self.connection.clamp()
@@ -207,6 +234,27 @@ class PostPreSTDP(LearningRule):
             waiting = waiting & (got.sum(1) == 0)
         self.placed = placed
         w.add_(p.t() @ placed, alpha=self.nu[1])
+
+    def learn_from_strongest(self) -> None:
+        """``owner_by: spike_count``: each neuron learns from the K samples that fired it most in
+        this presentation (see the class docstring). No host sync: captured with the presentation."""
+        pot, dep, count = self.by_count
+        b = count.shape[0]
+        k = min(self.owners_per_neuron(b), b)
+        # spike count first, then lower sample index: exact in float32 (counts <= steps, b <= 2^12)
+        rank = count * (b + 1) + torch.arange(b - 1, -1, -1, device=count.device, dtype=count.dtype)[:, None]
+        top = rank.topk(k, dim=0).indices  # (k, n_post)
+        members = count.new_zeros(count.shape).scatter_(0, top, 1.0) * (count > 0).to(count.dtype)
+        self.members = members
+        coef = members * count / count.sum(1, keepdim=True).clamp_min(1.0)
+        w = self.connection.w
+        potentiation, depression = pot.t() @ coef, dep.t() @ coef
+        if self.bounds == "soft":
+            c = self.connection
+            potentiation = potentiation * (c.wmax - w)
+            depression = depression * (w - c.wmin)
+        w.sub_(depression, alpha=self.nu[0])
+        w.add_(potentiation, alpha=self.nu[1])
 
     def _lower_triangle(self, b: int, like: torch.Tensor) -> torch.Tensor:
         """(b, b) ones on and below the diagonal: ``tril @ x`` is the running sum down the batch,
@@ -248,6 +296,12 @@ class PostPreSTDP(LearningRule):
             x_pre = x_pre - m
         if self.potentiation is not None and not single:
             self.potentiation.add_(x_pre * s_post.amax(1, keepdim=True))
+        if self.by_count is not None and not single:  # learned at the end of the presentation
+            pot, dep, count = self.by_count
+            pot.add_(x_pre * s_post.sum(1, keepdim=True))
+            dep.add_(s_pre * x_post.sum(1, keepdim=True))
+            count.add_(s_post)
+            return
         if self.reduction == "owner" and k > 1 and not single:
             member = self.claim_many(s_post, k)  # batch-sized products: each column has up to K samples
             potentiation, depression = x_pre.t() @ (s_post * member), s_pre.t() @ (x_post * member)
