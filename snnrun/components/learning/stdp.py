@@ -247,14 +247,7 @@ class PostPreSTDP(LearningRule):
         members = count.new_zeros(count.shape).scatter_(0, top, 1.0) * (count > 0).to(count.dtype)
         self.members = members
         coef = members * count / count.sum(1, keepdim=True).clamp_min(1.0)
-        w = self.connection.w
-        potentiation, depression = pot.t() @ coef, dep.t() @ coef
-        if self.bounds == "soft":
-            c = self.connection
-            potentiation = potentiation * (c.wmax - w)
-            depression = depression * (w - c.wmin)
-        w.sub_(depression, alpha=self.nu[0])
-        w.add_(potentiation, alpha=self.nu[1])
+        self.apply_terms(pot.t() @ coef, dep.t() @ coef)
 
     def _lower_triangle(self, b: int, like: torch.Tensor) -> torch.Tensor:
         """(b, b) ones on and below the diagonal: ``tril @ x`` is the running sum down the batch,
@@ -316,6 +309,11 @@ class PostPreSTDP(LearningRule):
             if self.nu[1]:
                 w.addmm_(x_pre.t(), s_post, alpha=self.nu[1] * scale)
             return
+        self.apply_terms(potentiation, depression, scale)
+
+    def apply_terms(self, potentiation: torch.Tensor, depression: torch.Tensor, scale: float = 1.0) -> None:
+        """w += scale (nu_post P - nu_pre D), each term weight-dependent under soft bounds."""
+        w = self.connection.w
         if self.bounds == "soft":
             c = self.connection
             potentiation = potentiation * (c.wmax - w)
