@@ -80,3 +80,20 @@ def test_samples_learned_counts_owners_and_overflow_placements(compose_cfg, tmp_
         shares[overflow] = [d["samples_learned"] for d in diag]
     assert all(a <= b for a, b in zip(shares["none"], shares["nearest"]))
     assert sum(shares["nearest"]) > sum(shares["none"])
+
+
+def test_owner_by_spike_count_trains_and_bounds_the_samples_learned(compose_cfg, tmp_path):
+    # whole runs at batch 20 over 5 neurons, one owner each: each batch teaches at most 5 of its
+    # 20 samples; the same seed with first_spike owners learns other weights (the option is used)
+    weights = {}
+    for by in ("spike_count", "first_spike"):
+        cfg = compose_cfg("+model=diehl_cook", *TINY, "model.n_neurons=5", "trainer.batch_size=20",
+                          "model.learner.owners=1", f"model.learner.owner_by={by}")
+        summary = train(cfg, tmp_path / by)
+        lines = [json.loads(l) for l in (tmp_path / by / "metrics.jsonl").read_text().splitlines()]
+        shares = [l["diagnostics"]["samples_learned"] for l in lines if l["phase"] == "train"]
+        assert shares and all(0 < s <= 5 / 20 for s in shares), by
+        assert summary["train_samples"] == 40
+        weights[by] = torch.load(tmp_path / by / "checkpoint.pt", weights_only=True)["network"]["connections.X_Ae.w"]
+    assert weights["spike_count"].shape == (64, 5)
+    assert not torch.equal(weights["spike_count"], weights["first_spike"])
