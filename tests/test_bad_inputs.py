@@ -464,6 +464,27 @@ def test_a_write_that_fails_midway_removes_its_temp_file(tmp_path):
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
+def test_a_write_failure_hidden_by_the_writers_own_error_is_still_named(tmp_path):
+    """torch.save's zip writer, closing after a full disk, raises its own RuntimeError ("unexpected
+    pos ...") over the OSError (seen on the GPU machine, where the checkpoint is written from a
+    background thread): the OSError in the chain is what the user is told."""
+    from snnrun.errors import OutputError
+    from snnrun.run.files import atomic_write
+
+    target = tmp_path / "checkpoint.pt"
+
+    def full_then_zip_error(f):
+        try:
+            raise OSError(27, "File too large")
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 19072 vs 18960")
+
+    with pytest.raises(OutputError) as e:
+        atomic_write(target, full_then_zip_error)
+    assert str(target) in str(e.value) and "File too large" in str(e.value) and "ulimit" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_sweep_with_one_bad_point(finished, tmp_path):
     """``model.n_neurons=10,0``: point 0 trains, point 1 fails; the table names the failure and
     the exit code says the sweep did not fully succeed."""

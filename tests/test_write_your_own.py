@@ -62,7 +62,7 @@ def test_user_model_neuron_rule_and_dataset_are_used(my_run, monkeypatch):
     state = torch.load(my_run / "checkpoint.pt", weights_only=True)["network"]
     assert float(state["groups.H.theta"].min()) > 0  # the neuron's learned buffer, checkpointed
     assert not torch.equal(state["connections.X_H.w"], exp.network.connections["X_H"].w.cpu())  # the rule learned
-    assert torch.equal(state["connections.H_H.w"], exp.network.connections["H_H"].w)      # fixed inhibition
+    assert torch.equal(state["connections.H_H.w"], exp.network.connections["H_H"].w.cpu())  # fixed inhibition
 
 
 def test_without_the_examples_on_pythonpath_the_error_names_the_import(cli_env, tmp_path):

@@ -33,8 +33,17 @@ def describe(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def is_write_failure(e: BaseException) -> bool:
-    return isinstance(e, OSError) or (isinstance(e, RuntimeError) and any(s in str(e) for s in _WRITE_FAILED))
+def write_failure(e: BaseException) -> BaseException | None:
+    """The failed write behind ``e``, or None. torch.save can raise the OSError of a full disk and
+    then, while closing its zip writer, a RuntimeError of its own ("unexpected pos ...") that hides
+    it: the chain of exceptions is searched."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and any(s in str(e) for s in _WRITE_FAILED)):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "wb",
@@ -54,8 +63,9 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "wb"
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if is_write_failure(e):
-            raise OutputError(path, describe(e)) from None
+        failure = write_failure(e)
+        if failure is not None:
+            raise OutputError(path, describe(failure)) from None
         raise
     return path
 
