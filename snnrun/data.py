@@ -41,6 +41,7 @@ class Dataset:
     shape: tuple[int, ...]
     n_classes: int
     name: str
+    augment_shift: int = 0  # training images shifted by up to N pixels (snnrun/augment.py)
 
 
 class DatasetSource(Registered):
@@ -52,7 +53,7 @@ class DatasetSource(Registered):
 
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,
-                 intensity: float | str | None = None):
+                 intensity: float | str | None = None, augment_shift: int = 0):
         # shape / n_classes / n_inputs / intensity (the input rate, Hz of a white pixel, that
         # rate encoders should use on this dataset) are declared in the data config so that model
         # configs can interpolate them (${data.n_inputs}); the loader checks the shape.
@@ -62,6 +63,7 @@ class DatasetSource(Registered):
             if v is not None and int(v) <= 0:
                 raise ConfigError(f"must be a positive number of samples or null, got {v}", key=k)
         self.limit_train, self.limit_test = limit_train, limit_test
+        self.augment_shift = int(augment_shift)
 
     def load(self) -> Dataset:
         train, test, shape = self.load_splits()
@@ -69,7 +71,7 @@ class DatasetSource(Registered):
             raise ConfigError(f"data.shape says {list(self.shape)} but the data are {list(shape)}",
                               key="shape")
         return Dataset(train.limit(self.limit_train), test.limit(self.limit_test), tuple(shape),
-                       self.n_classes, getattr(self, "registered_name", type(self).__name__))
+                       self.n_classes, getattr(self, "registered_name", type(self).__name__), self.augment_shift)
 
     def load_splits(self) -> tuple[Split, Split, tuple[int, ...]]:  # pragma: no cover
         raise NotImplementedError

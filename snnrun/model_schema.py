@@ -147,6 +147,7 @@ DATA_PARAMS: dict[str, Range] = {
     "n_train": SIZE, "n_test": SIZE, "n_classes": Range("whole", low=1),
     "limit_train": Range("whole", low=1, what="samples, or null for all"),
     "limit_test": Range("whole", low=1, what="samples, or null for all"),
+    "augment_shift": Range("whole", low=0, what="pixels, 0 for off"),
     "noise": Range(low=0), "test_fraction": Range(low=0, high=1, low_open=True, high_open=True),
 }
 

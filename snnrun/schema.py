@@ -52,6 +52,7 @@ class DataConfig:
     n_classes: int = MISSING
     limit_train: Optional[int] = None
     limit_test: Optional[int] = None
+    augment_shift: int = 0             # training images moved by up to N pixels each way (snnrun/augment.py)
 
 
 @dataclass
