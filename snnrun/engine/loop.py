@@ -37,6 +37,7 @@ from snnrun.engine.deferred import HostQueue, to_host
 from snnrun.engine.diagnostics import LearningDiagnostics
 from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
+from snnrun.engine.represent import Represent
 from snnrun.errors import ConfigError, TrainingDiverged
 from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, CheckpointWriter, StopOnSignal, TrainingInterrupted,
                                    load_checkpoint, rng_state, set_rng_state)
@@ -102,10 +103,13 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     grad = exp.gradient
     captured = exp.runner.capture_s
     loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
+    again = Represent.from_config(exp.cfg["trainer"], exp.encoder)  # trainer.represent_below: quiet samples
     xs = split.x.to(exp.device)  # once: batches are slices on the device
     for start in range(0, len(split), batch_size):
         xb, yb = xs[start:start + batch_size], split.y[start:start + batch_size]
         r = exp.present(xb)
+        if again is not None:
+            r = again(exp.present, xb, r)
         counts.append(r.counts)
         if predict:
             for name, p in exp.predict(r).items():
@@ -260,6 +264,7 @@ class Trainer:
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
+        Represent.from_config(tr, exp.encoder)  # a bad trainer.represent_* fails before training
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
         for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1),
                           ("warmup_images", self.warmup_n, 0), ("warmup_batch_size", self.warmup_bs, 1)):
