@@ -65,3 +65,50 @@ def test_evaluation_presents_quiet_samples_again(compose_cfg):
     assert 5 <= quiet.sum() <= 59, plain  # a mix of quiet and loud samples
     assert torch.equal(again[~quiet], plain[~quiet])
     assert (again[quiet] >= 2).all(), again[quiet]  # a higher rate drives every one of them
+
+
+def test_a_blank_image_changes_nothing_while_learning(compose_cfg):
+    """What the re-presentation while learning relies on: the rows that are not presented again are
+    blank, and a blank image moves no weight and no threshold of a learning Diehl & Cook network."""
+    from snnrun.engine.experiment import build_experiment
+
+    exp = build_experiment(compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=16",
+                                       "data.limit_test=16", "model.n_neurons=10", "model.time=50", "logger=plain"))
+    exp.network.train()
+    x = exp.train.x[:8].to(exp.device)
+    exp.begin_presentation(exp.train.y[:8])
+    exp.present(x)  # learn from something first: traces, thresholds and weights off their start
+    state = {k: v.clone() for k, v in exp.network.state_dict().items()}
+    exp.begin_presentation(exp.train.y[:8])
+    assert exp.present(torch.zeros_like(x)).counts.sum() == 0
+    after = exp.network.state_dict()
+    # the same up to the thresholds' decay over 50 ms (time constant 1e7 ms: a relative 5e-6, in
+    # float32 steps) and the float rounding of the weight normalisation
+    theta = "groups.Ae.theta"
+    assert state[theta].max() > 0.1
+    torch.testing.assert_close(after[theta], state[theta] * torch.exp(torch.tensor(-50 / 1e7)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(after["connections.X_Ae.w"], state["connections.X_Ae.w"], rtol=0, atol=1e-7)
+
+
+def test_training_presents_quiet_samples_again_and_learns_from_them(compose_cfg, tmp_path):
+    """At an input rate too weak for an untrained network, a run without re-presentation leaves
+    almost every sample silent and so learns almost nothing; with represent_below=1 the quiet
+    samples are presented again at higher rates while learning."""
+    import json
+
+    from tests.conftest import train_like_cli
+
+    def run(below):
+        cfg = compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=96", "data.limit_test=32",
+                          "model.n_neurons=10", "model.time=100", "model.intensity=24", "logger=plain",
+                          "trainer.batch_size=16", "trainer.assign_every=32", "trainer.diagnostics=true",
+                          f"trainer.represent_below={below}", "trainer.represent_tries=4")
+        train_like_cli(cfg, tmp_path / str(below))
+        rows = [json.loads(line) for line in (tmp_path / str(below) / "metrics.jsonl").read_text().splitlines()]
+        silent = [r["diagnostics"]["silent"] for r in rows if r.get("phase") == "train" and "diagnostics" in r]
+        assign = [r["silent_train_samples"] for r in rows if r.get("phase") == "assign"]
+        return sum(silent) / len(silent), assign[-1]
+
+    (silent0, assign0), (silent1, assign1) = run(0), run(1)
+    assert silent0 > 0.5 and silent1 < 0.1, (silent0, silent1)  # while learning
+    assert assign1 < assign0  # and in the label pass

@@ -1,19 +1,19 @@
-"""Present a quiet sample again at a higher input rate (Diehl & Cook 2015, learning off).
+"""Present a quiet sample again at a higher input rate (Diehl & Cook 2015).
 
 Diehl & Cook (2015, Front. Comput. Neurosci. 9:99, section 2.3 "Input encoding"): "If the
 excitatory neurons in the second layer fire less than five spikes within 350 ms, the maximum
 input firing rate is increased by 32 Hz and the example is presented again for 350 ms." Here,
-in evaluation (label assignment, validation, test), a sample whose readout fired fewer than
-``trainer.represent_below`` spikes is presented again with the Poisson rate of a pixel of value
+while learning and in evaluation (label assignment, validation, test), a sample whose readout
+fired fewer than ``trainer.represent_below`` spikes is presented again with the Poisson rate of a pixel of value
 1 raised from I to I + k * ``trainer.represent_add_hz`` on try k, up to ``trainer.represent_tries``
 tries; its counts are those of the first try that reaches the bound (else of the last try).
 
 Why it matters: with adaptive thresholds, data with less contrast than MNIST (a grey background)
 drives the learned features weakly, and a sample that fires nothing is a guess for every decoder.
 
-The whole batch is presented again with its inputs scaled by (I + k * add_hz) / I (the Poisson
-encoder's rate is pixel x I), so each try reuses the batch's captured CUDA graph; only the rows
-that were quiet take the new counts. One host sync per try decides whether a batch needs it.
+Each try presents the batch at its own shape (reusing its captured CUDA graph): the quiet rows
+scaled by (I + k * add_hz) / I (the Poisson encoder's rate is pixel x I), the others blank; only
+the quiet rows take the new counts. One host sync per try decides whether a batch needs it.
 """
 
 from __future__ import annotations
@@ -54,15 +54,22 @@ class Represent:
         return cls(int(below), float(add_hz), int(tries), float(intensity))
 
     @torch.no_grad()
-    def __call__(self, present, x: torch.Tensor, readout):
-        """``readout`` of ``present(x)``, with quiet rows replaced by their presentation at a higher rate."""
+    def __call__(self, present, x: torch.Tensor, readout, before=None):
+        """``readout`` of ``present(x)``, with quiet rows replaced by their presentation at a higher
+        rate. The other rows are presented as blank images (no input spikes: while learning, no
+        weight or threshold change either), so a try teaches only the samples it presents again.
+        ``before()`` runs before each try (the learners' per-presentation start)."""
         counts = readout.counts
         spikes = readout.spikes
+        view = (-1,) + (1,) * (x.dim() - 1)
         for k in range(1, self.tries + 1):
             quiet = counts.sum(1) < self.below
-            if not bool(quiet.any()):
+            if not bool(quiet.any()):  # one host sync per try
                 break
-            again = present(x * ((self.intensity + k * self.add_hz) / self.intensity))
+            if before is not None:
+                before()
+            scale = quiet.to(x.dtype) * ((self.intensity + k * self.add_hz) / self.intensity)
+            again = present(x * scale.view(view))
             counts = torch.where(quiet[:, None], again.counts, counts)
             if spikes is not None and again.spikes is not None:
                 spikes = torch.where(quiet[None, :, None], again.spikes, spikes)
