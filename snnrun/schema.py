@@ -45,6 +45,7 @@ class TrainerConfig:
     represent_below: int = 0           # evaluation: a sample with fewer readout spikes is presented again
     represent_add_hz: float = 32.0     # ... at the input rate + k x this on try k (Diehl & Cook 2015:
     represent_tries: int = 3           # below 5, +32 Hz; snnrun/engine/represent.py)
+    represent_learning: bool = False   # ... also while learning (as Diehl & Cook; README: it can hurt)
 
 
 @dataclass

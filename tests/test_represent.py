@@ -93,18 +93,20 @@ def test_a_blank_image_changes_nothing_while_learning(compose_cfg):
 def test_training_presents_quiet_samples_again_and_learns_from_them(compose_cfg, tmp_path):
     """At an input rate too weak for an untrained network, a run without re-presentation leaves
     almost every sample silent and so learns almost nothing; with represent_below=1 the quiet
-    samples are presented again at higher rates while learning."""
+    samples are presented again at higher rates while learning (represent_learning=true)."""
     import json
 
     from tests.conftest import train_like_cli
 
-    def run(below):
+    def run(below, learning=True):
         cfg = compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=96", "data.limit_test=32",
                           "model.n_neurons=10", "model.time=100", "model.intensity=24", "logger=plain",
                           "trainer.batch_size=16", "trainer.assign_every=32", "trainer.diagnostics=true",
-                          f"trainer.represent_below={below}", "trainer.represent_tries=4")
-        train_like_cli(cfg, tmp_path / str(below))
-        rows = [json.loads(line) for line in (tmp_path / str(below) / "metrics.jsonl").read_text().splitlines()]
+                          f"trainer.represent_below={below}", "trainer.represent_tries=4",
+                          f"trainer.represent_learning={learning}")
+        run_dir = tmp_path / f"{below}_{learning}"
+        train_like_cli(cfg, run_dir)
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         silent = [r["diagnostics"]["silent"] for r in rows if r.get("phase") == "train" and "diagnostics" in r]
         assign = [r["silent_train_samples"] for r in rows if r.get("phase") == "assign"]
         return sum(silent) / len(silent), assign[-1]
@@ -112,3 +114,5 @@ def test_training_presents_quiet_samples_again_and_learns_from_them(compose_cfg,
     (silent0, assign0), (silent1, assign1) = run(0), run(1)
     assert silent0 > 0.5 and silent1 < 0.1, (silent0, silent1)  # while learning
     assert assign1 < assign0  # and in the label pass
+    silent_eval_only, assign_eval_only = run(1, learning=False)  # the default: evaluation only
+    assert silent_eval_only == silent0 and assign_eval_only < assign0

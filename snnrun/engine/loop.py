@@ -264,7 +264,8 @@ class Trainer:
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
-        self.again = Represent.from_config(tr, exp.encoder)  # trainer.represent_below (None: off)
+        again = Represent.from_config(tr, exp.encoder)  # trainer.represent_below (None: off)
+        self.again = again if bool(tr.get("represent_learning", False)) else None  # ... while learning
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
         for k, v, low in (("epochs", self.epochs, 0), ("batch_size", self.bs, 1), ("eval_batch_size", self.ebs, 1),
                           ("warmup_images", self.warmup_n, 0), ("warmup_batch_size", self.warmup_bs, 1)):
@@ -515,7 +516,7 @@ class Trainer:
         exp.begin_presentation(yb if sp is None else yb[sp.shard(len(yb))])
         if exp.gradient is None:
             r = exp.present(xb)
-            if self.again is not None:  # trainer.represent_below: quiet samples again, learning
+            if self.again is not None:  # trainer.represent_learning: quiet samples again, learning
                 r = self.again(exp.present, xb, r, before=lambda: exp.begin_presentation(
                     yb if sp is None else yb[sp.shard(len(yb))]))
             return r.counts

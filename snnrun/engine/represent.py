@@ -3,13 +3,18 @@
 Diehl & Cook (2015, Front. Comput. Neurosci. 9:99, section 2.3 "Input encoding"): "If the
 excitatory neurons in the second layer fire less than five spikes within 350 ms, the maximum
 input firing rate is increased by 32 Hz and the example is presented again for 350 ms." Here,
-while learning and in evaluation (label assignment, validation, test), a sample whose readout
-fired fewer than ``trainer.represent_below`` spikes is presented again with the Poisson rate of a pixel of value
+in evaluation (label assignment, validation, test), and also while learning with
+``trainer.represent_learning=true``, a sample whose readout fired fewer than
+``trainer.represent_below`` spikes is presented again with the Poisson rate of a pixel of value
 1 raised from I to I + k * ``trainer.represent_add_hz`` on try k, up to ``trainer.represent_tries``
 tries; its counts are those of the first try that reaches the bound (else of the last try).
 
 Why it matters: with adaptive thresholds, data with less contrast than MNIST (a grey background)
 drives the learned features weakly, and a sample that fires nothing is a guess for every decoder.
+Why learning is opt-in: every spike of a re-presentation raises the adaptive thresholds
+(theta_plus each), so thresholds climb faster, more samples turn quiet and are presented again;
+on low-contrast MNIST at 400 neurons mean theta reached 227-231 mV after 27,000 images (95 mV
+without) and the running accuracy fell (README, issue 19).
 
 Each try presents the batch at its own shape (reusing its captured CUDA graph): the quiet rows
 scaled by (I + k * add_hz) / I (the Poisson encoder's rate is pixel x I), the others blank; only
