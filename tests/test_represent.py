@@ -116,3 +116,20 @@ def test_training_presents_quiet_samples_again_and_learns_from_them(compose_cfg,
     assert assign1 < assign0  # and in the label pass
     silent_eval_only, assign_eval_only = run(1, learning=False)  # the default: evaluation only
     assert silent_eval_only == silent0 and assign_eval_only < assign0
+
+
+def test_snnrun_eval_with_represent_assigns_labels_again_and_tests(compose_cfg, tmp_path):
+    """``snnrun eval run_dir=DIR trainer.represent_below=N``: a trained run re-evaluated with quiet
+    samples presented again, its labels assigned the same way (a fresh label pass)."""
+    from snnrun.engine.loop import evaluate_run
+    from tests.conftest import train_like_cli
+
+    cfg = compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=64", "data.limit_test=64",
+                      "model.n_neurons=10", "model.time=100", "model.intensity=24", "logger=plain",
+                      "trainer.batch_size=16")
+    run = tmp_path / "run"
+    trained = train_like_cli(cfg, run)
+    plain = evaluate_run(run, ["logger=plain"])
+    again = evaluate_run(run, ["logger=plain", "trainer.represent_below=1", "trainer.represent_tries=4"])
+    assert plain["silent_test_samples"] == trained["silent_test_samples"] > 32  # the weak rate: mostly silent
+    assert again["silent_test_samples"] < plain["silent_test_samples"] // 4

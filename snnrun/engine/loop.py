@@ -130,7 +130,8 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
 
 
 def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
-    """Assign labels from one pass over the training split with learning off."""
+    """Assign labels from one pass over the training split with learning off (``metrics``: a
+    metrics log for its line, or None)."""
     split = exp.train
     if exp.assignment is None or not len(split):
         return
@@ -138,9 +139,10 @@ def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
         ev = evaluate(exp, split, batch_size, bar, predict=False)
     exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
     exp.assignment.update(ev.counts, split.y)
-    metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
-                steady_images_per_s=round(ev.steady_images_per_s, 2), compile_s=round(ev.compile_s, 3),
-                silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
+    if metrics is not None:
+        metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
+                    steady_images_per_s=round(ev.steady_images_per_s, 2), compile_s=round(ev.compile_s, 3),
+                    silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
 
 
 def test_phase(exp: Experiment, show: bool) -> dict[str, Any]:
@@ -765,7 +767,12 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dic
         raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
     exp = build_experiment(cfg)
     load_run_state(exp, state, run_dir)
-    results = finish(exp, run_dir, test_phase(exp, bool((exp.cfg.get("logger") or {}).get("progress", True))))
+    show = bool((exp.cfg.get("logger") or {}).get("progress", True))
+    if Represent.from_config(exp.cfg["trainer"], exp.encoder) is not None and exp.assignment is not None:
+        # labels assigned as the test presents its samples (quiet ones again): a fresh label pass
+        torch.manual_seed(int(exp.cfg.get("seed", 0)) + EVAL_SEED_OFFSET)
+        label_pass(exp, int(exp.cfg["trainer"].get("eval_batch_size", 256)), None, show)
+    results = finish(exp, run_dir, test_phase(exp, show))
     out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
            "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
     write_json_atomic(run_dir / "eval.json", out)
