@@ -31,6 +31,7 @@ from snnrun.components.learning.base import Learner
 from snnrun.components.neurons import Input
 from snnrun.data import Dataset, Split, build_dataset, stratified_split
 from snnrun.engine.cuda_graph import GraphRunner
+from snnrun.engine.graphed_step import GraphedTrainStep
 from snnrun.engine.input_rates import resolve_intensity
 from snnrun.engine.layers import layers_to_network
 from snnrun.engine.learners import build_learners
@@ -119,6 +120,7 @@ class Experiment:
     strategy: Any = None  # snnrun.engine.data_parallel.DataParallel in a torchrun run
     trained: torch.nn.Module | None = field(default=None, repr=False)  # what a gradient step runs (DDP's wrapper)
     input_rate: dict | None = None  # intensity: auto -> {"intensity": Hz, "mean_ink": ...} (input_rates.py)
+    graphed: GraphedTrainStep | None = field(default=None, repr=False)  # the captured gradient step (configure_gradient)
 
     def __post_init__(self):
         trainer = self.cfg.get("trainer", {})
@@ -203,21 +205,46 @@ class Experiment:
         """The readout group's spike counts (B, n) for a batch (see :meth:`present`)."""
         return self.present(x).counts
 
+    def configure_gradient(self, epochs: int, steps_per_epoch: int) -> None:
+        """Build the gradient learner's optimizer and scheduler; on CUDA (``trainer.cuda_graphs``,
+        one process, no local rule adding to the loss, an optimizer with a ``capturable`` option)
+        its step runs as one captured graph per batch shape (snnrun/engine/graphed_step.py)."""
+        g = self.gradient
+        graphs = (self.device.type == "cuda" and bool(self.cfg.get("trainer", {}).get("cuda_graphs", True))
+                  and self.strategy is None and not g.extra_losses)
+        g.configure(self.network, epochs=epochs, steps_per_epoch=steps_per_epoch, capturable=graphs)
+        self.graphed = GraphedTrainStep(self._device_step) if g.capturable else None
+
+    @property
+    def capture_s(self) -> float:
+        """Seconds of one-off work so far: compiling and capturing new batch shapes."""
+        return self.runner.capture_s + (self.graphed.capture_s if self.graphed is not None else 0.0)
+
+    def _forward(self, x: torch.Tensor):
+        needs_v = self.gradient.loss.needs_v
+
+        def forward():
+            out = self._run(x, True, needs_v, module=self.trained)
+            return {"out": out["spikes"], "v": out.get("v")}
+        return forward
+
+    def _device_step(self, x: torch.Tensor, y: torch.Tensor):
+        return self.gradient.device_step(self._forward(x), y, self.device)
+
     def gradient_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One optimiser step of the gradient learner on a batch (this rank's rows in a
         data-parallel run); returns (loss, {"out": spikes (T, B, n), "v": ...})."""
+        x = x.to(self.device, non_blocking=True)
+        if self.graphed is not None:
+            loss, out = self.graphed(x, y.to(self.device, non_blocking=True))
+            self.gradient.after_step()
+            return loss, out
         sp = self.strategy
         scale = 1.0
         if sp is not None:
             sp.begin_batch(x.shape[0])
             y, scale = y[sp.rows], sp.loss_scale()
-        needs_v = self.gradient.loss.needs_v
-
-        def forward():
-            out = self._run(x.to(self.device, non_blocking=True), True, needs_v, module=self.trained)
-            return {"out": out["spikes"], "v": out.get("v")}
-
-        loss, out = self.gradient.train_step(forward, y, self.device, scale)
+        loss, out = self.gradient.train_step(self._forward(x), y, self.device, scale)
         return (loss / scale if scale else loss), out  # scale 0: a rank without rows
 
     # -- decoding ---------------------------------------------------------------------------

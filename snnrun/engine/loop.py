@@ -101,7 +101,7 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     preds: dict[str, list] = {name: [] for name in exp.decoders}
     counts = []
     grad = exp.gradient
-    captured = exp.runner.capture_s
+    captured = exp.capture_s
     loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
     again = Represent.from_config(exp.cfg["trainer"], exp.encoder)  # trainer.represent_below: quiet samples
     xs = split.x.to(exp.device)  # once: batches are slices on the device
@@ -126,7 +126,7 @@ def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: 
     return Evaluation(preds_host, out["counts"],
                       float(out["loss"]) / max(len(split), 1) if grad is not None else None,
                       bar.images_per_s if bar is not None else 0.0,  # after the transfer: the device is done
-                      exp.runner.capture_s - captured)
+                      exp.capture_s - captured)
 
 
 def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
@@ -286,7 +286,7 @@ class Trainer:
         self.n_train = len(exp.train)
         if exp.gradient is not None:
             steps = (self.n_train + self.bs - 1) // self.bs
-            exp.gradient.configure(exp.network, epochs=self.epochs, steps_per_epoch=steps)
+            exp.configure_gradient(epochs=self.epochs, steps_per_epoch=steps)
         self.order_gen = torch.Generator().manual_seed(int(exp.cfg["seed"]))
         self.shift = RandomShift(exp.data.augment_shift, exp.data.shape, int(exp.cfg["seed"]), exp.device)
         self.running = (LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, device=exp.device)
@@ -436,7 +436,7 @@ class Trainer:
             with PhaseProgress(f"epoch {prog.epoch}/{self.epochs}", self.n_train, self.show) as bar:
                 if prog.start:  # resumed mid-epoch
                     bar.progress.update(bar.task, completed=prog.start)
-                base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.runner.capture_s
+                base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.capture_s
                 while prog.start < self.n_train:
                     idx = order[prog.start:prog.start + self.batch_at(prog.samples)]
                     xb, yb = self.shift(train_x[idx], prog.samples), train_y[idx]
@@ -460,7 +460,7 @@ class Trainer:
                     bar.advance(len(idx), self.bar_extra)
                     self.bar_extra = None
                     prog.train_time = base_time + bar.elapsed
-                    prog.compile_time = base_compile + exp.runner.capture_s - captured
+                    prog.compile_time = base_compile + exp.capture_s - captured
                     if prog.start >= self.n_train:
                         break  # the epoch-end checkpoint below covers this point
                     stopping = self.stop.requested

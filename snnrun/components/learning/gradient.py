@@ -132,6 +132,7 @@ class SurrogateBPTT(Learner):
         self.opt_cls, self.opt_kwargs = self._optimizer_spec()
         self.sched_cls, self.sched_kwargs, self.interval = self._scheduler_spec()
         self.optimizer: torch.optim.Optimizer | None = None
+        self.capturable = False  # the optimizer was built for a captured step (configure)
         self.scheduler = None
         self.extra_losses: list = []  # local rules whose extra_loss() adds to the loss (rate_modulate)
 
@@ -164,8 +165,13 @@ class SurrogateBPTT(Learner):
         _check_options(cls, kwargs, {"optimizer"}, "scheduler", f"scheduler {name}")
         return cls, kwargs, interval
 
-    def configure(self, model: nn.Module, *, epochs: int, steps_per_epoch: int) -> None:
-        """Build the optimizer and scheduler for ``model``; apply the surrogate override."""
+    def configure(self, model: nn.Module, *, epochs: int, steps_per_epoch: int, capturable: bool = False) -> None:
+        """Build the optimizer and scheduler for ``model``; apply the surrogate override.
+
+        ``capturable``: the step will be captured as a CUDA graph (snnrun/engine/graphed_step.py)
+        if the optimizer allows it (a ``capturable`` option: Adam, AdamW, RMSprop, ...); it is then
+        built with ``capturable=True`` and its learning rate in a tensor on the device, and
+        :attr:`capturable` says so."""
         if self.surrogate is not None:
             from snnrun.components.neurons.trainable import TrainableNode
 
@@ -179,8 +185,15 @@ class SurrogateBPTT(Learner):
         if not decay and not no_decay:
             raise ConfigError("the model has no trainable parameters", key="model.learner")
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        kwargs = dict(self.opt_kwargs)
+        allowed = accepted_kwargs(self.opt_cls) or set()
+        device = (decay or no_decay)[0].device
+        self.capturable = bool(capturable and device.type == "cuda" and "capturable" in allowed)
+        if self.capturable:
+            kwargs["capturable"] = True
         try:
-            self.optimizer = self.opt_cls([g for g in groups if g["params"]], **self.opt_kwargs)
+            self.optimizer = self.opt_cls([g for g in groups if g["params"]], **kwargs)
+            self._lr_on_device()
         except (TypeError, ValueError) as e:
             raise ConfigError(f"cannot build optimizer {self.opt_cls.__name__}: {e}", key="model.learner.optimizer") from e
         self.scheduler = None
@@ -191,23 +204,45 @@ class SurrogateBPTT(Learner):
             if name == "CosineAnnealingLR":
                 kw.setdefault("T_max", total)
             elif name == "OneCycleLR":
-                kw.setdefault("max_lr", [g["lr"] for g in self.optimizer.param_groups])
+                kw.setdefault("max_lr", [float(g["lr"]) for g in self.optimizer.param_groups])
                 kw.setdefault("total_steps", total)
             try:
                 self.scheduler = self.sched_cls(self.optimizer, **kw)
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"cannot build scheduler {name}: {e}", key="model.learner.scheduler") from e
+            if getattr(self.scheduler, "cycle_momentum", False):
+                self.capturable = False  # it replaces the momentum (betas) a captured step would freeze
+
+    def _lr_on_device(self) -> None:
+        """A captured optimiser step reads its rate from a tensor: a scheduler's ``fill_`` then
+        reaches every replay (a float would be frozen into the graph)."""
+        if not self.capturable:
+            return
+        for g in self.optimizer.param_groups:
+            device = g["params"][0].device
+            lr = g["lr"]
+            if not (isinstance(lr, torch.Tensor) and lr.device == device):
+                g["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
 
     # -- training ---------------------------------------------------------------------------
     def autocast(self, device: torch.device):
-        """bf16 autocast on CUDA when ``amp`` is on; a no-op elsewhere."""
+        """bf16 autocast on CUDA when ``amp`` is on; a no-op elsewhere. Inside a CUDA-graph capture
+        without the cast-weight cache (torch's rule: cached casts would outlive the capture)."""
         if self.amp and device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast("cuda", dtype=torch.bfloat16,
+                                  cache_enabled=not torch.cuda.is_current_stream_capturing())
         return contextlib.nullcontext()
 
     def train_step(self, forward, y: torch.Tensor, device: torch.device, scale: float = 1.0):
         """One optimisation step. ``forward()`` returns the readout's output; returns (loss,
         output). ``scale`` multiplies the loss (a data-parallel rank's share of the batch)."""
+        loss, output = self.device_step(forward, y, device, scale)
+        self.after_step()
+        return loss, output
+
+    def device_step(self, forward, y: torch.Tensor, device: torch.device, scale: float = 1.0):
+        """The part of :meth:`train_step` that runs on the device with no host sync (what a CUDA
+        graph captures): zero grads, forward, loss, backward, clip, optimizer step."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast(device):
             output = forward()
@@ -226,9 +261,12 @@ class SurrogateBPTT(Learner):
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                      self.grad_clip)
         self.optimizer.step()
+        return loss.detach(), output
+
+    def after_step(self) -> None:
+        """Host work after each step: a per-batch scheduler's step (outside any captured graph)."""
         if self.scheduler is not None and self.interval == "step":
             self.scheduler.step()
-        return loss.detach(), output
 
     def end_epoch(self, val_loss: float | None) -> None:
         if self.scheduler is None or self.interval != "epoch":
@@ -250,6 +288,7 @@ class SurrogateBPTT(Learner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("optimizer") is not None and self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+            self._lr_on_device()  # the saved rate may be a float or on another device
         if state.get("scheduler") is not None and self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
 

@@ -1,0 +1,99 @@
+"""The gradient training step as one CUDA graph (snnrun/engine/graphed_step.py): the same
+parameters, losses and learning-rate schedule as the eager step; eager on the CPU."""
+
+import pytest
+import torch
+
+from snnrun.engine.experiment import build_experiment
+
+CSNN = ("+model=csnn", "data=synthetic", "data.shape=[1,12,12]", "data.n_classes=4", "data.n_train=64",
+        "data.n_test=8", "model.T=3", "model.channels=4", "model.hidden=16", "seed=3")
+
+
+def steps(exp, batches, epochs):
+    """Train ``batches`` per epoch (each (x, y)) for ``epochs``, the scheduler stepping per epoch;
+    returns the losses (host floats)."""
+    exp.network.train()
+    losses = []
+    for _ in range(epochs):
+        for x, y in batches:
+            loss, out = exp.gradient_step(x, y)
+            assert out["out"].shape[1] == len(x)
+            losses.append(loss)
+        exp.gradient.end_epoch(None)
+    return [float(v) for v in losses]
+
+
+def batches_of(exp, device, sizes):
+    x, y = exp.train.x.to(device), exp.train.y.to(device)
+    out, start = [], 0
+    for n in sizes:
+        out.append((x[start:start + n], y[start:start + n]))
+        start += n
+    return out
+
+
+def test_on_the_cpu_the_step_stays_eager(compose_cfg):
+    exp = build_experiment(compose_cfg(*CSNN, "device=cpu", "trainer.cuda_graphs=true"))
+    exp.configure_gradient(epochs=2, steps_per_epoch=4)
+    assert exp.graphed is None and not exp.gradient.capturable
+    assert isinstance(exp.gradient.optimizer.param_groups[0]["lr"], float)
+    losses = steps(exp, batches_of(exp, torch.device("cpu"), [16, 16]), epochs=2)
+    assert all(v == v for v in losses) and exp.capture_s == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("scheduler", [("CosineAnnealingLR",),
+                                       ("OneCycleLR", "+model.learner.scheduler.cycle_momentum=false")])
+def test_a_captured_step_trains_as_the_eager_step(compose_cfg, scheduler):
+    """Same seed, same batches (including an epoch's smaller last batch, which runs eagerly until
+    its own shape is captured), cosine schedule per epoch / one-cycle per batch: the captured
+    graph reaches the same parameters and losses as eager steps, and the rate the scheduler sets
+    reaches the replays."""
+    dev = torch.device("cuda")
+    sizes = [16, 16, 16, 8]  # an epoch: three full batches and a smaller last one
+    epochs = 6               # >= warm-up steps of both shapes, then replays with new rates
+    results = {}
+    for graphs in (False, True):
+        exp = build_experiment(compose_cfg(*CSNN, "device=cuda", f"trainer.cuda_graphs={graphs}",
+                                           f"model.learner.scheduler.type={scheduler[0]}", *scheduler[1:]))
+        exp.configure_gradient(epochs=epochs, steps_per_epoch=len(sizes))
+        assert (exp.graphed is not None) == graphs and exp.gradient.capturable == graphs
+        losses = steps(exp, batches_of(exp, dev, sizes), epochs)
+        results[graphs] = (losses, {k: v.detach().clone() for k, v in exp.network.state_dict().items()},
+                           exp.gradient.lr)
+        if graphs:
+            assert len(exp.graphed._graphs) == 2 and exp.graphed.enabled  # both shapes replayed
+            assert exp.capture_s > 0
+    (l_eager, p_eager, lr_eager), (l_graph, p_graph, lr_graph) = results[False], results[True]
+    assert lr_graph == pytest.approx(lr_eager, rel=1e-6) and lr_eager != pytest.approx(3e-3)
+    assert l_graph == pytest.approx(l_eager, rel=2e-3, abs=1e-5)
+    for k in p_eager:
+        assert torch.allclose(p_graph[k].float(), p_eager[k].float(), rtol=2e-3, atol=2e-5), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_captured_run_resumes_from_its_checkpoint(compose_cfg, tmp_path):
+    """A checkpoint of a graphed run holds the rate as a tensor; loading it into a new run keeps
+    the optimizer capturable (rate on the device) and the run goes on."""
+    exp = build_experiment(compose_cfg(*CSNN, "device=cuda"))
+    exp.configure_gradient(epochs=2, steps_per_epoch=4)
+    steps(exp, batches_of(exp, torch.device("cuda"), [16] * 4), epochs=1)
+    path = tmp_path / "state.pt"
+    torch.save(exp.gradient.state_dict(), path)
+    again = build_experiment(compose_cfg(*CSNN, "device=cuda"))
+    again.configure_gradient(epochs=2, steps_per_epoch=4)
+    again.gradient.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    lr = again.gradient.optimizer.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor) and lr.is_cuda and float(lr) == pytest.approx(exp.gradient.lr)
+    steps(again, batches_of(again, torch.device("cuda"), [16] * 4), epochs=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_scheduler_that_cycles_momentum_keeps_the_step_eager(compose_cfg):
+    """OneCycleLR's default cycle_momentum replaces Adam's betas every batch: values a captured
+    step would have frozen, so that step stays eager."""
+    exp = build_experiment(compose_cfg(*CSNN, "device=cuda", "model.learner.scheduler.type=OneCycleLR"))
+    exp.configure_gradient(epochs=1, steps_per_epoch=4)
+    assert exp.graphed is None
+    steps(exp, batches_of(exp, torch.device("cuda"), [16] * 4), epochs=1)
