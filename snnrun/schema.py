@@ -34,6 +34,7 @@ class TrainerConfig:
     assign_every: int = 250            # samples between running-accuracy / label updates
     label_pass: bool = True
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
+    checkpoint_min_s: float = 5.0      # ... and at least this many seconds apart (0: every checkpoint_every samples)
     cuda_graphs: bool = True           # replay each batch as a captured CUDA graph (snnrun/engine/cuda_graph.py)
     compile: Any = "auto"              # torch.compile each time step: auto (on CUDA), true, false
     cpu_kernel: Any = "auto"           # Diehl & Cook on the CPU as one compiled C loop: auto, true, false

@@ -75,7 +75,8 @@ def only_run_dirs(cwd: Path, *names: str):
 
 def test_ddp_stdp_matches_single_process(tmp_path, cli_env):
     # Diehl & Cook: owner reduction, adaptive thresholds, random one-spike choice, Poisson input
-    ov = ["+model=diehl_cook", *TINY, "trainer.batch_size=8", "trainer.checkpoint_every=16", "device=cpu"]
+    ov = ["+model=diehl_cook", *TINY, "trainer.batch_size=8", "trainer.checkpoint_every=16",
+          "trainer.checkpoint_min_s=0", "device=cpu"]
     env = _env(cli_env)
     single = run_single(tmp_path, ov, env)
     ddp, stdout = run_ddp(tmp_path, ov, env)

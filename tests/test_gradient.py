@@ -198,6 +198,40 @@ def test_spike_count_ce_and_rate_mse():
     assert mse.loss({"out": s}, y).item() == pytest.approx(expected)
 
 
+def test_class_populations_vote_by_their_mean():
+    """A readout of k * C neurons: each class's score is its k neurons' mean (Fang et al. 2021's
+    FC100 + AvgPool(10) voting layer), for the loss, its prediction and the first-spike times."""
+    # T=2, B=1, C=2 classes of k=2 neurons: counts per neuron [2, 0 | 1, 2] -> class means [1, 1.5]
+    s = torch.tensor([[[1.0, 0, 1, 1]], [[1.0, 0, 0, 1]]])
+    y = torch.tensor([0])
+    ce = Loss.build("spike_count_ce")
+    ce.check(4, 2)
+    assert ce.scores({"out": s}).tolist() == [[1.0, 1.5]]
+    assert ce.loss({"out": s}, y).item() == pytest.approx(F.cross_entropy(torch.tensor([[1.0, 1.5]]), y).item())
+    assert ce.predict({"out": s}).tolist() == [1]
+    mse = Loss.build("rate_mse")
+    mse.check(4, 2)
+    assert mse.loss({"out": s}, y).item() == pytest.approx(((0.5 - 1) ** 2 + (0.75 - 0) ** 2) / 2)
+    ttfs = Loss.build("first_spike_ce")
+    ttfs.check(4, 2)  # first spikes [0, T=2 | 0, 0] -> class means [1, 0] -> logits [-1, 0]
+    assert ttfs.scores({"out": s}).tolist() == [[-1.0, 0.0]]
+    ce.check(2, 2)
+    assert ce.k == 1
+    with pytest.raises(ConfigError, match="loss 'spike_count_ce'.*5 neurons.*2 classes") as e:
+        ce.check(5, 2)
+    assert e.value.key == "model.learner.loss"
+
+
+def test_a_null_connection_removes_an_inherited_one(compose_cfg):
+    """An experiment can drop a connection of the model file it builds on (``fc2: ~``)."""
+    cfg = compose_cfg("+model=csnn", "data=digits", "model.network.connections.fc2=null",
+                      "+model.network.connections.fc_out={source: lif3, target: out, ops: "
+                      "[{type: dropout, p: 0.5}, {type: dense, out_features: 20}]}", "device=cpu")
+    exp = build_experiment(cfg)
+    assert "fc2" not in exp.network.connections and "fc_out" in exp.network.connections
+    assert exp.network.groups["out"].n == 20 and exp.gradient.loss.k == 2
+
+
 @pytest.mark.parametrize("mode,logits", [("final", [1.0, -1, 0]), ("max", [2.0, 0.5, 0]), ("mean", [1.0, -0.25, 0])])
 def test_membrane_ce_modes(mode, logits):
     v = torch.tensor([[[0.0, 0.5, 0]], [[2.0, -0.5, 0]], [[1.0, 0.0, 0]], [[1.0, -1.0, 0]]])

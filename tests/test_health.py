@@ -55,7 +55,7 @@ def test_nan_intensity_stops_with_exit_2(tmp_path, cli_env):
 def test_huge_learning_rate_stops_and_keeps_the_last_good_checkpoint(tmp_path, cli_env):
     run = tmp_path / "run"
     # a checkpoint after every batch: the first (after one Adam step) is still finite, a later one is not
-    args = [*TINY_MLP, "model.learner.optimizer.lr=1e30", "trainer.checkpoint_every=16"]
+    args = [*TINY_MLP, "model.learner.optimizer.lr=1e30", "trainer.checkpoint_every=16", "trainer.checkpoint_min_s=0"]
     r = cli(["train", *args, f"hydra.run.dir={run}"], cli_env, tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
@@ -79,7 +79,8 @@ def test_huge_learning_rate_stops_and_keeps_the_last_good_checkpoint(tmp_path, c
 def test_nan_state_names_the_tensor(tmp_path, compose_cfg):
     # a NaN threshold increment makes the adaptive thresholds NaN at the first spike
     with pytest.raises(TrainingDiverged) as e:
-        train(compose_cfg("+model=diehl_cook", *TINY, "model.theta_plus=inf", "trainer.checkpoint_every=20"), tmp_path)
+        train(compose_cfg("+model=diehl_cook", *TINY, "model.theta_plus=inf", "trainer.checkpoint_every=20",
+                          "trainer.checkpoint_min_s=0"), tmp_path)
     assert "groups.Ae.theta" in e.value.message and "model.learner" in e.value.message
     assert not (tmp_path / "summary.json").exists()
     assert not (tmp_path / "checkpoint.pt").exists() or finite_checkpoint(tmp_path / "checkpoint.pt")

@@ -15,7 +15,7 @@ from tests.conftest import TINY, snnrun_exe
 
 # long enough (2 epochs x 200 samples, one at a time) to be stopped mid-epoch
 RESUMABLE = ["+model=diehl_cook", *TINY, "data.n_train=200", "trainer.epochs=2", "trainer.checkpoint_every=50",
-             "device=cpu"]  # bit-identical replay is promised on CPU
+             "trainer.checkpoint_min_s=0", "device=cpu"]  # bit-identical replay is promised on CPU
 
 
 def deterministic(records):

@@ -138,6 +138,30 @@ def test_batch_warmup_presents_the_first_images_in_small_batches(compose_cfg, tm
     assert summary["train_samples"] == 80
 
 
+@pytest.mark.parametrize("min_s, expected", [(0, [10, 20, 30, 40, 40]), (3600, [40, 40])])
+def test_periodic_checkpoints_are_checkpoint_min_s_apart(compose_cfg, tmp_path, monkeypatch, min_s, expected):
+    """trainer.checkpoint_every=10 samples: with checkpoint_min_s=0 a checkpoint every 10 samples
+    and the epoch end's and final ones; with an hour's minimum only those two (a fast run would
+    otherwise copy and write its whole state every few batches)."""
+    from snnrun.engine.loop import Trainer
+
+    at = []
+    real = Trainer.checkpoint
+
+    def record(self, *a, **kw):
+        at.append(self.prog.samples)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "checkpoint", record)
+    cfg = compose_cfg("+model=diehl_cook", *TINY, "trainer.batch_size=5", "trainer.checkpoint_every=10",
+                      f"trainer.checkpoint_min_s={min_s}")
+    train(cfg, tmp_path)
+    assert at == expected
+    with pytest.raises(ConfigError) as e:
+        train(compose_cfg("+model=diehl_cook", *TINY, "trainer.checkpoint_min_s=-1"), tmp_path / "bad")
+    assert e.value.key == "trainer.checkpoint_min_s"
+
+
 @pytest.mark.parametrize("overrides, key", [
     (["+model=diehl_cook", "trainer.warmup_images=-1"], "trainer.warmup_images"),
     (["+model=diehl_cook", "trainer.warmup_images=10", "trainer.warmup_batch_size=0"], "trainer.warmup_batch_size"),

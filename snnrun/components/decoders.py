@@ -206,22 +206,23 @@ class ProportionWeightingDecoder(AssignmentDecoder):
 
 # --------------------------------------------------------------------------- class populations
 
-def check_populations(n_readout: int, n_classes: int, name: str = "decoder") -> int:
+def check_populations(n_readout: int, n_classes: int, name: str = "decoder 'decoder'",
+                      key: str = "model.decoders") -> int:
     """Neurons per class population, k = n_readout / n_classes; ConfigError if it doesn't split."""
     n_readout, n_classes = int(n_readout), int(n_classes)
     if n_classes < 1 or n_readout < n_classes or n_readout % n_classes:
-        raise ConfigError(f"decoder '{name}' reads the readout as one population of k neurons per class "
+        raise ConfigError(f"{name} reads the readout as one population of k neurons per class "
                           f"(n = k * n_classes), but a readout of {n_readout} neurons cannot be split into "
                           f"{n_classes} classes; use a readout of a multiple of {n_classes} neurons or a "
                           "label-assignment decoder (all_activity, proportion_weighting)",
-                          key="model.decoders")
+                          key=key)
     return n_readout // n_classes
 
 
 def population_sums(values: torch.Tensor, n_classes: int, name: str = "decoder") -> torch.Tensor:
     """(B, n) per-neuron values -> (B, n_classes): the sum over each class's k consecutive neurons."""
     values = values.reshape(values.shape[0], -1)
-    k = check_populations(values.shape[1], n_classes, name)
+    k = check_populations(values.shape[1], n_classes, f"decoder '{name}'")
     return values.reshape(values.shape[0], n_classes, k).sum(2)
 
 
@@ -244,7 +245,7 @@ class PopulationDecoder(Decoder):
         raise NotImplementedError
 
     def check(self, n_readout, n_classes):
-        check_populations(n_readout, n_classes, self.name)
+        check_populations(n_readout, n_classes, f"decoder '{self.name}'")
 
     def class_scores(self, readout, assignment, n_classes):
         return population_sums(self.decode(readout), n_classes, self.name)

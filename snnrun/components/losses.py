@@ -4,6 +4,11 @@ Each takes the model's output ``{"out": (T, B, C), "v": (T, B, C) or None}`` —
 spikes over time and (for membrane losses) its membrane potential — and gives
 ``loss(output, y)`` (a scalar, differentiable through the surrogate spikes) and
 ``predict(output)`` (class labels). ``C`` is the number of classes.
+
+A readout of ``k * C`` neurons is read as C populations of k consecutive neurons each, and a
+class's score is the mean of its population's per-neuron scores: the voting layer of Fang et al.
+(2021, PLIF: FC100 then AvgPool(10) for 10 classes), e.g. the firing rate
+``r_c = (1/k) sum_{i in c} (1/T) sum_t s_i[t]``. ``check(n_readout, n_classes)`` sets k at build time.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from snnrun.components.decoders import check_populations
 from snnrun.errors import ConfigError
 from snnrun.registry import Registered, Registry
 
@@ -22,10 +28,20 @@ class Loss(Registered):
 
     registry: Registry = Registry("loss")
     needs_v = False
+    k = 1  # readout neurons per class (check)
 
-    def scores(self, output: Output) -> torch.Tensor:  # pragma: no cover - abstract
-        """(B, C) class scores; the prediction is their argmax."""
+    def check(self, n_readout: int, n_classes: int) -> None:
+        """Read a readout of k * n_classes neurons as class populations (ConfigError otherwise)."""
+        self.k = check_populations(n_readout, n_classes, f"loss '{self.name}'", key="model.learner.loss")
+
+    def neuron_scores(self, output: Output) -> torch.Tensor:  # pragma: no cover - abstract
+        """(B, n) per-neuron scores of the readout."""
         raise NotImplementedError
+
+    def scores(self, output: Output) -> torch.Tensor:
+        """(B, C) class scores, each the mean over the class's population; the prediction is their argmax."""
+        s = self.neuron_scores(output)
+        return s if self.k == 1 else s.reshape(s.shape[0], -1, self.k).mean(2)
 
     def loss(self, output: Output, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.scores(output).float(), y)
@@ -51,7 +67,7 @@ class SpikeCountCE(Loss):
     def __init__(self, scale: float = 1.0):
         self.scale = float(scale)
 
-    def scores(self, output):
+    def neuron_scores(self, output):
         return self.scale * _flat(output["out"]).sum(0)
 
 
@@ -65,7 +81,7 @@ class RateMSE(Loss):
     def __init__(self, on_rate: float = 1.0, off_rate: float = 0.0):
         self.on_rate, self.off_rate = float(on_rate), float(off_rate)
 
-    def scores(self, output):
+    def neuron_scores(self, output):
         return _flat(output["out"]).mean(0)
 
     def loss(self, output, y):
@@ -92,7 +108,7 @@ class MembraneCE(Loss):
             raise ConfigError(f"unknown mode '{mode}'. Allowed: {', '.join(MEMBRANE_MODES)}", key="mode")
         self.mode, self.scale = mode, float(scale)
 
-    def scores(self, output):
+    def neuron_scores(self, output):
         v = output.get("v")
         if v is None:
             raise ConfigError("membrane_ce needs a neuron layer as the model's last layer (its membrane "
@@ -124,5 +140,5 @@ class FirstSpikeCE(Loss):
     def __init__(self, scale: float = 1.0):
         self.scale = float(scale)
 
-    def scores(self, output):
+    def neuron_scores(self, output):
         return -self.scale * first_spike_times(_flat(output["out"]).float())

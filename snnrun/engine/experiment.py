@@ -449,6 +449,8 @@ def _build(plain: dict[str, Any]) -> Experiment:
     learners = build_learners(model.get("learner"), network, encoder.dt)
     needs = set().union(*(d.needs for d in decoders.values()))
     gradient = next((l for l in learners.values() if l.gradient), None)
+    if gradient is not None:
+        gradient.loss.check(n_readout, data.n_classes)
     network.reset_state(1)  # per-sample state (v) exists after a reset
     if ("v" in needs or (gradient is not None and gradient.loss.needs_v)) and \
             not hasattr(network.groups[readout], "v"):

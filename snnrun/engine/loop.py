@@ -8,7 +8,8 @@ count-based decoders (with the label assignment of earlier samples), the loss of
 learner, images/s. At each epoch end: the running label assignment is kept, the validation split
 (``learner.val_fraction`` of a gradient learner) is evaluated and the best epoch remembered, the
 learning-rate schedule steps, and a checkpoint is written (also every ``trainer.checkpoint_every``
-samples, and on SIGINT/SIGTERM/SIGUSR2). After the epochs: the best epoch's weights, a
+samples once ``trainer.checkpoint_min_s`` seconds have passed since the last, and on
+SIGINT/SIGTERM/SIGUSR2). After the epochs: the best epoch's weights, a
 label-assignment pass with learning off (when a decoder assigns labels), the test pass with every
 decoder, figures and summary.json.
 
@@ -264,6 +265,7 @@ class Trainer:
         self.ebs = int(tr.get("eval_batch_size", 256))
         self.assign_every = int(tr.get("assign_every", 250))
         self.ckpt_every = int(tr.get("checkpoint_every") or 0)
+        self.ckpt_min_s = float(tr.get("checkpoint_min_s", 0.0) or 0.0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
         again = Represent.from_config(tr, exp.encoder)  # trainer.represent_below (None: off)
@@ -283,6 +285,9 @@ class Trainer:
         if self.ckpt_every < 0:
             raise ConfigError(f"a number of samples >= 0 (0: only at epoch ends), got {self.ckpt_every}",
                               key="trainer.checkpoint_every")
+        if not self.ckpt_min_s >= 0:
+            raise ConfigError(f"a number of seconds >= 0 (0: every checkpoint_every samples), got {self.ckpt_min_s}",
+                              key="trainer.checkpoint_min_s")
         self.n_train = len(exp.train)
         if exp.gradient is not None:
             steps = (self.n_train + self.bs - 1) // self.bs
@@ -423,7 +428,7 @@ class Trainer:
         exp, prog = self.exp, self.prog
         train_x, train_y = exp.train.x.to(exp.device), exp.train.y.to(exp.device)  # batches gathered there
         self.healthy("input", self.health.check_input)
-        last_ckpt = prog.samples
+        last_ckpt, last_ckpt_t = prog.samples, time.monotonic()
         queue = self.queue
         while prog.epoch <= self.epochs:
             exp.network.train()
@@ -464,10 +469,13 @@ class Trainer:
                     if prog.start >= self.n_train:
                         break  # the epoch-end checkpoint below covers this point
                     stopping = self.stop.requested
-                    if stopping or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every):
+                    # periodic: after checkpoint_every samples and checkpoint_min_s seconds (a fast
+                    # run would otherwise copy and write its whole state every few batches)
+                    if stopping or (self.ckpt_every and prog.samples - last_ckpt >= self.ckpt_every
+                                    and time.monotonic() - last_ckpt_t >= self.ckpt_min_s):
                         self.sync_sums(loss_sum, correct)
                         self.checkpoint(wait=stopping)
-                        last_ckpt = prog.samples
+                        last_ckpt, last_ckpt_t = prog.samples, time.monotonic()
                         if stopping:
                             raise TrainingInterrupted(self.stop.signum, self.output_dir)
                 queue.run_all()  # the epoch's last lines: the device has finished the epoch
@@ -699,8 +707,8 @@ def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str
 
 
 # keys that may differ between a run and its resumption (they change nothing that was learned)
-RESUMABLE_CHANGES = ("resume", "logger", "device", "trainer.checkpoint_every", "trainer.eval_batch_size",
-                     "trainer.strategy", "trainer.backend", "trainer.cpu_kernel")  # batch_size is global: N processes learn as 1
+RESUMABLE_CHANGES = ("resume", "logger", "device", "trainer.checkpoint_every", "trainer.checkpoint_min_s",
+                     "trainer.eval_batch_size", "trainer.strategy", "trainer.backend", "trainer.cpu_kernel")  # batch_size is global: N processes learn as 1
 
 
 def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None:

@@ -287,6 +287,8 @@ def build_network(node: Mapping[str, Any], dt: float, key: str = "model.network"
     conns_cfg = {}
     for name, c in (node.get("connections") or {}).items():
         ckey = f"{key}.connections.{name}"
+        if c is None:  # null removes a connection the model file inherited (an experiment's override)
+            continue
         c = dict(as_node(c))
         for role in ("source", "target"):
             if role not in c:
