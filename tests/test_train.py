@@ -159,7 +159,8 @@ def test_periodic_checkpoints_are_checkpoint_min_s_apart(compose_cfg, tmp_path, 
     assert at == expected
     with pytest.raises(ConfigError) as e:
         train(compose_cfg("+model=diehl_cook", *TINY, "trainer.checkpoint_min_s=-1"), tmp_path / "bad")
-    assert e.value.key == "trainer.checkpoint_min_s"
+    assert e.value.key == "trainer.checkpoint_min_s" and "seconds >= 0" in str(e.value)
+    assert not (tmp_path / "bad").exists()  # refused before the run dir is made
 
 
 @pytest.mark.parametrize("overrides, key", [
