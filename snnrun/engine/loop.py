@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import snnrun
 from snnrun.components.decoders import LabelAssignment, Readout
-from snnrun.augment import RandomShift
+from snnrun.augment import TrainingAugment
 from snnrun.data import Split
 from snnrun.engine import data_parallel
 from snnrun.engine.deferred import HostQueue, to_host
@@ -293,7 +293,7 @@ class Trainer:
             steps = (self.n_train + self.bs - 1) // self.bs
             exp.configure_gradient(epochs=self.epochs, steps_per_epoch=steps)
         self.order_gen = torch.Generator().manual_seed(int(exp.cfg["seed"]))
-        self.shift = RandomShift(exp.data.augment_shift, exp.data.shape, int(exp.cfg["seed"]), exp.device)
+        self.augment = TrainingAugment(exp.data, int(exp.cfg["seed"]), exp.device)
         self.running = (LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, device=exp.device)
                         if exp.assignment is not None else None)
         self.prog = Progress()
@@ -444,7 +444,7 @@ class Trainer:
                 base_time, base_compile, captured = prog.train_time, prog.compile_time, exp.capture_s
                 while prog.start < self.n_train:
                     idx = order[prog.start:prog.start + self.batch_at(prog.samples)]
-                    xb, yb = self.shift(train_x[idx], prog.samples), train_y[idx]
+                    xb, yb = self.augment(train_x[idx], prog.samples), train_y[idx]
                     counts = self.train_batch(xb, yb, loss_sum, correct)
                     self.health.count_silent(counts)  # on the device; read at the epoch end
                     if self.diagnostics is not None:
