@@ -31,7 +31,7 @@ class TrainerConfig:
     warmup_images: int = 0             # the run's first N training images in batches of warmup_batch_size
     warmup_batch_size: int = 16        # (local rules: helps short runs at large batches; README)
     eval_batch_size: int = 256         # label assignment and test, learning off
-    assign_every: int = 250            # samples between running-accuracy / label updates
+    assign_every: Any = "auto"         # samples between running-accuracy / label updates (auto: max(250, 10 batches))
     label_pass: bool = True
     checkpoint_every: int = 1000       # samples between periodic checkpoints (0: epoch ends only)
     checkpoint_min_s: float = 5.0      # ... and at least this many seconds apart (0: every checkpoint_every samples)

@@ -128,6 +128,8 @@ BAD_TRAIN = {
     "epochs_negative": (["trainer.epochs=-1"], ["trainer.epochs"]),
     "batch_size_zero": (["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
     "checkpoint_every_negative": (["trainer.checkpoint_every=-5"], ["trainer.checkpoint_every"]),
+    "assign_every_text": (["trainer.assign_every=often"], ["trainer.assign_every", "auto"]),
+    "assign_every_zero": (["trainer.assign_every=0"], ["trainer.assign_every", ">= 1"]),
     "unknown_trainer_key": (["trainer.epoch=2"], ["trainer.epoch"]),
     "seed_fraction": (["seed=1.5"], ["seed"]),
     "bad_device": (["device=tpu"], ["device", "cpu"]),

@@ -163,6 +163,35 @@ def test_periodic_checkpoints_are_checkpoint_min_s_apart(compose_cfg, tmp_path, 
     assert not (tmp_path / "bad").exists()  # refused before the run dir is made
 
 
+@pytest.mark.parametrize("every, batch, lines_at", [
+    ("auto", 5, [40]),          # auto: max(250, 10 batches) = 250 samples > the epoch's 40: the epoch end only
+    (10, 5, [10, 20, 30, 40]),  # a whole number: a line once that many samples are in, at the batch end
+    (12, 5, [15, 30, 40]),
+    (10, 16, [16, 32, 40]),     # a batch larger than the window: a line per batch
+])
+def test_metrics_lines_every_assign_every_samples(compose_cfg, tmp_path, every, batch, lines_at):
+    """trainer.assign_every: running-accuracy lines in metrics.jsonl at the first batch end after
+    that many samples, and at the epoch end."""
+    import json
+
+    cfg = compose_cfg("+model=diehl_cook", *TINY, f"trainer.batch_size={batch}", f"trainer.assign_every={every}")
+    train(cfg, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["samples"] for r in rows if r.get("phase") == "train"] == lines_at
+
+
+def test_assign_every_auto_is_ten_batches_or_250_samples():
+    from snnrun.engine.loop import metrics_window
+
+    assert metrics_window("auto", 1) == 250 and metrics_window("auto", 16) == 250
+    assert metrics_window("auto", 256) == 2560 and metrics_window(None, 64) == 640
+    assert metrics_window(32, 256) == 32 and metrics_window("32", 1) == 32
+    for bad in (0, -5, 2.5, "often"):
+        with pytest.raises(ConfigError) as e:
+            metrics_window(bad, 16)
+        assert e.value.key == "trainer.assign_every" and "auto" in str(e.value)
+
+
 @pytest.mark.parametrize("overrides, key", [
     (["+model=diehl_cook", "trainer.warmup_images=-1"], "trainer.warmup_images"),
     (["+model=diehl_cook", "trainer.warmup_images=10", "trainer.warmup_batch_size=0"], "trainer.warmup_batch_size"),

@@ -32,10 +32,11 @@ mark("compose config")
 if "cuda" in str(cfg.get("device", "auto")) or (cfg.get("device", "auto") == "auto" and torch.cuda.is_available()):
     torch.zeros(1, device="cuda")
     mark("CUDA start")
-import torch._dynamo  # noqa: E402,F401  (what torch.compile imports on its first use)
-import torch._inductor.compile_fx  # noqa: E402,F401
+if str(cfg.trainer.get("compile", "auto")).lower() != "false":
+    import torch._dynamo  # noqa: F401  (what torch.compile imports on its first use)
+    import torch._inductor.compile_fx  # noqa: F401
 
-mark("import torch.compile's modules")
+    mark("import torch.compile's modules")
 from snnrun.data import build_dataset  # noqa: E402
 
 build_dataset(OmegaConf.to_container(cfg.data, resolve=True))
