@@ -139,6 +139,8 @@ BAD_TRAIN = {
     "augment_shift_too_large": (["data.augment_shift=4"], ["data.augment_shift", "[1, 8, 8]"]),
     "augment_rotate_negative": (["data.augment_rotate=-10"], ["data.augment_rotate", "degrees"]),
     "augment_scale_one": (["data.augment_scale=1"], ["data.augment_scale"]),
+    "augment_rotate_not_square": (["data.shape=[1,8,6]", "data.n_inputs=48", "data.augment_rotate=10"],
+                                  ["data.augment_rotate", "square", "[1, 8, 6]"]),
     "represent_below_negative": (["trainer.represent_below=-1"], ["trainer.represent_below", ">= 0"]),
     "represent_below_text": (["trainer.represent_below=five"], ["trainer.represent_below"]),
     "represent_add_hz_zero": (["trainer.represent_below=5", "trainer.represent_add_hz=0"],

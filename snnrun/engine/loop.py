@@ -5,13 +5,13 @@ Per epoch, shuffled batches of the training split: the learners get the labels
 inside the simulation, every step) or, with a gradient learner, run forward and trained by one
 optimiser step. Every ``trainer.assign_every`` samples (auto: max(250, 10 batches)) a metrics
 line: running accuracy of the count-based decoders (with the label assignment of earlier
-samples), the loss of a gradient learner, images/s. At each epoch end: the running label assignment is kept, the validation split
-(``learner.val_fraction`` of a gradient learner) is evaluated and the best epoch remembered, the
-learning-rate schedule steps, and a checkpoint is written (also every ``trainer.checkpoint_every``
-samples once ``trainer.checkpoint_min_s`` seconds have passed since the last, and on
-SIGINT/SIGTERM/SIGUSR2). After the epochs: the best epoch's weights, a
-label-assignment pass with learning off (when a decoder assigns labels), the test pass with every
-decoder, figures and summary.json.
+samples), the loss of a gradient learner, images/s. At each epoch end: the running label
+assignment is kept, the validation split (``learner.val_fraction`` of a gradient learner) is
+evaluated and the best epoch remembered, the learning-rate schedule steps, and a checkpoint is
+written (also every ``trainer.checkpoint_every`` samples once ``trainer.checkpoint_min_s``
+seconds have passed since the last, and on SIGINT/SIGTERM/SIGUSR2). After the epochs: the best
+epoch's weights, a label-assignment pass with learning off (when a decoder assigns labels), the
+test pass with every decoder, figures and summary.json.
 
 Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 """
@@ -661,8 +661,8 @@ class Trainer:
 def metrics_window(value: Any, batch_size: int) -> int:
     """``trainer.assign_every``: samples per metrics line (running accuracy, label update,
     diagnostics). ``auto`` = max(250, 10 batches): each line costs the host tens of small
-    kernel launches, and at GPU batch sizes one line per batch left the device waiting on the
-    host (a profile of D&C at batch 256: GPU busy 72% of a window with a line every batch)."""
+    kernel launches, and at GPU batch sizes one line per batch leaves the device waiting on the
+    host (README, "Whole runs")."""
     if value == "auto" or value is None:
         return max(250, 10 * int(batch_size))
     try:
