@@ -116,3 +116,22 @@ def test_triton_equals_torch_backend_on_gpu(kw):
     ((s1 * g).sum() + v1.sum()).backward()
     ((s2 * g).sum() + v2.sum()).backward()
     assert (x.grad - y.grad).norm() / y.grad.norm() < 1e-5
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_bf16_input_runs_in_float32(device):
+    """Autocast's bf16 currents are widened for the kernel (Triton takes float32 only): the same
+    spikes and state as a float32 run, spikes returned as bf16 and the gradient narrowed back."""
+    torch.manual_seed(3)
+    x = (torch.randn(30, 2, 40, device=device) + 1.0).bfloat16().requires_grad_()
+    x32 = x.detach().float().requires_grad_()
+    zeros = torch.zeros(2, 40, device=device)
+    kw = dict(tau=5.0, tau_a=50.0, beta=0.2)
+    s, v, a = alif_multistep(x, zeros, zeros, **kw)
+    s32, v32, a32 = alif_multistep(x32, zeros, zeros, **kw)
+    assert s.dtype == torch.bfloat16 and v.dtype == torch.float32
+    assert torch.equal(s.float(), s32) and torch.equal(v, v32) and torch.equal(a, a32)
+    g = torch.randn(30, 2, 40, device=device).bfloat16().float()
+    (s.float() * g).sum().backward()
+    (s32 * g).sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and torch.equal(x.grad, x32.grad.bfloat16())

@@ -56,6 +56,33 @@ def test_if_integrates_exactly_and_lif_decays():
     assert v.item() == pytest.approx(0.5 ** 5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_input_runs_in_float32(device, dtype, monkeypatch):
+    """Autocast hands the layer bf16/fp16 currents: the kernel (Triton on CUDA, which takes float32
+    only) sees them widened, the spikes come back in the input's dtype, and both the spikes and
+    the gradient equal a float32 run on the same (rounded) currents."""
+    from snnrun.engine.kernels import lif_multistep as K
+
+    seen = []
+    real = K.LIFMultiStep.apply
+    monkeypatch.setattr(K.LIFMultiStep, "apply", lambda x, *a: seen.append(x.dtype) or real(x, *a))
+    torch.manual_seed(2)
+    x = (torch.randn(8, 4, 50, device=device) + 0.6).to(dtype).requires_grad_()
+    x32 = x.detach().float().requires_grad_()
+    w = torch.tensor(0.3, device=device, requires_grad=True)
+    s, v = lif_multistep(x, k=torch.sigmoid(w), surrogate="atan", alpha=2.0, detach_reset=True)
+    s32, v32 = lif_multistep(x32, k=torch.sigmoid(w.detach()), surrogate="atan", alpha=2.0, detach_reset=True)
+    assert seen == [torch.float32, torch.float32]
+    assert s.dtype == dtype and v.dtype == torch.float32
+    assert torch.equal(s.float(), s32) and torch.equal(v, v32)
+    g = torch.randn(8, 4, 50, device=device).to(dtype).float()  # exact in the spikes' dtype
+    (s.float() * g).sum().backward()
+    (s32 * g).sum().backward()
+    assert x.grad.dtype == dtype and torch.equal(x.grad, x32.grad.to(dtype))
+    assert w.grad is not None and torch.isfinite(w.grad)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_triton_equals_torch_backend_on_gpu():
     torch.manual_seed(1)

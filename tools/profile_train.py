@@ -75,6 +75,12 @@ def main():
                         key=lambda h: -min(h["ts"] + h.get("dur", 0), e) + max(h["ts"], s))[:4]
         print(f"  gap {(e - s) / 1e3:7.3f} ms: " + "; ".join(f"{h['name'][:60]} ({h.get('dur', 0) / 1e3:.2f} ms)" for h in during))
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+    kernels: dict[str, list[float]] = {}
+    for e in gpu:
+        kernels.setdefault(e["name"][:90], []).append(e.get("dur", 0))
+    print(f"top GPU kernels by time in the window ({len(gpu)} events):")
+    for name, d in sorted(kernels.items(), key=lambda kv: -sum(kv[1]))[:25]:
+        print(f"  {sum(d) / 1e3:9.2f} ms {100 * sum(d) / busy:5.1f}%  x{len(d):<6} {name}")
 
 
 if __name__ == "__main__":

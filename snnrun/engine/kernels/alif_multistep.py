@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from snnrun.engine.kernels.launch import FastLaunch
-from snnrun.engine.kernels.lif_multistep import LAUNCH, _cdiv, spike_grad, surrogate_grad, triton_available
+from snnrun.engine.kernels.lif_multistep import LAUNCH, _cdiv, spike_grad, surrogate_grad, triton_available, widened
 
 try:
     import triton
@@ -294,4 +294,7 @@ def alif_multistep(x_seq: torch.Tensor, v0: torch.Tensor, a0: torch.Tensor, *, t
     adapt = tau_a is not None
     p = (float(r), math.exp(-dt / tau), math.exp(-dt / tau_a) if adapt else 1.0, float(v_rest), float(v_th),
          float(v_reset), float(beta) if adapt else 0.0, spk_reset == "soft", adapt)
-    return ALIFMultiStep.apply(x_seq, v0, a0, p, bool(detach_reset), surrogate, float(alpha), float(width), backend)
+    x32, narrow = widened(x_seq)
+    s_seq, vT, aT = ALIFMultiStep.apply(x32, v0, a0, p, bool(detach_reset), surrogate, float(alpha), float(width),
+                                        backend)
+    return narrow(s_seq), vT, aT

@@ -302,6 +302,21 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)  # (triton.cdiv is a jit function in recent Triton: slow to call from Python)
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def widened(x_seq: torch.Tensor):
+    """``(x_seq as float32, narrow)``: the kernels compute and keep the membrane state in float32,
+    so a half-precision input (autocast's bf16 conv and dense outputs) is widened on the way in
+    (through autograd: its gradient is narrowed back) and ``narrow`` casts the spikes (0/1, exact)
+    back to the input's dtype. Without it a bf16 layer would miss the Triton path and fall back to
+    one eager kernel per operation and step."""
+    if x_seq.dtype not in HALF:
+        return x_seq, lambda t: t
+    dtype = x_seq.dtype
+    return x_seq.float(), lambda t: t.to(dtype)
+
+
 def triton_available(t: torch.Tensor) -> bool:
     # the kernels index with 32-bit offsets
     return triton is not None and t.is_cuda and t.dtype == torch.float32 and t.numel() < 2**31
@@ -409,8 +424,10 @@ def lif_multistep(x_seq: torch.Tensor, v0: torch.Tensor | float | None = None, *
         v0 = 0.0 if v_reset is None else v_reset
     if not torch.is_tensor(v0):
         v0 = float(v0)
-    return LIFMultiStep.apply(x_seq, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha,
-                              backend, k)
+    x32, narrow = widened(x_seq)
+    s_seq, vT = LIFMultiStep.apply(x32, v0, tau, v_th, v_reset, decay_input, detach_reset, surrogate, alpha,
+                                   backend, k)
+    return narrow(s_seq), vT
 
 
 # -- eager reference: the plain per-step PyTorch loop (what snnTorch/Norse/SpikingJelly's torch
