@@ -167,6 +167,8 @@ GRADIENT = ["data=synthetic", "data.n_train=40", "data.n_test=20", "logger=plain
 BAD_GRADIENT = {
     "optimizer_lr_text": (["+model=snn_mlp", "model.learner.optimizer.lr=abc"], ["model.learner.optimizer.lr"]),
     "optimizer_unknown": (["+model=snn_mlp", "model.learner.optimizer.type=Nope"], ["model.learner.optimizer.type"]),
+    "ema_one": (["+model=snn_mlp", "model.learner.ema=1"], ["model.learner.ema", "(0, 1)"]),
+    "ema_text": (["+model=snn_mlp", "model.learner.ema=slow"], ["model.learner.ema", "a number"]),
     "optimizer_betas": (["+model=snn_mlp", "+model.learner.optimizer.betas=0.9"], ["model.learner.optimizer.betas"]),
     "unknown_loss": (["+model=snn_mlp", "model.learner.loss.type=nope"], ["model.learner.loss.type"]),
     "represent_without_rates": (["+model=snn_mlp", "trainer.represent_below=5"],

@@ -44,7 +44,8 @@ def test_on_the_cpu_the_step_stays_eager(compose_cfg):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("scheduler", [("CosineAnnealingLR",),
-                                       ("OneCycleLR", "+model.learner.scheduler.cycle_momentum=false")])
+                                       ("OneCycleLR", "+model.learner.scheduler.cycle_momentum=false"),
+                                       ("CosineAnnealingLR", "model.learner.ema=0.9")])
 def test_a_captured_step_trains_as_the_eager_step(compose_cfg, scheduler):
     """Same seed, same batches (including an epoch's smaller last batch, which runs eagerly until
     its own shape is captured), cosine schedule per epoch / one-cycle per batch: the captured
@@ -60,12 +61,16 @@ def test_a_captured_step_trains_as_the_eager_step(compose_cfg, scheduler):
         exp.configure_gradient(epochs=epochs, steps_per_epoch=len(sizes))
         assert (exp.graphed is not None) == graphs and exp.gradient.capturable == graphs
         losses = steps(exp, batches_of(exp, dev, sizes), epochs)
+        average = exp.gradient.average  # model.learner.ema: updated inside the graph too
         results[graphs] = (losses, {k: v.detach().clone() for k, v in exp.network.state_dict().items()},
-                           exp.gradient.lr)
+                           exp.gradient.lr, [t.clone() for t in average.avg] if average else [])
         if graphs:
             assert len(exp.graphed._graphs) == 2 and exp.graphed.enabled  # both shapes replayed
             assert exp.capture_s > 0
-    (l_eager, p_eager, lr_eager), (l_graph, p_graph, lr_graph) = results[False], results[True]
+    (l_eager, p_eager, lr_eager, a_eager), (l_graph, p_graph, lr_graph, a_graph) = results[False], results[True]
+    assert len(a_eager) == len(a_graph) and (len(a_eager) > 0) == ("ema" in " ".join(scheduler))
+    for a, b in zip(a_graph, a_eager):
+        assert torch.allclose(a.float(), b.float(), rtol=2e-3, atol=2e-5)
     assert lr_graph == pytest.approx(lr_eager, rel=1e-6) and lr_eager != pytest.approx(3e-3)
     assert l_graph == pytest.approx(l_eager, rel=2e-3, abs=1e-5)
     for k in p_eager:

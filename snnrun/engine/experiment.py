@@ -13,6 +13,8 @@ One model description (``model:``)::
 
 from __future__ import annotations
 
+import contextlib
+
 import random
 import re
 from dataclasses import dataclass, field
@@ -214,6 +216,13 @@ class Experiment:
                   and self.strategy is None and not g.extra_losses)
         g.configure(self.network, epochs=epochs, steps_per_epoch=steps_per_epoch, capturable=graphs)
         self.graphed = GraphedTrainStep(self._device_step) if g.capturable else None
+
+    def evaluation_weights(self):
+        """A context in which the model holds the weights to evaluate: the gradient learner's moving
+        average with ``ema`` set, else the live weights (a no-op)."""
+        if self.gradient is None:
+            return contextlib.nullcontext()
+        return self.gradient.evaluation_weights()
 
     @property
     def capture_s(self) -> float:

@@ -400,6 +400,8 @@ class Trainer:
                     self.learn_epochs()
                     if prog.best["network"] is not None and len(exp.val):
                         exp.load_state_dict({}, network=prog.best["network"])
+                    elif exp.gradient is not None and exp.gradient.average is not None:
+                        exp.gradient.average.swap()  # no validation split: the averaged weights are the model
                     if self.do_label_pass:
                         label_pass(exp, self.ebs, self.metrics, self.show)
                     prog.stage = FINISHED
@@ -601,7 +603,20 @@ class Trainer:
             console.print(f"[bold yellow]warning:[/] epoch {prog.epoch}: {silent}", soft_wrap=True)
         if self.running is not None:
             exp.assignment.load_state_dict(self.running.state_dict())
-        val_loss, line = None, f"epoch {prog.epoch}"
+        line = f"epoch {prog.epoch}"
+        with exp.evaluation_weights():  # learner ema: validated and tested on the averaged weights
+            val_loss, line = self.evaluate_epoch(line)
+        for learner in exp.learners.values():
+            learner.end_epoch(val_loss)
+        if exp.gradient is not None:
+            line += f", loss {prog.loss_sum / max(prog.seen, 1):.4f}, lr {exp.gradient.lr:.2e}"
+        console.print(line + f" ({self.n_train / max(epoch_time, 1e-9):.0f} images/s)")
+
+    def evaluate_epoch(self, line: str) -> tuple[float | None, str]:
+        """Validation (keeping the best epoch's network) and, with ``trainer.test_every_epoch``, the
+        test split; returns the validation loss and the epoch's console line."""
+        exp, prog = self.exp, self.prog
+        val_loss = None
         if len(exp.val):
             ev = evaluate(exp, exp.val, self.ebs)
             first = next(iter(exp.decoders))
@@ -625,11 +640,7 @@ class Trainer:
             prog.test_by_epoch.append(acc)
             self.metrics.log(phase="epoch_test", epoch=prog.epoch, samples=prog.samples, test_accuracy=acc)
             line += f", test {acc:.4f}"
-        for learner in exp.learners.values():
-            learner.end_epoch(val_loss)
-        if exp.gradient is not None:
-            line += f", loss {prog.loss_sum / max(prog.seen, 1):.4f}, lr {exp.gradient.lr:.2e}"
-        console.print(line + f" ({self.n_train / max(epoch_time, 1e-9):.0f} images/s)")
+        return val_loss, line
 
     def summarise(self, results: dict[str, Any]) -> dict[str, Any]:
         exp, prog = self.exp, self.prog

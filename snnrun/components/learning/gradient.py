@@ -12,6 +12,7 @@ Configured at ``model.learner`` (alone, or beside local rules in a mapping of na
       scheduler: {type: CosineAnnealingLR}             # any torch.optim.lr_scheduler class, or null
       weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
       grad_clip: null               # max global gradient norm
+      ema: null                     # e.g. 0.999: validate, test and keep a moving average of the weights
       amp: false                    # bf16 autocast (CUDA only; ignored on CPU)
       val_fraction: 0.1             # of the training set, held out to select the best epoch
       surrogate: null               # replace the surrogate of every trainable node
@@ -28,6 +29,7 @@ from torch import nn
 
 from snnrun.errors import BadValue, ConfigError
 from snnrun.components.learning.base import Learner, LearningRule
+from snnrun.components.learning.weight_average import WeightAverage
 from snnrun.components.losses import Loss
 from snnrun.registry import accepted_kwargs, as_node, did_you_mean
 from snnrun.components.surrogates import build_surrogate
@@ -111,7 +113,8 @@ class SurrogateBPTT(Learner):
 
     def __init__(self, *, optimizer: Any = None, scheduler: Any = None, weight_decay: float = 0.0,
                  grad_clip: float | None = None, amp: bool | str = False, val_fraction: float = 0.1,
-                 surrogate: Any = None, loss: Any = "spike_count_ce", connections: list[str] | None = None):
+                 surrogate: Any = None, loss: Any = "spike_count_ce", connections: list[str] | None = None,
+                 ema: float | None = None):
         self.loss = Loss.build(loss, key="loss")
         self.connections = None if connections is None else [str(c) for c in connections]
         self.optimizer_node = optimizer if optimizer is not None else {"type": "Adam", "lr": 1e-3}
@@ -123,6 +126,14 @@ class SurrogateBPTT(Learner):
         if amp not in (False, True, "bf16", None):
             raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA) or false, got {amp!r}", key="amp")
         self.amp = bool(amp)
+        try:
+            self.ema = None if ema is None else float(ema)
+        except (TypeError, ValueError):
+            self.ema = float("nan")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"ema is the moving average's decay per step, in (0, 1) (e.g. 0.999), or null; "
+                              f"got {ema!r}", key="ema")
+        self.average: WeightAverage | None = None  # built with the optimizer (configure)
         self.val_fraction = float(val_fraction)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}", key="val_fraction")
@@ -196,6 +207,7 @@ class SurrogateBPTT(Learner):
             self._lr_on_device()
         except (TypeError, ValueError) as e:
             raise ConfigError(f"cannot build optimizer {self.opt_cls.__name__}: {e}", key="model.learner.optimizer") from e
+        self.average = WeightAverage(model, self.ema) if self.ema is not None else None
         self.scheduler = None
         if self.sched_cls is not None:
             kw = dict(self.sched_kwargs)
@@ -261,6 +273,8 @@ class SurrogateBPTT(Learner):
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                      self.grad_clip)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         return loss.detach(), output
 
     def after_step(self) -> None:
@@ -281,9 +295,14 @@ class SurrogateBPTT(Learner):
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else float("nan")
 
+    def evaluation_weights(self):
+        """A context with the moving average of the weights in the model (``ema``), or a no-op."""
+        return self.average.swapped() if self.average is not None else contextlib.nullcontext()
+
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict() if self.optimizer else None,
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "average": self.average.state_dict() if self.average else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("optimizer") is not None and self.optimizer is not None:
@@ -291,6 +310,8 @@ class SurrogateBPTT(Learner):
             self._lr_on_device()  # the saved rate may be a float or on another device
         if state.get("scheduler") is not None and self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("average") is not None and self.average is not None:
+            self.average.load_state_dict(state["average"])
 
 
 @LearningRule.register("stca", source="spaic")
