@@ -74,6 +74,9 @@ def parse(argv=None):
     p.add_argument("--T", type=int, default=4)
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast on both sides (SpikingJelly: torch.autocast around forward and loss; "
+                        "snnrun: model.learner.amp=true)")
     p.add_argument("--warmup", type=int, default=5, help="untimed training batches before the epoch")
     p.add_argument("--rounds", type=int, default=1, help="repeat both sides, alternating (medians in the table)")
     p.add_argument("--site", default="/tmp/sj_site", help="where spikingjelly (and loguru) are installed")
@@ -189,8 +192,11 @@ def run_spikingjelly(args) -> dict:
     model = torch.compile(net) if mode == "compile" else net
 
     def forward_backward(img, target):
-        fr = model(img)
-        loss = F.mse_loss(fr, target)
+        # bf16 autocast with --amp (no cast-weight cache inside a graph capture: torch's rule)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp and cuda,
+                            cache_enabled=mode != "cuda_graph"):
+            fr = model(img)
+            loss = F.mse_loss(fr.float(), target)
         loss.backward()
         return loss.detach()
 
@@ -256,7 +262,7 @@ def run_spikingjelly(args) -> dict:
            "images_per_s": n / epoch_s, "epoch_s": epoch_s, "images": n, "warmup_s": warmup_s,
            "final_loss": float(loss), "epoch_loss": float(loss_sum) / n,
            "T": args.T, "batch": args.batch, "channels": args.channels, "device": str(dev),
-           "hardware": hardware(args.device), "versions": versions,
+           "amp": bool(args.amp and cuda), "hardware": hardware(args.device), "versions": versions,
            "sj_if_cuda_implementation": args.sj_impl}
     if mode == "compile":
         rec["graphs_compiled_in_epoch"] = compiled_in_epoch
@@ -275,7 +281,8 @@ def snnrun_overrides(args, run_dir: Path) -> list[str]:
             "data.download=false", f"data.limit_train={args.limit or 'null'}", f"data.limit_test={args.test_limit}",
             f"device={args.device}", "trainer.epochs=1", f"trainer.batch_size={args.batch}",
             f"model.T={args.T}", f"model.channels={args.channels}", "model.learner.val_fraction=0",
-            f"seed={args.seed}", "logger=plain", f"hydra.run.dir={run_dir}", *args.snnrun_overrides]
+            f"seed={args.seed}", f"model.learner.amp={bool(args.amp)}", "logger=plain", f"hydra.run.dir={run_dir}",
+            *args.snnrun_overrides]
 
 
 def run_snnrun(args, out: Path, tag: str = "") -> dict:
@@ -312,7 +319,8 @@ def run_snnrun(args, out: Path, tag: str = "") -> dict:
             "images": n, "images_per_s_with_compile": s.get("train_images_per_s"),
             "compile_s": s.get("train_compile_s"), "final_loss": train[-1]["loss"] if train else None,
             "process_s": process_s, "T": args.T, "batch": args.batch, "channels": args.channels,
-            "device": s.get("device"), "hardware": hardware(args.device),
+            "device": s.get("device"), "amp": bool(args.amp and str(s.get("device", "")).startswith("cuda")),
+            "hardware": hardware(args.device),
             "versions": {**s.get("versions", {}), "git_commit": s.get("git_commit")},
             "run_dir": str(run_dir), "cmd": " ".join(cmd)}
 
@@ -357,7 +365,7 @@ def run_child_sj(args, mode: str, out: Path, tag: str) -> dict:
     argv = [args.python, os.path.abspath(__file__), "--side", "spikingjelly", "--sj-mode", mode,
             "--device", args.device, "--data", args.data, "--limit", str(args.limit), "--batch", str(args.batch),
             "--T", str(args.T), "--channels", str(args.channels), "--seed", str(args.seed),
-            "--warmup", str(args.warmup), "--site", args.site, "--sj-impl", args.sj_impl]
+            "--warmup", str(args.warmup), "--site", args.site, "--sj-impl", args.sj_impl] + (["--amp"] if args.amp else [])
     log = out / f"spikingjelly_{mode}{tag}.log"
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
@@ -380,7 +388,8 @@ def table(records: list[dict], args) -> str:
     snn = med.get(("snnrun", "train"))
     hw = next((r["hardware"] for r in records if r.get("hardware")), hardware(args.device))
     n = next((r["images"] for r in ok), "?")
-    lines = [f"CSNN (T={args.T}, C={args.channels}, batch {args.batch}), one training epoch of {n} MNIST images, "
+    lines = [f"CSNN (T={args.T}, C={args.channels}, batch {args.batch}"
+             f"{', bf16 autocast on both sides' if args.amp and args.device.startswith('cuda') else ''}), one training epoch of {n} MNIST images, "
              f"{args.device}: {hw}",
              f"{'side':<14} {'mode / backend':<62} {'images/s':>10} {'epoch s':>8} {'snnrun / this':>14}"]
     for r in records:
