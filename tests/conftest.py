@@ -5,7 +5,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# Under pytest-xdist every core already runs a test process, and torch.compile would start its
+# own pool of compile subprocesses (one per core) in every worker and in every CLI run a test
+# starts. On the 16-core GPU machine one compile-heavy test crashed or failed under -n 12 but
+# passed alone; compiling in-process removes those pools (set before inductor's config is read).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
+import torch  # noqa: E402
 from hydra import compose, initialize_config_dir
 
 from snnrun.config import config_dir
@@ -75,3 +83,28 @@ def tree(path) -> dict[str, str | None]:
             with open(p, "rb") as fh:
                 out[os.path.relpath(p, path)] = hashlib.sha256(fh.read()).hexdigest()
     return out
+
+
+def stop_request_at(poll: int):
+    """A stand-in for snnrun.engine.loop.StopOnSignal whose ``requested`` turns true at its
+    ``poll``-th reading (as a SIGTERM arriving then would): patch it in to interrupt a run at a
+    known point of the training loop."""
+
+    class StopAt:
+        signum, polls = 15, 0
+
+        def __init__(self, agree=None):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        @property
+        def requested(self):
+            StopAt.polls += 1
+            return StopAt.polls == poll
+
+    return StopAt

@@ -14,6 +14,7 @@ from snnrun.engine.network import build_network
 from snnrun.components.neurons.trainable import TrainableNode
 from snnrun.engine.experiment import build_experiment
 from snnrun.engine.loop import evaluate_run, train
+from tests.conftest import stop_request_at
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",
                 "seed", "versions", "n_train", "n_test", "train_samples", "epochs", "model", "dataset",
@@ -399,25 +400,8 @@ def test_gradient_run_resumes_after_a_stop(compose_cfg, tmp_path, mlp_run, monke
     import snnrun.engine.loop as tg
     from snnrun.errors import TrainingInterrupted
 
-    class StopAfterEpoch2:  # a SIGTERM arriving during epoch 2
-        signum, polls = 15, 0
-
-        def __init__(self, agree=None):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        @property
-        def requested(self):
-            StopAfterEpoch2.polls += 1
-            return StopAfterEpoch2.polls == 2
-
     real = tg.StopOnSignal
-    monkeypatch.setattr(tg, "StopOnSignal", StopAfterEpoch2)
+    monkeypatch.setattr(tg, "StopOnSignal", stop_request_at(2))  # a SIGTERM during epoch 2
     with pytest.raises(TrainingInterrupted):
         train(compose_cfg("+model=snn_mlp", *TINY_GRAD), tmp_path)
     assert not (tmp_path / "summary.json").exists()

@@ -3,6 +3,7 @@ snnrun/components/learning/weight_average.py): its recurrence, the swap, and wha
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -10,6 +11,7 @@ from snnrun.components.learning.weight_average import WeightAverage, averaged_te
 from snnrun.engine.experiment import build_experiment
 from snnrun.engine.loop import train
 from snnrun.run.checkpoint import load_checkpoint
+from tests.conftest import stop_request_at
 
 TINY = ["+model=snn_mlp", "data=synthetic", "data.n_train=120", "data.n_test=40", "trainer.epochs=3",
         "trainer.batch_size=16", "trainer.eval_batch_size=64", "logger=plain"]
@@ -81,30 +83,10 @@ def test_a_run_with_the_average_resumes_bit_identically(compose_cfg, tmp_path, m
     cfg = [*TINY, "model.learner.ema=0.8"]
     whole = train(compose_cfg(*cfg), tmp_path / "whole")
 
-    class StopDuringEpoch2:
-        signum, polls = 15, 0
-
-        def __init__(self, agree=None):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        @property
-        def requested(self):
-            StopDuringEpoch2.polls += 1
-            return StopDuringEpoch2.polls == 9
-
     real = tg.StopOnSignal
-    monkeypatch.setattr(tg, "StopOnSignal", StopDuringEpoch2)
-    try:
+    monkeypatch.setattr(tg, "StopOnSignal", stop_request_at(9))  # a SIGTERM during epoch 2
+    with pytest.raises(TrainingInterrupted):
         train(compose_cfg(*cfg), tmp_path / "cut")
-        raise AssertionError("the run was not interrupted")
-    except TrainingInterrupted:
-        pass
     monkeypatch.setattr(tg, "StopOnSignal", real)
     resumed = train(compose_cfg(*cfg, "resume=true"), tmp_path / "cut")
     assert resumed["resumed"]
@@ -113,3 +95,9 @@ def test_a_run_with_the_average_resumes_bit_identically(compose_cfg, tmp_path, m
     val = [[r["val_accuracy"] for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())
             if r.get("phase") == "val"] for run in ("whole", "cut")]
     assert val[0] == val[1]
+    # the average itself, and the model chosen from it, bit for bit
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "cut")
+    avg_a, avg_b = (c["learners"]["learner"]["average"] for c in (a, b))
+    assert float(avg_a["steps"]) == float(avg_b["steps"]) > 0
+    assert all(torch.equal(x, y) for x, y in zip(avg_a["avg"], avg_b["avg"]))
+    assert all(torch.equal(a["network"][k], b["network"][k]) for k in a["network"])
