@@ -14,7 +14,6 @@ One model description (``model:``)::
 from __future__ import annotations
 
 import contextlib
-
 import random
 import re
 from dataclasses import dataclass, field
