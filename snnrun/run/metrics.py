@@ -10,6 +10,8 @@ resumed run rebuilds/purges what came after its checkpoint), then ``log(record)`
 from __future__ import annotations
 
 import csv
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,18 +120,12 @@ class _TrackerIds:
         self.path = Path(output_dir) / "trackers.json"
 
     def get(self, name: str) -> Any:
-        import json
-
         return json.loads(self.path.read_text()).get(name) if self.path.is_file() else None
 
     def set(self, name: str, value: Any) -> None:
-        import json
-
         data = json.loads(self.path.read_text()) if self.path.is_file() else {}
         data[name] = value
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), mode="w")
 
 
 class MlflowSink:
