@@ -181,7 +181,7 @@ def test_owners_one_and_auto_resolve_as_documented():
             pre((torch.rand(5, 3, generator=g) < 0.4).float())
             post((torch.rand(5, 4, generator=g) < 0.2).float())
             if owners == 2:  # K = 1 through claim_many
-                s_pre, x_pre, s_post, x_post = pre.s, pre.x, post.s, post.x
+                x_pre, s_post = pre.x, post.s
                 m = rule.claim_many(s_post, 1)
                 conn.w.add_(x_pre.t() @ (s_post * m))
             else:
