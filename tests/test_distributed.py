@@ -11,6 +11,7 @@ order 1e-2 or more.
 
 import json
 import os
+import re
 import shutil
 import time
 import subprocess
@@ -97,9 +98,14 @@ def test_ddp_gradient_matches_single_process(tmp_path, cli_env):
           "trainer.eval_batch_size=64", "logger=plain", "device=cpu"]
     env = _env(cli_env)
     single = run_single(tmp_path, ov, env)
-    ddp, _ = run_ddp(tmp_path, ov, env)
+    ddp, printed = run_ddp(tmp_path, ov, env)
     assert_same_run(single, ddp, "network")
     only_run_dirs(tmp_path, "single", "ddp")
+    # the epoch lines print the loss over all ranks' rows, as metrics.jsonl records it
+    last = [json.loads(r) for r in (ddp / "metrics.jsonl").read_text().splitlines()]
+    epoch_loss = {r["epoch"]: r["loss"] for r in last if r.get("phase") == "train"}  # each epoch's last line
+    shown = [float(m) for m in re.findall(r"^epoch \d+:.*?, loss ([0-9.]+),", printed, flags=re.M)]
+    assert shown == pytest.approx([round(epoch_loss[e], 4) for e in (1, 2)], abs=1e-4)
 
 
 @pytest.mark.slow  # three torchrun launches (~13 s on 2 cores)

@@ -304,6 +304,7 @@ class Trainer:
         self.queue = HostQueue(exp.device, defer=strategy is None, lag=2)
         self.writer = CheckpointWriter(background=exp.device.type == "cuda")
         self.bar_extra: str | None = None  # the latest running metric, for the progress bar
+        self.epoch_loss = float("nan")  # the gradient loss over the epoch so far, all ranks (log_window)
         if exp.cfg.get("init_from"):  # before the run dir exists: a misfit leaves nothing behind
             init_from_run(exp, exp.cfg["init_from"])
         self.diagnostics = diagnostics_for(exp)
@@ -569,6 +570,7 @@ class Trainer:
                 tot_loss, tot_correct = prog.loss_sum, prog.correct
             self.healthy("loss", lambda: self.health.check_loss(tot_loss, "training loss"))
             record.update(loss=tot_loss / seen, train_accuracy=tot_correct / seen, lr=exp.gradient.lr)
+            self.epoch_loss = record["loss"]
             extra = f"loss {record['loss']:.4f}"
         if self.diagnostics is not None:
             values["diagnostics"] = self.diagnostics.window()
@@ -609,7 +611,8 @@ class Trainer:
         for learner in exp.learners.values():
             learner.end_epoch(val_loss)
         if exp.gradient is not None:
-            line += f", loss {prog.loss_sum / max(prog.seen, 1):.4f}, lr {exp.gradient.lr:.2e}"
+            # the epoch's last metrics line summed every rank's share (prog.loss_sum is this rank's)
+            line += f", loss {self.epoch_loss:.4f}, lr {exp.gradient.lr:.2e}"
         console.print(line + f" ({self.n_train / max(epoch_time, 1e-9):.0f} images/s)")
 
     def evaluate_epoch(self, line: str) -> tuple[float | None, str]:
