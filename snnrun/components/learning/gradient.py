@@ -126,10 +126,7 @@ class SurrogateBPTT(Learner):
         if amp not in (False, True, "bf16", None):
             raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA) or false, got {amp!r}", key="amp")
         self.amp = bool(amp)
-        try:
-            self.ema = None if ema is None else float(ema)
-        except (TypeError, ValueError):
-            self.ema = float("nan")
+        self.ema = None if ema is None else float(ema)  # a number: the registry checks the type first
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"ema is the moving average's decay per step, in (0, 1) (e.g. 0.999), or null; "
                               f"got {ema!r}", key="ema")
