@@ -77,16 +77,28 @@ def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
     return out
 
 
-def graph_us(fn, reps: int = 20, inner: int = 10, warmup: int = 3) -> float:
-    """Median GPU microseconds per call of ``fn``, ``inner`` calls captured in one CUDA graph and
-    replayed ``reps`` times: GPU time alone, without the host's per-call overhead (tools/)."""
-    for _ in range(warmup):
-        fn()
+def capture(fn, calls: int = 1, warmup: int = 3) -> torch.cuda.CUDAGraph:
+    """``calls`` calls of ``fn`` captured as one CUDA graph, after ``warmup`` eager calls on a side
+    stream (Triton's and cuBLAS's first-call work, the allocator's pools). ``fn`` must be
+    capturable: fixed shapes, no host syncs; its outputs live in the graph's memory pool."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        for _ in range(inner):
+        for _ in range(calls):
             fn()
+    return g
+
+
+def graph_us(fn, reps: int = 20, inner: int = 10, warmup: int = 3) -> float:
+    """Median GPU microseconds per call of ``fn``, ``inner`` calls captured in one CUDA graph and
+    replayed ``reps`` times: GPU time alone, without the host's per-call overhead (tools/)."""
+    g = capture(fn, calls=inner, warmup=warmup)
     out = []
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -190,9 +202,16 @@ class DiehlCookEval(DiehlCookTrain):
 class LIFForwardBackward(Workload):
     """One multi-step LIF layer [T, B, N] forward + backward (loss = sum of spikes), ms per call.
     ``model``: lif (tau 2), if, plif (learned k = sigmoid(w), its gradient computed too), or alif
-    (exp-Euler adaptive LIF, brainstate's defaults: tau 5, tau_a 100, beta 0.1, relu_grad)."""
+    (exp-Euler adaptive LIF, brainstate's defaults: tau 5, tau_a 100, beta 0.1, relu_grad).
 
-    def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused"):
+    ``graphs: true`` (CUDA) replays the call's forward and backward as one captured CUDA graph,
+    as the layer runs inside snnrun's captured training step (``trainer.cuda_graphs``): the
+    host's per-call work (Python, autograd, kernel launches) drops to one graph launch, so the
+    figure is the kernels' own time. On the CPU it runs the plain call (``graphed`` false in the
+    result)."""
+
+    def __init__(self, T: int = 32, B: int = 128, N: int = 4096, model: str = "lif", backend: str = "fused",
+                 graphs: bool = False):
         if model not in ("lif", "if", "plif", "alif"):
             raise ConfigError(f"model must be lif, if, plif or alif, got {model!r}", key="workload.model")
         if model == "alif" and backend == "loop":
@@ -200,7 +219,10 @@ class LIFForwardBackward(Workload):
                               key="workload.backend")
         if backend not in ("fused", "loop"):
             raise ConfigError(f"backend must be fused or loop, got {backend!r}", key="workload.backend")
+        if not isinstance(graphs, bool):
+            raise ConfigError(f"graphs must be true or false, got {graphs!r}", key="workload.graphs")
         self.T, self.B, self.N, self.model, self.backend = int(T), int(B), int(N), model, backend
+        self.graphs = graphs
 
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
         from snnrun.engine.kernels.lif_multistep import lif_multistep, lif_multistep_loop
@@ -233,6 +255,10 @@ class LIFForwardBackward(Workload):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        graphed = self.graphs and device.type == "cuda"
+        if graphed:  # one graph per call: a replay stands for one layer call (forward + backward)
+            g_fb, g_f = capture(fwd_bwd, warmup=warmup), capture(fwd, warmup=warmup)
+            fwd_bwd, fwd = g_fb.replay, g_f.replay
         ms_fb = statistics.median(timed(lambda: [fwd_bwd() for _ in range(inner)], device, warmup, repeats)) / inner
         ms_f = statistics.median(timed(lambda: [fwd() for _ in range(inner)], device, warmup, repeats)) / inner
         tensor_bytes = self.T * self.B * self.N * 4
@@ -243,7 +269,8 @@ class LIFForwardBackward(Workload):
                 "fwd_gb_s": round(2 * tensor_bytes / ms_f / 1e9, 1),
                 "peak_extra_mib": None if peak is None else round(peak - base / 2**20, 1),
                 "backend_used": ("eager autograd loop" if self.backend == "loop" else
-                                 "triton" if device.type == "cuda" else "fused-torch (CPU)")}
+                                 "triton" if device.type == "cuda" else "fused-torch (CPU)"),
+                "graphed": graphed}
 
 
 @Workload.register("csnn_train_step")
