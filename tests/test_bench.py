@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import pytest
+import torch
 
 from snnrun.commands.bench import parse_overrides, run_bench
 from snnrun.errors import ConfigError
@@ -39,6 +40,9 @@ def test_bad_workload_values_name_the_key_and_the_choices():
     with pytest.raises(ConfigError) as e:
         LIFForwardBackward(model="alif", backend="loop")
     assert e.value.key == "workload.backend" and "alif runs fused only" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        LIFForwardBackward(graphs="yes")
+    assert e.value.key == "workload.graphs" and "true or false" in str(e.value)
 
 
 def test_dc_and_lif_workloads_run_on_cpu():
@@ -59,6 +63,37 @@ def test_dc_and_lif_workloads_run_on_cpu():
     # 4 tensors of T*B*N float32 move per forward+backward
     assert all(r["fwd_bwd_gb_s"] == pytest.approx(4 * 4 * 2 * 16 * 4 / (r["fwd_bwd_ms"] * 1e6), abs=0.06)
                for r in out)
+
+
+def test_lif_graphs_fall_back_to_the_plain_call_on_cpu():
+    out = run_bench(["workload=lif_fwd_bwd", "workload.T=4", "workload.B=2", "workload.N=16", "workload.graphs=true",
+                     "repeats=1", "warmup=1", "device=cpu"])
+    assert out[0]["params"]["graphs"] is True and out[0]["graphed"] is False and out[0]["fwd_bwd_ms"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_a_captured_lif_call_replays_the_eager_gradient():
+    from snnrun.commands.bench import capture
+    from snnrun.engine.kernels.lif_multistep import lif_multistep
+
+    x = (1.5 * torch.rand(8, 4, 256, device="cuda", generator=torch.Generator("cuda").manual_seed(0)))
+    x.requires_grad_(True)
+    out = {}
+
+    def call():
+        s, _ = lif_multistep(x, tau=2.0)
+        out["s"], (out["g"],) = s, torch.autograd.grad(s.sum(), [x])
+
+    call()
+    eager_s, eager_g = out["s"].clone(), out["g"].clone()
+    graph = capture(call)
+    with torch.no_grad():
+        x.mul_(0.8)  # new input in place: the replay must compute it, not repeat the capture's result
+    graph.replay()
+    call_s, call_g = out["s"].clone(), out["g"].clone()
+    call()
+    assert torch.equal(call_s, out["s"]) and torch.equal(call_g, out["g"])
+    assert not torch.equal(call_s, eager_s) and eager_g.abs().sum() > 0
 
 
 def test_csnn_train_step_runs_on_cpu():
