@@ -86,6 +86,7 @@ def test_a_captured_lif_call_replays_the_eager_gradient():
 
     graph = capture(call)
     static_s, static_g = outputs[-1]  # the captured call's outputs, rewritten by every replay
+    first = None
     for scale in (1.0, 0.8):  # then new input in place: the replay computes it, not the capture's result
         with torch.no_grad():
             x.mul_(scale)
@@ -94,7 +95,7 @@ def test_a_captured_lif_call_replays_the_eager_gradient():
         s, _ = lif_multistep(x, tau=2.0)
         g, = torch.autograd.grad(s.sum(), [x])
         assert torch.equal(static_s, s) and torch.equal(static_g, g) and s.sum() > 0
-        first = static_s.clone() if scale == 1.0 else first
+        first = static_s.clone() if first is None else first
     assert not torch.equal(first, static_s)
 
 
