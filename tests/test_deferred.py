@@ -1,6 +1,8 @@
 """Deferred host work (snnrun/engine/deferred.py), the background checkpoint writer, and the
 evaluation path that reads the device once: same values, same order, as doing it at once."""
 
+import time
+
 import pytest
 import torch
 
@@ -85,6 +87,20 @@ def test_a_newer_state_replaces_one_not_yet_written(tmp_path):
     w.wait()
     assert load_checkpoint(tmp_path)["i"] == 2 and w.skipped == 2
     assert not (tmp_path / PREVIOUS).exists()  # nothing was written before it
+
+
+def test_the_writer_waits_while_a_cuda_graph_is_captured(tmp_path):
+    """A capture (CAPTURE_LOCK held, as GraphRunner and the graphed gradient step hold it) and the
+    writer's thread never overlap: a CUDA call from that thread would invalidate the capture."""
+    from snnrun.engine.cuda_graph import CAPTURE_LOCK
+
+    w = CheckpointWriter(background=True)
+    with CAPTURE_LOCK:
+        w.submit(tmp_path, {"i": 0, "w": torch.ones(3)})
+        time.sleep(0.3)
+        assert not (tmp_path / CHECKPOINT).exists() and w._busy  # taken up, waiting for the lock
+    w.wait()
+    assert load_checkpoint(tmp_path)["i"] == 0
 
 
 def test_a_failed_background_write_is_raised_and_leaves_the_last_good_file(tmp_path):

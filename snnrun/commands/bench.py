@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snnrun.errors import ConfigError
 from snnrun.schema import store_schema
+from snnrun.engine.cuda_graph import CAPTURE_LOCK
 from snnrun.engine.experiment import resolve_device
 from snnrun.registry import Registered, Registry
 
@@ -89,7 +90,7 @@ def capture(fn, calls: int = 1, warmup: int = 3) -> torch.cuda.CUDAGraph:
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
+    with CAPTURE_LOCK, torch.cuda.graph(g):
         for _ in range(calls):
             fn()
     return g

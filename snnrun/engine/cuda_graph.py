@@ -14,10 +14,18 @@ capture is switched off, :class:`GraphRunner` simply calls the eager path.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
 import torch
+
+# A capture in torch's default mode (cudaStreamCaptureModeGlobal) is invalidated when any other
+# thread of the process makes a potentially unsafe CUDA call meanwhile, and a failed capture
+# leaves the process's CUDA state (the RNG's graph offsets) broken for the captures after it.
+# snnrun's own background thread, the checkpoint writer (saving pinned host copies, then freeing
+# them), holds this lock while it works; every capture holds it too.
+CAPTURE_LOCK = threading.Lock()
 
 
 def _clone(out):
@@ -73,7 +81,7 @@ class GraphRunner:
         torch.cuda.current_stream().wait_stream(side)
         self._restore(saved)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with CAPTURE_LOCK, torch.cuda.graph(graph):
             static_out = self.fn(static_x)
         # capture records without running: restore and replay once so this batch really runs
         self._restore(saved)

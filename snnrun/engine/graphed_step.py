@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from snnrun.engine.cuda_graph import CAPTURE_LOCK
+
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 
 
@@ -82,7 +84,7 @@ class GraphedTrainStep:
         static_x, static_y = x.clone(), y.clone()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            with CAPTURE_LOCK, torch.cuda.graph(graph):
                 loss, out = self.step(static_x, static_y)
         except Exception as e:  # an operation that needs the host: stay eager
             self.enabled = False

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnrun.engine.cuda_graph import CAPTURE_LOCK
 from snnrun.run.files import atomic_write
 from snnrun.run.ranks import rank_zero_only
 from snnrun.errors import ConfigError, TrainingInterrupted  # noqa: F401  (re-exported for loops)
@@ -115,7 +116,11 @@ class CheckpointWriter:
                     self._cv.wait()
                 job, self._next, self._busy = self._next, None, True
             try:
-                save_checkpoint(*job)
+                with CAPTURE_LOCK:  # no CUDA call from this thread while the training thread captures a graph
+                    try:
+                        save_checkpoint(*job)
+                    finally:
+                        job = None  # the state's pinned host copies are freed here, under the lock too
             except BaseException as e:  # handed to the training thread
                 with self._cv:
                     self._error = e
