@@ -25,7 +25,7 @@ import torch
 # leaves the process's CUDA state (the RNG's graph offsets) broken for the captures after it.
 # snnrun's own background thread, the checkpoint writer (saving pinned host copies, then freeing
 # them), holds this lock while it works; every capture holds it too.
-CAPTURE_LOCK = threading.Lock()
+CAPTURE_LOCK = threading.RLock()  # re-entrant: a capture inside another one (same thread) must not deadlock
 
 
 def _clone(out):
