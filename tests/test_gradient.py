@@ -303,8 +303,9 @@ def test_learner_config_errors():
     with pytest.raises(ConfigError) as e:
         learner(optimizer={"type": "Adam", "weight_decay": 0.1})
     assert e.value.key == "model.learner.optimizer.weight_decay"
-    with pytest.raises(ConfigError, match="true/bf16"):
+    with pytest.raises(ConfigError, match="true/bf16") as e:
         learner(amp="fp16")
+    assert e.value.key == "model.learner.amp" and "tf32" in str(e.value)
 
 
 def test_a_gradient_learner_trains_what_no_local_rule_owns():
@@ -344,6 +345,30 @@ def test_amp_is_a_no_op_on_cpu():
     import contextlib
 
     assert isinstance(learner(amp=True).autocast(torch.device("cpu")), contextlib.nullcontext)
+    before = torch.get_float32_matmul_precision()
+    with learner(amp="tf32").matmul_precision(torch.device("cpu")):
+        assert torch.get_float32_matmul_precision() == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tf32_holds_for_the_step_and_is_restored_after_it():
+    """amp: tf32 runs the step's products on TF32 (forward and backward) and leaves torch's
+    setting as it was; a bf16 learner's autocast is off for it."""
+    m = FF(CONV)
+    m.net.cuda()
+    m.record_v = True
+    lr = learner(amp="tf32", optimizer={"type": "SGD", "lr": 0.1}, loss="membrane_ce")
+    lr.configure(m.net, epochs=1, steps_per_epoch=1)
+    assert not lr.amp and lr.precision == "tf32"
+    seen = []
+
+    def forward():
+        seen.append(torch.get_float32_matmul_precision())
+        return m(torch.rand(4, 1, 8, 8, device="cuda") * 3, steps=3)
+
+    before = torch.get_float32_matmul_precision()
+    lr.train_step(forward, torch.tensor([0, 1, 2, 0], device="cuda"), torch.device("cuda"))
+    assert seen == ["high"] and torch.get_float32_matmul_precision() == before
 
 
 # -- the training loop ---------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ def parse(argv=None):
     p.add_argument("--T", type=int, default=4)
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tf32", action="store_true",
+                   help="float32 with TF32 matrix products on both sides (SpikingJelly: torch.set_float32_matmul_"
+                        "precision('high') in its process; snnrun: model.learner.amp=tf32); not with --amp")
     p.add_argument("--amp", action="store_true",
                    help="bf16 autocast on both sides (SpikingJelly: torch.autocast around forward and loss; "
                         "snnrun: model.learner.amp=true)")
@@ -92,7 +95,10 @@ def parse(argv=None):
     p.add_argument("--timeout", type=int, default=420, help="seconds per side (process)")
     p.add_argument("--out", default="", help="folder for the snnrun run dirs, logs and results.jsonl")
     p.add_argument("snnrun_overrides", nargs="*", help="extra `snnrun train` overrides for the snnrun side")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.amp and args.tf32:
+        p.error("--amp (bf16) and --tf32 exclude each other")
+    return args
 
 
 # ---------------------------------------------------------------------------- data (no torchvision)
@@ -175,6 +181,8 @@ def run_spikingjelly(args) -> dict:
 
     mode, dev = args.sj_mode, torch.device(args.device)
     cuda = dev.type == "cuda"
+    if args.tf32 and cuda:
+        torch.set_float32_matmul_precision("high")
     if mode == "cuda_graph" and not cuda:
         raise SystemExit("--sj-modes cuda_graph needs CUDA")
     torch.manual_seed(args.seed)
@@ -262,7 +270,8 @@ def run_spikingjelly(args) -> dict:
            "images_per_s": n / epoch_s, "epoch_s": epoch_s, "images": n, "warmup_s": warmup_s,
            "final_loss": float(loss), "epoch_loss": float(loss_sum) / n,
            "T": args.T, "batch": args.batch, "channels": args.channels, "device": str(dev),
-           "amp": bool(args.amp and cuda), "hardware": hardware(args.device), "versions": versions,
+           "amp": bool(args.amp and cuda), "tf32": bool(args.tf32 and cuda), "hardware": hardware(args.device),
+           "versions": versions,
            "sj_if_cuda_implementation": args.sj_impl}
     if mode == "compile":
         rec["graphs_compiled_in_epoch"] = compiled_in_epoch
@@ -281,7 +290,7 @@ def snnrun_overrides(args, run_dir: Path) -> list[str]:
             "data.download=false", f"data.limit_train={args.limit or 'null'}", f"data.limit_test={args.test_limit}",
             f"device={args.device}", "trainer.epochs=1", f"trainer.batch_size={args.batch}",
             f"model.T={args.T}", f"model.channels={args.channels}", "model.learner.val_fraction=0",
-            f"seed={args.seed}", f"model.learner.amp={bool(args.amp)}", "logger=plain", f"hydra.run.dir={run_dir}",
+            f"seed={args.seed}", f"model.learner.amp={'tf32' if args.tf32 else bool(args.amp)}", "logger=plain", f"hydra.run.dir={run_dir}",
             *args.snnrun_overrides]
 
 
@@ -365,7 +374,7 @@ def run_child_sj(args, mode: str, out: Path, tag: str) -> dict:
     argv = [args.python, os.path.abspath(__file__), "--side", "spikingjelly", "--sj-mode", mode,
             "--device", args.device, "--data", args.data, "--limit", str(args.limit), "--batch", str(args.batch),
             "--T", str(args.T), "--channels", str(args.channels), "--seed", str(args.seed),
-            "--warmup", str(args.warmup), "--site", args.site, "--sj-impl", args.sj_impl] + (["--amp"] if args.amp else [])
+            "--warmup", str(args.warmup), "--site", args.site, "--sj-impl", args.sj_impl] + (["--amp"] if args.amp else []) + (["--tf32"] if args.tf32 else [])
     log = out / f"spikingjelly_{mode}{tag}.log"
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
@@ -389,7 +398,8 @@ def table(records: list[dict], args) -> str:
     hw = next((r["hardware"] for r in records if r.get("hardware")), hardware(args.device))
     n = next((r["images"] for r in ok), "?")
     lines = [f"CSNN (T={args.T}, C={args.channels}, batch {args.batch}"
-             f"{', bf16 autocast on both sides' if args.amp and args.device.startswith('cuda') else ''}), one training epoch of {n} MNIST images, "
+             f"{', bf16 autocast on both sides' if args.amp and args.device.startswith('cuda') else ''}"
+             f"{', TF32 products on both sides' if args.tf32 and args.device.startswith('cuda') else ''}), one training epoch of {n} MNIST images, "
              f"{args.device}: {hw}",
              f"{'side':<14} {'mode / backend':<62} {'images/s':>10} {'epoch s':>8} {'snnrun / this':>14}"]
     for r in records:

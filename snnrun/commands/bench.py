@@ -278,8 +278,9 @@ class LIFForwardBackward(Workload):
 class CSNNTrainStep(Workload):
     """One surrogate-BPTT optimiser step of ``+model=csnn`` on 28x28 inputs, images/s."""
 
-    def __init__(self, batch: int = 128, T: int = 4, model: str = "csnn", amp: bool = False, graphs: bool = True):
-        self.batch, self.T, self.model, self.amp = int(batch), int(T), str(model), bool(amp)
+    def __init__(self, batch: int = 128, T: int = 4, model: str = "csnn", amp: bool | str = False, graphs: bool = True):
+        self.batch, self.T, self.model = int(batch), int(T), str(model)
+        self.amp = amp  # model.learner.amp: false, true/bf16 or tf32 (the learner checks it)
         self.graphs = bool(graphs)  # the whole step as one CUDA graph (on CUDA; false: eager launches)
 
     def run(self, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:

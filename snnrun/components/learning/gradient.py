@@ -13,7 +13,7 @@ Configured at ``model.learner`` (alone, or beside local rules in a mapping of na
       weight_decay: 0.0             # L2 on weights (>= 2-D tensors; not biases, norms, time constants)
       grad_clip: null               # max global gradient norm
       ema: null                     # e.g. 0.999: validate, test and keep a moving average of the weights
-      amp: false                    # bf16 autocast (CUDA only; ignored on CPU)
+      amp: false                    # true/bf16: bf16 autocast; tf32: float32 with TF32 matrix products (CUDA only)
       val_fraction: 0.1             # of the training set, held out to select the best epoch
       surrogate: null               # replace the surrogate of every trainable node
 """
@@ -33,6 +33,9 @@ from snnrun.components.learning.weight_average import WeightAverage
 from snnrun.components.losses import Loss
 from snnrun.registry import accepted_kwargs, as_node, did_you_mean
 from snnrun.components.surrogates import build_surrogate
+
+# model.learner.amp -> the training step's precision on CUDA
+PRECISIONS = {False: None, None: None, True: "bf16", "bf16": "bf16", "tf32": "tf32"}
 
 # schedulers stepped once per batch rather than once per epoch (unless `interval` says otherwise)
 PER_STEP_SCHEDULERS = {"OneCycleLR", "CyclicLR"}
@@ -123,9 +126,11 @@ class SurrogateBPTT(Learner):
         self.grad_clip = None if grad_clip is None else float(grad_clip)
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"grad_clip must be > 0 or null, got {grad_clip}", key="grad_clip")
-        if amp not in (False, True, "bf16", None):
-            raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA) or false, got {amp!r}", key="amp")
-        self.amp = bool(amp)
+        if not (isinstance(amp, (bool, str, type(None))) and amp in PRECISIONS):
+            raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA), tf32 (float32 tensors, matrix "
+                              f"products on TF32 tensor cores, CUDA) or false, got {amp!r}", key="amp")
+        self.precision = PRECISIONS[amp]  # None: float32 as torch's defaults have it
+        self.amp = self.precision == "bf16"
         self.ema = None if ema is None else float(ema)  # a number: the registry checks the type first
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"ema is the moving average's decay per step, in (0, 1) (e.g. 0.999), or null; "
@@ -242,6 +247,22 @@ class SurrogateBPTT(Learner):
                                   cache_enabled=not torch.cuda.is_current_stream_capturing())
         return contextlib.nullcontext()
 
+    @contextlib.contextmanager
+    def matmul_precision(self, device: torch.device):
+        """``amp: tf32`` on CUDA: the step's float32 matrix products (forward and backward; torch
+        already runs convolutions on TF32 by default) on TF32 tensor cores, 10 of float32's 23
+        mantissa bits kept in the operands, float32 accumulation. torch's setting is restored
+        after the step, so evaluation and other code keep full float32 products."""
+        if self.precision != "tf32" or device.type != "cuda":
+            yield
+            return
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(before)
+
     def train_step(self, forward, y: torch.Tensor, device: torch.device, scale: float = 1.0):
         """One optimisation step. ``forward()`` returns the readout's output; returns (loss,
         output). ``scale`` multiplies the loss (a data-parallel rank's share of the batch)."""
@@ -252,6 +273,10 @@ class SurrogateBPTT(Learner):
     def device_step(self, forward, y: torch.Tensor, device: torch.device, scale: float = 1.0):
         """The part of :meth:`train_step` that runs on the device with no host sync (what a CUDA
         graph captures): zero grads, forward, loss, backward, clip, optimizer step."""
+        with self.matmul_precision(device):
+            return self._device_step(forward, y, device, scale)
+
+    def _device_step(self, forward, y: torch.Tensor, device: torch.device, scale: float):
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast(device):
             output = forward()
