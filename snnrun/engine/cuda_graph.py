@@ -23,8 +23,9 @@ import torch
 # A capture in torch's default mode (cudaStreamCaptureModeGlobal) is invalidated when any other
 # thread of the process makes a potentially unsafe CUDA call meanwhile, and a failed capture
 # leaves the process's CUDA state (the RNG's graph offsets) broken for the captures after it.
-# snnrun's own background thread, the checkpoint writer (saving pinned host copies, then freeing
-# them), holds this lock while it works; every capture holds it too.
+# snnrun's own background thread, the checkpoint writer, saves pinned host copies and frees them
+# (freeing a pinned block records a CUDA event on the stream that filled it): it holds this lock
+# while it works, and every capture holds it too.
 CAPTURE_LOCK = threading.RLock()  # re-entrant: a capture inside another one (same thread) must not deadlock
 
 
