@@ -73,7 +73,7 @@ def test_lif_graphs_fall_back_to_the_plain_call_on_cpu():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_a_captured_lif_call_replays_the_eager_gradient():
-    from snnrun.commands.bench import capture
+    from snnrun.engine.cuda_graph import capture
     from snnrun.engine.kernels.lif_multistep import lif_multistep
 
     x = (1.5 * torch.rand(8, 4, 256, device="cuda", generator=torch.Generator("cuda").manual_seed(0)))

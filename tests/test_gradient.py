@@ -354,12 +354,14 @@ def test_amp_is_a_no_op_on_cpu():
 def test_tf32_holds_for_the_step_and_is_restored_after_it():
     """amp: tf32 runs the step's products on TF32 (forward and backward) and leaves torch's
     setting as it was; a bf16 learner's autocast is off for it."""
+    import contextlib
+
     m = FF(CONV)
     m.net.cuda()
     m.record_v = True
     lr = learner(amp="tf32", optimizer={"type": "SGD", "lr": 0.1}, loss="membrane_ce")
     lr.configure(m.net, epochs=1, steps_per_epoch=1)
-    assert not lr.amp and lr.precision == "tf32"
+    assert lr.precision == "tf32" and isinstance(lr.autocast(torch.device("cuda")), contextlib.nullcontext)
     seen = []
 
     def forward():

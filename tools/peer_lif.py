@@ -81,10 +81,9 @@ def spikingjelly_call(args, x):
 
 
 def ms_per_call(fn, device, args) -> float:
-    from snnrun.commands.bench import timed
+    from snnrun.commands.bench import seconds_per_call
 
-    reps = timed(lambda: [fn() for _ in range(args.inner)], device, args.warmup, args.repeats)
-    return statistics.median(reps) / args.inner * 1e3
+    return seconds_per_call(fn, device, args.warmup, args.repeats, args.inner) * 1e3
 
 
 def main(argv=None):
@@ -92,7 +91,8 @@ def main(argv=None):
     ensure_site(args)
     import torch
 
-    from snnrun.commands.bench import LIFForwardBackward, capture
+    from snnrun.commands.bench import LIFForwardBackward
+    from snnrun.engine.cuda_graph import capture
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"

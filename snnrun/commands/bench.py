@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snnrun.errors import ConfigError
 from snnrun.schema import store_schema
-from snnrun.engine.cuda_graph import CAPTURE_LOCK
+from snnrun.engine.cuda_graph import capture
 from snnrun.engine.experiment import resolve_device
 from snnrun.registry import Registered, Registry
 
@@ -78,22 +78,9 @@ def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
     return out
 
 
-def capture(fn, calls: int = 1, warmup: int = 3) -> torch.cuda.CUDAGraph:
-    """``calls`` calls of ``fn`` captured as one CUDA graph, after ``warmup`` eager calls on a side
-    stream (Triton's and cuBLAS's first-call work, the allocator's pools). ``fn`` must be
-    capturable: fixed shapes, no host syncs; its outputs live in the graph's memory pool."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with CAPTURE_LOCK, torch.cuda.graph(g):
-        for _ in range(calls):
-            fn()
-    return g
+def seconds_per_call(fn, device: torch.device, warmup: int, repeats: int, inner: int) -> float:
+    """Seconds per call of ``fn``: the median over ``repeats`` timings of ``inner`` calls each."""
+    return statistics.median(timed(lambda: [fn() for _ in range(inner)], device, warmup, repeats)) / inner
 
 
 def graph_us(fn, reps: int = 20, inner: int = 10, warmup: int = 3) -> float:
@@ -260,8 +247,8 @@ class LIFForwardBackward(Workload):
         if graphed:  # one graph per call: a replay stands for one layer call (forward + backward)
             g_fb, g_f = capture(fwd_bwd, warmup=warmup), capture(fwd, warmup=warmup)
             fwd_bwd, fwd = g_fb.replay, g_f.replay
-        ms_fb = statistics.median(timed(lambda: [fwd_bwd() for _ in range(inner)], device, warmup, repeats)) / inner
-        ms_f = statistics.median(timed(lambda: [fwd() for _ in range(inner)], device, warmup, repeats)) / inner
+        ms_fb = seconds_per_call(fwd_bwd, device, warmup, repeats, inner)
+        ms_f = seconds_per_call(fwd, device, warmup, repeats, inner)
         tensor_bytes = self.T * self.B * self.N * 4
         peak = peak_mib(device)
         return {"fwd_bwd_ms": round(ms_fb * 1e3, 4), "fwd_ms": round(ms_f * 1e3, 4),

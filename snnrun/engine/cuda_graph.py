@@ -29,6 +29,24 @@ import torch
 CAPTURE_LOCK = threading.RLock()  # re-entrant: a capture inside another one (same thread) must not deadlock
 
 
+def capture(fn, calls: int = 1, warmup: int = 3) -> torch.cuda.CUDAGraph:
+    """``calls`` calls of ``fn`` captured as one CUDA graph, after ``warmup`` eager calls on a side
+    stream (Triton's and cuBLAS's first-call work, the allocator's pools). ``fn`` must be
+    capturable: fixed shapes, no host syncs; its outputs live in the graph's memory pool."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with CAPTURE_LOCK, torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    return g
+
+
 def _clone(out):
     return {k: v.clone() for k, v in out.items()} if isinstance(out, dict) else out.clone()
 

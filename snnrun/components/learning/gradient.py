@@ -130,7 +130,6 @@ class SurrogateBPTT(Learner):
             raise ConfigError(f"amp is true/bf16 (bfloat16 autocast on CUDA), tf32 (float32 tensors, matrix "
                               f"products on TF32 tensor cores, CUDA) or false, got {amp!r}", key="amp")
         self.precision = PRECISIONS[amp]  # None: float32 as torch's defaults have it
-        self.amp = self.precision == "bf16"
         self.ema = None if ema is None else float(ema)  # a number: the registry checks the type first
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"ema is the moving average's decay per step, in (0, 1) (e.g. 0.999), or null; "
@@ -240,9 +239,9 @@ class SurrogateBPTT(Learner):
 
     # -- training ---------------------------------------------------------------------------
     def autocast(self, device: torch.device):
-        """bf16 autocast on CUDA when ``amp`` is on; a no-op elsewhere. Inside a CUDA-graph capture
+        """bf16 autocast on CUDA with ``amp: true/bf16``; a no-op elsewhere. Inside a CUDA-graph capture
         without the cast-weight cache (torch's rule: cached casts would outlive the capture)."""
-        if self.amp and device.type == "cuda":
+        if self.precision == "bf16" and device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16,
                                   cache_enabled=not torch.cuda.is_current_stream_capturing())
         return contextlib.nullcontext()
