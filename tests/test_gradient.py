@@ -465,6 +465,21 @@ def test_conv_models_train_a_step(compose_cfg, tmp_path, model):
         assert "groups.lif1.w" in state and state["groups.lif1.w"].item() != 0.0  # tau was learned
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA tf32 changes the products (test above)")
+def test_tf32_through_snnrun_train_is_float32_on_the_cpu(compose_cfg, tmp_path):
+    """model.learner.amp=tf32 from the config tree trains, and on the CPU (where it is ignored) gives
+    the float32 run's losses and confusion; torch's matmul precision is the same afterwards."""
+    before = torch.get_float32_matmul_precision()
+    runs = {amp: train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.epochs=1", f"model.learner.amp={amp}"),
+                       tmp_path / amp) for amp in ("false", "tf32")}
+    for key in ("test_loss", "confusion", "val_accuracy"):
+        assert runs["tf32"][key] == runs["false"][key]
+    train_losses = {amp: [json.loads(line)["loss"] for line in (tmp_path / amp / "metrics.jsonl").open()
+                          if '"phase": "train"' in line] for amp in runs}
+    assert train_losses["tf32"] == train_losses["false"] and train_losses["false"]
+    assert torch.get_float32_matmul_precision() == before
+
+
 def test_poisson_encoder_and_single_step_mode(compose_cfg, tmp_path):
     summary = train(compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.epochs=2", "model.network.step_mode=single",
                                 "encoder@model.encoder=poisson", "model.encoder.time=8", "model.encoder.intensity=500"),
