@@ -1,6 +1,7 @@
 """Deferred host work (snnrun/engine/deferred.py), the background checkpoint writer, and the
 evaluation path that reads the device once: same values, same order, as doing it at once."""
 
+import threading
 import time
 
 import pytest
@@ -112,6 +113,23 @@ def test_a_failed_background_write_is_raised_and_leaves_the_last_good_file(tmp_p
         w.wait()
     assert load_checkpoint(tmp_path)["i"] == 0
     w.wait()  # the error was handed over once
+
+
+def test_close_writes_what_was_submitted_and_ends_the_thread(tmp_path):
+    """A run closes its writer: the last state is on disk and no thread is left per run (a
+    multirun's basic launcher runs every job in one process)."""
+    w = CheckpointWriter(background=True)
+    w.submit(tmp_path, {"i": 0})
+    thread = w._thread
+    with w._cv:  # the state waits, not yet taken up, when close is asked for
+        w.submit(tmp_path, {"i": 1})
+    w.close()
+    assert load_checkpoint(tmp_path)["i"] == 1
+    assert not thread.is_alive() and w._thread is None
+    w.submit(tmp_path, {"i": 2})  # still usable after close: a new thread writes it and ends
+    w.close()
+    assert load_checkpoint(tmp_path)["i"] == 2 and w._thread is None
+    assert not [t for t in threading.enumerate() if t is thread]
 
 
 def test_evaluate_equals_presenting_batch_by_batch(compose_cfg):

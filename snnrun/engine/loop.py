@@ -419,6 +419,7 @@ class Trainer:
                 pass  # the error in flight is the one to report
             raise
         finally:
+            self.writer.close()
             self.metrics.close()
         return self.summarise(results)
 

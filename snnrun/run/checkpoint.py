@@ -93,6 +93,7 @@ class CheckpointWriter:
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._closing = False
         self.skipped = 0  # states replaced before they were written
 
     def submit(self, run_dir: str | Path, state: dict[str, Any]) -> None:
@@ -112,8 +113,10 @@ class CheckpointWriter:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while self._next is None:
+                while self._next is None and not self._closing:
                     self._cv.wait()
+                if self._next is None:  # closed, nothing left to write
+                    return
                 job, self._next, self._busy = self._next, None, True
             try:
                 with CAPTURE_LOCK:  # no CUDA call from this thread while the training thread captures a graph
@@ -134,6 +137,16 @@ class CheckpointWriter:
             while self._next is not None or self._busy:
                 self._cv.wait()
         self._raise()
+
+    def close(self) -> None:
+        """Write what was submitted, then end the thread (a run's last call: a process that runs
+        many runs, e.g. a multirun's basic launcher, keeps no idle writer thread per run)."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def _raise(self) -> None:
         with self._cv:
