@@ -1,0 +1,10 @@
+# Source on the GPU machine, in the repository root, with the wheels of wheels.sh carried in .whl:
+#   source tools/gpu/setup.sh
+# Installs them into /tmp/site, puts snnrun (this tree) on PYTHONPATH and an `snnrun` command on PATH.
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  >/dev/null 2>&1 || { echo "installing .whl/*.whl into /tmp/site failed" >&2; return 1; }
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m snnrun "$@"\n' > /tmp/bin/snnrun && chmod +x /tmp/bin/snnrun
+export PATH=/tmp/bin:$PATH
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null
+python3 -c "import torch, hydra; print('torch', torch.__version__, 'hydra', hydra.__version__)"
