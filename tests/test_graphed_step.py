@@ -102,3 +102,35 @@ def test_a_scheduler_that_cycles_momentum_keeps_the_step_eager(compose_cfg):
     exp.configure_gradient(epochs=1, steps_per_epoch=4)
     assert exp.graphed is None
     steps(exp, batches_of(exp, torch.device("cuda"), [16] * 4), epochs=1)
+
+
+def test_a_step_returns_its_outputs_without_their_autograd_graph(compose_cfg):
+    """The step's outputs hold no autograd graph: it would keep the forward's saved activations
+    alive while the caller holds them (and, for a captured step's static outputs, for good)."""
+    exp = build_experiment(compose_cfg(*CSNN, "device=cpu"))
+    exp.configure_gradient(epochs=1, steps_per_epoch=1)
+    exp.network.train()
+    x, y = batches_of(exp, torch.device("cpu"), [16])[0]
+    loss, out = exp.gradient_step(x, y)
+    tensors = [loss, *(v for v in out.values() if isinstance(v, torch.Tensor))]
+    assert len(tensors) >= 2 and all(t.grad_fn is None and not t.requires_grad for t in tensors)
+    assert any(p.grad is not None for p in exp.network.parameters())  # the backward did run
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_second_batch_shape_warms_up_without_a_stream_mismatch(compose_cfg):
+    """After one shape is captured, the next shape's warm-up steps (eager, on a side stream) make
+    their own AccumulateGrad nodes: torch's warning that a node made on another stream is reused
+    does not appear."""
+    import warnings
+
+    exp = build_experiment(compose_cfg(*CSNN, "device=cuda"))
+    exp.configure_gradient(epochs=4, steps_per_epoch=5)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        # 16s captured in the first epoch; the 8s warm up after that and are captured in the fourth
+        steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 16, 8]), epochs=4)
+    assert len(exp.graphed._graphs) == 2
+    for graph, static_x, static_y, loss, out in exp.graphed._graphs.values():  # no capture-time graph kept
+        assert loss.grad_fn is None and all(v.grad_fn is None for v in out.values() if isinstance(v, torch.Tensor))
+    assert not [w for w in seen if "AccumulateGrad" in str(w.message)], [str(w.message) for w in seen]

@@ -296,7 +296,11 @@ class SurrogateBPTT(Learner):
         self.optimizer.step()
         if self.average is not None:
             self.average.update()
-        return loss.detach(), output
+        # the outputs leave without their autograd graph: it would keep the forward's saved
+        # activations alive until the caller drops them, and a captured step's static outputs keep
+        # it for good, with the AccumulateGrad nodes it made on the capture stream, which the next
+        # shape's warm-up on another stream would then reuse (torch warns of the mismatch)
+        return loss.detach(), {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in output.items()}
 
     def after_step(self) -> None:
         """Host work after each step: a per-batch scheduler's step (outside any captured graph)."""
