@@ -413,12 +413,10 @@ class Trainer:
             self.metrics.log(phase="test", **{k: v for k, v in results.items() if not k.startswith("_")})
         except BaseException:
             self.queue.clear()  # after an error the deferred lines and checkpoints are dropped ...
-            try:
-                self.writer.wait()  # ... but a checkpoint already being written is completed
-            except Exception:
-                pass  # the error in flight is the one to report
             raise
         finally:
+            # ... but one already handed to the writer is completed: close() writes it and ends the
+            # thread without raising (after an error, the error in flight is the one to report)
             self.writer.close()
             self.metrics.close()
         return self.summarise(results)
