@@ -3,9 +3,12 @@ when a training run drops its deferred host work after an error (``HostQueue.cle
 
 Why: on the GPU machine a test's worker has died with "Fatal Python error: Aborted" inside that
 cleanup, which hides the error that started it (freeing pinned host copies after a CUDA error can
-abort the process). ``bash tools/gpu/suite.sh 12 -p pytest_inflight`` prints it first.
+abort the process). ``bash tools/gpu/suite.sh 12 -p pytest_inflight`` prints it first. It goes
+to stderr and, since pytest captures a test's stderr and a crashed worker's capture is lost, also
+to ``$OUT/inflight.log`` (``/tmp/inflight.log`` where OUT is unset), written and synced at once.
 """
 
+import os
 import sys
 import traceback
 
@@ -16,9 +19,15 @@ _clear = deferred.HostQueue.clear
 
 def _clear_and_say(self):
     if sys.exc_info()[0] is not None:
-        print("\n=== snnrun: the exception in flight while the deferred queue is dropped:", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
+        text = ("\n=== snnrun: the exception in flight while the deferred queue is dropped "
+                f"(worker {os.environ.get('PYTEST_XDIST_WORKER', '-')}, test "
+                f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}):\n" + traceback.format_exc())
+        print(text, file=sys.stderr)
         sys.stderr.flush()
+        with open(os.path.join(os.environ.get("OUT") or "/tmp", "inflight.log"), "a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
     _clear(self)
 
 
