@@ -43,6 +43,7 @@ class TrainerConfig:
     sync_batchnorm: bool = True        # ddp on GPUs: batch norm over the global batch (SyncBatchNorm)
     diagnostics: Any = "auto"          # learning diagnostics per metrics window (snnrun/engine/diagnostics.py)
     test_every_epoch: bool = False     # also test after every epoch (summary: test_accuracy_by_epoch, its best)
+    best_ties: str = "lower_loss"      # validation accuracies tie: keep the lower-loss epoch, or the later one
     represent_below: int = 0           # evaluation: a sample with fewer readout spikes is presented again
     represent_add_hz: float = 32.0     # ... at the input rate + k x this on try k (Diehl & Cook 2015:
     represent_tries: int = 3           # below 5, +32 Hz; snnrun/engine/represent.py)

@@ -535,3 +535,30 @@ def test_a_layer_list_is_the_same_graph_as_its_network(compose_cfg):
          for k, v in sugar.network.state_dict().items()}
     assert sorted(a.values()) == sorted(b.values()) and len(a) == len(b)
     assert sugar.network.layer_order == ["input", "hidden", "out"]
+
+
+@pytest.mark.parametrize("ties, kept", [("lower_loss", [1, 1, 3, 3, 5]), ("later", [1, 2, 3, 4, 5])])
+def test_best_ties_picks_the_lower_loss_or_the_later_epoch(ties, kept):
+    """trainer.best_ties: epochs 1-5 with validation accuracies .5, .5, .7, .7, .8 and losses that
+    rise within each tie (a model trained longer is more confident): lower_loss keeps the first of
+    each tie, later (Fang et al.'s `max_val_accuracy <= val_accuracy`) the last."""
+    from snnrun.engine.loop import improves
+
+    best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
+    got = []
+    for epoch, (acc, loss) in enumerate([(.5, 1.0), (.5, 1.2), (.7, .9), (.7, .95), (.8, 1.5)], 1):
+        if improves(best, acc, loss, ties):
+            best = {"epoch": epoch, "val_accuracy": acc, "val_loss": loss}
+        got.append(best["epoch"])
+    assert got == kept
+    # a lower loss on a tie moves lower_loss too; a model without a loss keeps the first epoch
+    assert improves({"val_accuracy": .5, "val_loss": 1.0}, .5, 0.9, "lower_loss")
+    assert not improves({"val_accuracy": .5, "val_loss": float("inf")}, .5, None, "lower_loss")
+    assert improves({"val_accuracy": .5, "val_loss": float("inf")}, .5, None, "later")
+
+
+def test_best_ties_rejects_other_values(compose_cfg, tmp_path):
+    cfg = compose_cfg("+model=snn_mlp", *TINY_GRAD, "trainer.best_ties=latest")
+    with pytest.raises(ConfigError) as e:
+        train(cfg, tmp_path)
+    assert e.value.key == "trainer.best_ties" and "later" in str(e.value)

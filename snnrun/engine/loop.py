@@ -50,6 +50,20 @@ from snnrun.run.ranks import is_main
 
 EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
 FINISHED = "trained"  # the stage after learning, best-epoch restore and label pass
+BEST_TIES = ("lower_loss", "later")  # trainer.best_ties: see improves()
+
+
+def improves(best: dict, val_acc: float, val_loss: float | None, ties: str) -> bool:
+    """Whether an epoch with validation accuracy ``val_acc`` (and loss ``val_loss``, None where
+    the model has none) replaces ``best`` as the epoch kept. A higher accuracy always does; on a tie,
+    ``lower_loss`` keeps the epoch with the lower validation loss (the earlier one if that ties too)
+    and ``later`` the later epoch, as Fang et al.'s train_val.py (PLIF, ICCV 2021) selects with
+    ``max_val_accuracy <= val_accuracy``."""
+    if val_acc != best["val_accuracy"]:
+        return val_acc > best["val_accuracy"]
+    if ties == "later":
+        return True
+    return val_loss is not None and val_loss < best["val_loss"]
 
 
 def versions() -> dict[str, str]:
@@ -268,6 +282,10 @@ class Trainer:
         self.ckpt_min_s = float(tr.get("checkpoint_min_s", 0.0) or 0.0)
         self.do_label_pass = bool(tr.get("label_pass", True))
         self.test_every_epoch = bool(tr.get("test_every_epoch", False))
+        self.best_ties = str(tr.get("best_ties", "lower_loss"))
+        if self.best_ties not in BEST_TIES:
+            raise ConfigError(f"which epoch is kept when validation accuracies tie: one of {', '.join(BEST_TIES)}, "
+                              f"got {self.best_ties!r}", key="trainer.best_ties")
         again = Represent.from_config(tr, exp.encoder)  # trainer.represent_below (None: off)
         self.again = again if bool(tr.get("represent_learning", False)) else None  # ... while learning
         self.show = bool((exp.cfg.get("logger") or {}).get("progress", True))
@@ -626,8 +644,7 @@ class Trainer:
             val_loss = ev.loss if ev.loss is not None else float("nan")
             if ev.loss is not None:
                 self.healthy("validation", lambda: self.health.check_loss(ev.loss, "validation loss"))
-            better = (val_acc, -val_loss if ev.loss is not None else 0.0) > \
-                (prog.best["val_accuracy"], -prog.best["val_loss"] if ev.loss is not None else 0.0)
+            better = improves(prog.best, val_acc, val_loss if ev.loss is not None else None, self.best_ties)
             if better:
                 prog.best = {"epoch": prog.epoch, "val_accuracy": val_acc, "val_loss": val_loss,
                              "network": {k: v.detach().cpu().clone() for k, v in exp.network.state_dict().items()}}
