@@ -125,11 +125,12 @@ def test_a_second_batch_shape_warms_up_without_a_stream_mismatch(compose_cfg):
     import warnings
 
     exp = build_experiment(compose_cfg(*CSNN, "device=cuda"))
-    exp.configure_gradient(epochs=4, steps_per_epoch=5)
+    exp.configure_gradient(epochs=4, steps_per_epoch=4)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        # 16s captured in the first epoch; the 8s warm up after that and are captured in the fourth
-        steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 16, 8]), epochs=4)
+        # (64 training samples) the 16s warm up in the first epoch and are captured in the second;
+        # the 8s warm up after that, one per epoch, and are captured in the fourth
+        steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 8]), epochs=4)
     assert len(exp.graphed._graphs) == 2
     for graph, static_x, static_y, loss, out in exp.graphed._graphs.values():  # no capture-time graph kept
         assert loss.grad_fn is None and all(v.grad_fn is None for v in out.values() if isinstance(v, torch.Tensor))
