@@ -26,6 +26,7 @@ def steps(exp, batches, epochs):
 
 def batches_of(exp, device, sizes):
     x, y = exp.train.x.to(device), exp.train.y.to(device)
+    assert sum(sizes) <= len(x), f"{sizes} need more than the {len(x)} training samples"
     out, start = [], 0
     for n in sizes:
         out.append((x[start:start + n], y[start:start + n]))
