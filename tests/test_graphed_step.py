@@ -84,7 +84,7 @@ def test_a_captured_run_resumes_from_its_checkpoint(compose_cfg, tmp_path):
     the optimizer capturable (rate on the device) and the run goes on."""
     exp = build_experiment(compose_cfg(*CSNN, "device=cuda"))
     exp.configure_gradient(epochs=2, steps_per_epoch=4)
-    steps(exp, batches_of(exp, torch.device("cuda"), [16] * 4), epochs=1)
+    steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 8]), epochs=1)
     path = tmp_path / "state.pt"
     torch.save(exp.gradient.state_dict(), path)
     again = build_experiment(compose_cfg(*CSNN, "device=cuda"))
@@ -92,7 +92,7 @@ def test_a_captured_run_resumes_from_its_checkpoint(compose_cfg, tmp_path):
     again.gradient.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     lr = again.gradient.optimizer.param_groups[0]["lr"]
     assert isinstance(lr, torch.Tensor) and lr.is_cuda and float(lr) == pytest.approx(exp.gradient.lr)
-    steps(again, batches_of(again, torch.device("cuda"), [16] * 4), epochs=1)
+    steps(again, batches_of(again, torch.device("cuda"), [16, 16, 16, 8]), epochs=1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -102,7 +102,7 @@ def test_a_scheduler_that_cycles_momentum_keeps_the_step_eager(compose_cfg):
     exp = build_experiment(compose_cfg(*CSNN, "device=cuda", "model.learner.scheduler.type=OneCycleLR"))
     exp.configure_gradient(epochs=1, steps_per_epoch=4)
     assert exp.graphed is None
-    steps(exp, batches_of(exp, torch.device("cuda"), [16] * 4), epochs=1)
+    steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 8]), epochs=1)
 
 
 def test_a_step_returns_its_outputs_without_their_autograd_graph(compose_cfg):
@@ -129,7 +129,7 @@ def test_a_second_batch_shape_warms_up_without_a_stream_mismatch(compose_cfg):
     exp.configure_gradient(epochs=4, steps_per_epoch=4)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        # (64 training samples) the 16s warm up in the first epoch and are captured in the second;
+        # (56 training samples) the 16s warm up in the first epoch and are captured in the second;
         # the 8s warm up after that, one per epoch, and are captured in the fourth
         steps(exp, batches_of(exp, torch.device("cuda"), [16, 16, 16, 8]), epochs=4)
     assert len(exp.graphed._graphs) == 2
