@@ -191,7 +191,7 @@ def _run_dir_args(cmd: str, args: list[str]) -> tuple[str, list[str]] | None:
 
 
 def _eval(args: list[str]) -> None:
-    from snnrun.engine.loop import evaluate_run
+    from snnrun.engine.evaluation import evaluate_run
     from snnrun.run.rundir import lock_run_dir
 
     with user_errors():

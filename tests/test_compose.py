@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from omegaconf import OmegaConf
 
-from snnrun.engine.loop import load_run_config
+from snnrun.run.saved import load_run_config
 from snnrun.errors import ConfigError
 from snnrun.run.compose import compose_run_config
 from tests.conftest import TINY, snnrun_exe, run_cli as run, tree as snapshot

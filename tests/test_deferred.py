@@ -9,7 +9,7 @@ import torch
 
 from snnrun.engine.deferred import HostQueue, to_host
 from snnrun.engine.experiment import build_experiment
-from snnrun.engine.loop import evaluate
+from snnrun.engine.evaluation import evaluate
 from snnrun.run.checkpoint import CHECKPOINT, PREVIOUS, CheckpointWriter, load_checkpoint
 from tests.conftest import TINY
 

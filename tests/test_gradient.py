@@ -13,7 +13,8 @@ from snnrun.components.losses import Loss, first_spike_times
 from snnrun.engine.network import build_network
 from snnrun.components.neurons.trainable import TrainableNode
 from snnrun.engine.experiment import build_experiment
-from snnrun.engine.loop import evaluate_run, train
+from snnrun.engine.evaluation import evaluate_run
+from snnrun.engine.loop import train
 from tests.conftest import stop_request_at
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from snnrun.engine.experiment import build_experiment
-from snnrun.engine.loop import load_run_config, load_run_state, train
+from snnrun.engine.loop import train
+from snnrun.run.saved import load_run_config, load_run_state
 from snnrun.engine.network import build_network
 from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import load_checkpoint

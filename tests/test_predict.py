@@ -11,7 +11,8 @@ from PIL import Image
 
 from snnrun.commands.predict import load_image, predict
 from snnrun.engine.experiment import build_experiment
-from snnrun.engine.loop import load_run_config, load_run_state, train
+from snnrun.engine.loop import train
+from snnrun.run.saved import load_run_config, load_run_state
 from snnrun.errors import ConfigError
 from snnrun.run.checkpoint import load_checkpoint
 from tests.conftest import TINY, run_cli, compose_config, train_like_cli

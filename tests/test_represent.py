@@ -50,7 +50,7 @@ def test_evaluation_presents_quiet_samples_again(compose_cfg):
     spike and some two: with represent_below=2 the quiet ones are presented again at 112, 144 ...
     Hz; the others keep their counts (the same first presentation)."""
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import evaluate
+    from snnrun.engine.evaluation import evaluate
 
     def counts(below):
         cfg = compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=64", "data.limit_test=64",
@@ -121,7 +121,7 @@ def test_training_presents_quiet_samples_again_and_learns_from_them(compose_cfg,
 def test_snnrun_eval_with_represent_assigns_labels_again_and_tests(compose_cfg, tmp_path):
     """``snnrun eval run_dir=DIR trainer.represent_below=N``: a trained run re-evaluated with quiet
     samples presented again, its labels assigned the same way (a fresh label pass)."""
-    from snnrun.engine.loop import evaluate_run
+    from snnrun.engine.evaluation import evaluate_run
     from tests.conftest import train_like_cli
 
     cfg = compose_cfg("+model=diehl_cook", "data=digits", "data.limit_train=64", "data.limit_test=64",

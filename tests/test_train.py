@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from snnrun.errors import ConfigError
-from snnrun.engine.loop import evaluate_run, train
+from snnrun.engine.evaluation import evaluate_run
+from snnrun.engine.loop import train
 from tests.conftest import TINY
 
 SUMMARY_KEYS = {"test_accuracy", "best_decoder", "decoders", "train_images_per_s", "wall_s", "device",

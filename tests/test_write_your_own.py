@@ -53,7 +53,7 @@ def test_user_model_neuron_rule_and_dataset_are_used(my_run, monkeypatch):
     from my_rules import Instar
 
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import load_run_config
+    from snnrun.run.saved import load_run_config
 
     exp = build_experiment(load_run_config(my_run))
     assert type(exp.network.groups["H"]) is ThresholdAdaptingLIF

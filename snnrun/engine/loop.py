@@ -1,4 +1,5 @@
-"""The training loop: one for every model and learner, plus test evaluation and re-evaluation.
+"""The training loop: one for every model and learner (learning-off passes: snnrun/engine/evaluation.py;
+a saved run directory: snnrun/run/saved.py).
 
 Per epoch, shuffled batches of the training split: the learners get the labels
 (``begin_presentation``), then the batch is either presented with learning on (local rules learn
@@ -19,8 +20,6 @@ Library code: it never reads ``hydra.*``; the CLI passes the run directory in.
 from __future__ import annotations
 
 import copy
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,27 +28,25 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import snnrun
 from snnrun.components.decoders import LabelAssignment, Readout
 from snnrun.augment import TrainingAugment
-from snnrun.data import Split
 from snnrun.engine import data_parallel
-from snnrun.engine.deferred import HostQueue, to_host
+from snnrun.engine.deferred import HostQueue
 from snnrun.engine.diagnostics import LearningDiagnostics
+from snnrun.engine.evaluation import evaluate, finish, label_pass, test_phase
 from snnrun.engine.experiment import Experiment, build_experiment
 from snnrun.engine.health import Health
 from snnrun.engine.represent import Represent
 from snnrun.errors import ConfigError, TrainingDiverged
-from snnrun.run.checkpoint import (CHECKPOINT, PREVIOUS, CheckpointWriter, StopOnSignal, TrainingInterrupted,
-                                   load_checkpoint, rng_state, set_rng_state)
-from snnrun.run.console import PhaseProgress, console, print_table, results_table, write_json_atomic
-from snnrun.run.files import read_json, write_text_atomic
+from snnrun.run.checkpoint import (CHECKPOINT, CheckpointWriter, StopOnSignal, TrainingInterrupted, load_checkpoint,
+                                   rng_state, set_rng_state)
+from snnrun.run.console import PhaseProgress, console, write_json_atomic
+from snnrun.run.files import write_text_atomic
 from snnrun.run.metrics import open_metrics
-from snnrun.run.plots import confusion_matrix, save_confusion_png, save_diagnostics_png, save_weights_png
+from snnrun.run.plots import save_diagnostics_png
 from snnrun.run.ranks import is_main
+from snnrun.run.saved import FINISHED, finished_summary, git_commit, load_run_config, resume_point, versions
 
-EVAL_SEED_OFFSET = 1_000_003  # test-time randomness has its own stream: `snnrun eval` replays it
-FINISHED = "trained"  # the stage after learning, best-epoch restore and label pass
 BEST_TIES = ("lower_loss", "later")  # trainer.best_ties: see improves()
 
 
@@ -66,146 +63,6 @@ def improves(best: dict, val_acc: float, val_loss: float | None, ties: str) -> b
     return val_loss is not None and val_loss < best["val_loss"]
 
 
-def versions() -> dict[str, str]:
-    import hydra
-
-    return {"snnrun": snnrun.__version__, "torch": str(torch.__version__), "hydra": hydra.__version__,
-            "python": platform.python_version()}
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-# -- evaluation --------------------------------------------------------------------------------
-@dataclass
-class Evaluation:
-    """Per-decoder predictions over a split, its readout counts, and the gradient loss."""
-
-    preds: dict[str, torch.Tensor]
-    counts: torch.Tensor
-    loss: float | None = None
-    images_per_s: float = 0.0
-    compile_s: float = 0.0  # of the time behind images_per_s: compiling and capturing new batch shapes
-
-    @property
-    def steady_images_per_s(self) -> float:
-        """images/s without the one-off compile and capture (as ``snnrun bench`` measures)."""
-        if self.images_per_s <= 0:
-            return 0.0
-        return self.images_per_s / max(1.0 - self.compile_s * self.images_per_s / self.n, 1e-9)
-
-    @property
-    def n(self) -> int:
-        return len(self.counts)
-
-    def accuracy(self, y: torch.Tensor) -> dict[str, float]:
-        return {name: float((p == y).float().mean()) if len(y) else float("nan") for name, p in self.preds.items()}
-
-
-@torch.no_grad()
-def evaluate(exp: Experiment, split: Split, batch_size: int, bar=None, predict: bool = True) -> Evaluation:
-    """Present a split with learning off, in batches; decode every batch (``predict``). Counts,
-    predictions and the loss stay on the device until the end (one host transfer, no sync per batch)."""
-    exp.network.eval()
-    preds: dict[str, list] = {name: [] for name in exp.decoders}
-    counts = []
-    grad = exp.gradient
-    captured = exp.capture_s
-    loss_sum = torch.zeros((), dtype=torch.float64, device=exp.device)
-    again = Represent.from_config(exp.cfg["trainer"], exp.encoder)  # trainer.represent_below: quiet samples
-    xs = split.x.to(exp.device)  # once: batches are slices on the device
-    for start in range(0, len(split), batch_size):
-        xb, yb = xs[start:start + batch_size], split.y[start:start + batch_size]
-        r = exp.present(xb)
-        if again is not None:
-            r = again(exp.present, xb, r)
-        counts.append(r.counts)
-        if predict:
-            for name, p in exp.predict(r).items():
-                preds[name].append(p)
-        if grad is not None and r.spikes is not None:
-            loss = grad.loss.loss({"out": r.spikes, "v": r.v}, yb.to(r.spikes.device))
-            loss_sum += loss.detach().to(loss_sum.device, torch.float64) * len(yb)
-        if bar is not None:
-            bar.advance(len(xb))
-    n = exp.network.groups[exp.readout].n
-    out = to_host({"preds": {k: torch.cat(v) for k, v in preds.items() if v},
-                   "counts": torch.cat(counts) if counts else torch.zeros(0, n), "loss": loss_sum})
-    preds_host = {k: out["preds"].get(k, torch.zeros(0, dtype=torch.long)) for k in preds}
-    return Evaluation(preds_host, out["counts"],
-                      float(out["loss"]) / max(len(split), 1) if grad is not None else None,
-                      bar.images_per_s if bar is not None else 0.0,  # after the transfer: the device is done
-                      exp.capture_s - captured)
-
-
-def label_pass(exp: Experiment, batch_size: int, metrics, show: bool) -> None:
-    """Assign labels from one pass over the training split with learning off (``metrics``: a
-    metrics log for its line, or None)."""
-    split = exp.train
-    if exp.assignment is None or not len(split):
-        return
-    with PhaseProgress("assign labels", len(split), show) as bar:
-        ev = evaluate(exp, split, batch_size, bar, predict=False)
-    exp.assignment = LabelAssignment(exp.assignment.n_neurons, exp.assignment.n_classes, exp.device)
-    exp.assignment.update(ev.counts, split.y)
-    if metrics is not None:
-        metrics.log(phase="assign", samples=len(split), images_per_s=round(ev.images_per_s, 2),
-                    steady_images_per_s=round(ev.steady_images_per_s, 2), compile_s=round(ev.compile_s, 3),
-                    silent_train_samples=int((ev.counts.sum(1) == 0).sum()))
-
-
-def test_phase(exp: Experiment, show: bool) -> dict[str, Any]:
-    """Evaluate on the test split with learning off. Seeded so re-evaluation gives the same numbers."""
-    torch.manual_seed(int(exp.cfg.get("seed", 0)) + EVAL_SEED_OFFSET)
-    test = exp.data.test
-    bs = int(exp.cfg["trainer"].get("eval_batch_size", 256))
-    with PhaseProgress("test", len(test), show) as bar:
-        ev = evaluate(exp, test, bs, bar)
-    per_decoder = {name: {"test_accuracy": acc} for name, acc in ev.accuracy(test.y).items()}
-    best = max(per_decoder, key=lambda k: per_decoder[k]["test_accuracy"])
-    out = {"test_accuracy": per_decoder[best]["test_accuracy"], "best_decoder": best,
-           "decoders": per_decoder, "n_test": len(test), "test_images_per_s": ev.images_per_s,
-           "test_steady_images_per_s": ev.steady_images_per_s, "test_compile_s": ev.compile_s,
-           "silent_test_samples": int((ev.counts.sum(1) == 0).sum()), "_preds": ev.preds[best]}
-    if ev.loss is not None:
-        out["test_loss"] = ev.loss
-    return out
-
-
-def finish(exp: Experiment, output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Figures and the results table; returns the results without private keys."""
-    preds = results.pop("_preds")
-    cm = confusion_matrix(exp.data.test.y, preds, exp.data.n_classes)
-    results["confusion"] = cm.tolist()  # rows: true class; `snnrun report` redraws it from summary.json
-    save_confusion_png(cm, output_dir / "confusion.png",
-                       f"test, {results['best_decoder']}: accuracy {results['test_accuracy']:.3f}")
-    print_table(results_table(f"test accuracy ({results['n_test']} samples)", results["decoders"],
-                                ["test_accuracy"]))
-    save_receptive_fields(exp, output_dir / "weights.png")
-    return results
-
-
-def save_receptive_fields(exp: Experiment, path: Path) -> bool:
-    """The input weights of the first dense connection out of the input group, one tile per
-    target neuron (Diehl & Cook's learned digits; a dense gradient model's first layer)."""
-    n_in = exp.network.groups[exp.input_group].n
-    for c in exp.network.connections.values():
-        if c.source != exp.input_group:
-            continue
-        for op in getattr(c, "ops", [c]):  # a chain: its first weighted op, after reshaping ones
-            w = getattr(op, "w", None)
-            if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[0] == n_in:
-                save_weights_png(w.detach(), exp.data.shape, path, f"{c.source} -> {c.target} receptive fields")
-                return True
-            if op.has_weights or op.n_target != n_in:
-                break
-    return False
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -706,6 +563,27 @@ def metrics_window(value: Any, batch_size: int) -> int:
     return n
 
 
+def init_from_run(exp: Experiment, run_dir: str | Path) -> None:
+    """``init_from=RUN_DIR``: start from another run's trained network (weights, batch-norm
+    statistics, adaptive thresholds, learned time constants), whatever else its config said.
+    The optimiser, label assignment and training position start afresh (unlike ``resume``); every
+    tensor must fit by name and shape, else ConfigError naming them and nothing is loaded."""
+    from snnrun.engine.experiment import state_misfit
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"no checkpoint in {run_dir} (a run directory written by snnrun train)", key="init_from")
+    saved = load_checkpoint(run_dir, fallback=False).get("network")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{run_dir / CHECKPOINT} holds no network state", key="init_from")
+    misfit = state_misfit(saved, exp.network.state_dict(), show=5)
+    if misfit:
+        raise ConfigError(f"the weights of {run_dir} do not fit this model: " + "; ".join(misfit), key="init_from")
+    with torch.no_grad():
+        exp.network.load_state_dict(saved)
+    exp.runner.reset()
+
+
 def train(cfg: DictConfig | dict, output_dir: str | Path, on_start=None) -> dict[str, Any]:
     """Train and evaluate the configured model; write metrics, checkpoints, summary and figures.
 
@@ -744,131 +622,6 @@ def run_facts(exp, *, t_start: float, samples: int, train_time: float, n_train: 
         "versions": versions(),
         "git_commit": git_commit(),
     }
-
-
-def finished_summary(output_dir: Path, saved: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The summary of a run whose checkpoint says it finished training and that wrote summary.json."""
-    path = output_dir / "summary.json"
-    if saved is not None and saved["progress"]["stage"] == FINISHED and path.is_file():
-        return read_json(path)
-    return None
-
-
-# keys that may differ between a run and its resumption (they change nothing that was learned)
-RESUMABLE_CHANGES = ("resume", "logger", "device", "trainer.checkpoint_every", "trainer.checkpoint_min_s",
-                     "trainer.eval_batch_size", "trainer.strategy", "trainer.backend", "trainer.cpu_kernel")  # batch_size is global: N processes learn as 1
-
-
-def resume_point(output_dir: Path, cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint to resume from when ``resume`` is set, else None.
-
-    Without ``resume`` an existing checkpoint is an error (a new run would overwrite it). With
-    ``resume`` but no checkpoint, training starts from scratch (so resuming a sweep also starts
-    the jobs that never ran). The saved config must match, apart from RESUMABLE_CHANGES.
-    """
-    has_ckpt = (output_dir / CHECKPOINT).is_file() or (output_dir / PREVIOUS).is_file()
-    if not cfg.get("resume", False):
-        if has_ckpt:
-            raise ConfigError(f"{output_dir} already holds a run (checkpoint.pt); continue it with resume=true "
-                              "(or snnrun resume run_dir=...), or choose another hydra.run.dir", key="resume")
-        return None
-    if not has_ckpt:
-        console.print(f"[yellow]resume=true but no checkpoint in {output_dir}: starting from scratch[/]")
-        return None
-    saved = load_checkpoint(output_dir, fallback=True, warn=lambda m: console.print(f"[yellow]{m}[/]"))
-    if "progress" not in saved or "best" not in saved["progress"]:
-        raise ConfigError(f"the checkpoint in {output_dir} was written by an older snnrun and holds no "
-                          "training progress of this version; it can be evaluated but not resumed", key="resume")
-    diff = config_diff(saved["config"], cfg, ignore=RESUMABLE_CHANGES)
-    if diff:
-        # the shallowest key first: model.n_neurons rather than a group's n it is interpolated into
-        key = min(diff, key=lambda k: k.count("."))
-        old, new = diff[key]
-        raise ConfigError(f"the run in {output_dir} was started with {key}={old!r}, not {new!r} "
-                          f"({len(diff)} key(s) differ); resume with the run's own config "
-                          "(snnrun resume run_dir=...) or start a new run", key=key)
-    return saved
-
-
-def config_diff(a: Any, b: Any, prefix: str = "", ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
-    """Dotted keys whose values differ between two plain configs: {key: (a_value, b_value)}."""
-    if prefix.rstrip(".") in ignore:
-        return {}
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = {}
-        for k in list(a) + [k for k in b if k not in a]:
-            out.update(config_diff(a.get(k, MISSING), b.get(k, MISSING), f"{prefix}{k}.", ignore))
-        return out
-    return {} if a == b else {prefix.rstrip("."): (a, b)}
-
-
-MISSING = "<missing>"
-
-
-def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run from its saved config and checkpoint; write ``eval.json``."""
-    t_start = time.perf_counter()
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir, overrides)
-    state = load_checkpoint(run_dir, fallback=False)
-    progress = state.get("progress")
-    if isinstance(progress, dict) and progress.get("stage", FINISHED) != FINISHED:
-        raise ConfigError(f"the run in {run_dir} has not finished training (its checkpoint is from epoch "
-                          f"{progress.get('epoch')}, sample {progress.get('start')}: before the label assignment "
-                          f"and test); continue it with: snnrun resume run_dir={run_dir}, then evaluate it",
-                          key="run_dir")
-    summary_path = run_dir / "summary.json"
-    previous = read_json(summary_path) if summary_path.is_file() else {}  # before anything is written
-    if not isinstance(previous, dict):
-        raise ConfigError(f"{summary_path} does not hold a summary mapping", key="run_dir")
-    exp = build_experiment(cfg)
-    load_run_state(exp, state, run_dir)
-    show = bool((exp.cfg.get("logger") or {}).get("progress", True))
-    if Represent.from_config(exp.cfg["trainer"], exp.encoder) is not None and exp.assignment is not None:
-        # labels assigned as the test presents its samples (quiet ones again): a fresh label pass
-        torch.manual_seed(int(exp.cfg.get("seed", 0)) + EVAL_SEED_OFFSET)
-        label_pass(exp, int(exp.cfg["trainer"].get("eval_batch_size", 256)), None, show)
-    results = finish(exp, run_dir, test_phase(exp, show))
-    out = {**previous, **results, "wall_s": time.perf_counter() - t_start, "device": str(exp.device),
-           "seed": int(exp.cfg["seed"]), "versions": versions(), "git_commit": git_commit()}
-    write_json_atomic(run_dir / "eval.json", out)
-    return out
-
-
-def init_from_run(exp: Experiment, run_dir: str | Path) -> None:
-    """``init_from=RUN_DIR``: start from another run's trained network (weights, batch-norm
-    statistics, adaptive thresholds, learned time constants), whatever else its config said.
-    The optimiser, label assignment and training position start afresh (unlike ``resume``); every
-    tensor must fit by name and shape, else ConfigError naming them and nothing is loaded."""
-    from snnrun.engine.experiment import state_misfit
-
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT).is_file():
-        raise ConfigError(f"no checkpoint in {run_dir} (a run directory written by snnrun train)", key="init_from")
-    saved = load_checkpoint(run_dir, fallback=False).get("network")
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{run_dir / CHECKPOINT} holds no network state", key="init_from")
-    misfit = state_misfit(saved, exp.network.state_dict(), show=5)
-    if misfit:
-        raise ConfigError(f"the weights of {run_dir} do not fit this model: " + "; ".join(misfit), key="init_from")
-    with torch.no_grad():
-        exp.network.load_state_dict(saved)
-    exp.runner.reset()
-
-
-def load_run_state(exp: Experiment, state: dict[str, Any], run_dir: Path) -> None:
-    """Load a run's checkpoint into ``exp``; a misfit names the checkpoint file and what differs."""
-    try:
-        exp.load_state_dict(state)
-    except ConfigError as e:
-        raise ConfigError(f"{Path(run_dir) / state.get('_loaded_from', CHECKPOINT)}: {e.message}", key=e.key) from None
-
-
-def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> DictConfig:
-    """The composed config a run was started with (``.hydra/config.yaml``), plus Hydra overrides."""
-    from snnrun.run.compose import compose_run_config
-
-    return compose_run_config(run_dir, overrides)
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def default_config_diff(run_dir: Path) -> dict[str, tuple[Any, Any]]:
     Group choices that differ come first (``data``: digits -> synthetic); values are then
     compared with the defaults *of the run's choices*, so only explicit value changes show.
     """
-    from snnrun.engine.loop import config_diff
+    from snnrun.run.saved import config_diff
     from snnrun.run.compose import compose
 
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -105,7 +105,8 @@ def report_run(run_dir: str | Path, overrides: list[str] | None = None) -> dict[
     ``overrides`` (Hydra's, e.g. ``device=cpu``) apply to the config the figures are simulated
     with (snnrun.run.compose); the config diff is always the run's saved config."""
     from snnrun.engine.experiment import build_experiment
-    from snnrun.engine.loop import load_run_state, save_receptive_fields
+    from snnrun.engine.evaluation import save_receptive_fields
+    from snnrun.run.saved import load_run_state
     from snnrun.run.compose import compose_run_config
 
     run_dir = Path(run_dir)
