@@ -474,10 +474,8 @@ def _probe_task(cfg) -> None:
 
 
 def registries() -> dict:
-    import snnrun.data  # noqa: F401  (registration side effects)
-    import snnrun.event_data  # noqa: F401  (data=nmnist, dvs_gesture, shd)
     from snnrun.components.connections import Connection
-    from snnrun.data import DatasetSource
+    from snnrun.data import DatasetSource  # the package registers every dataset
     from snnrun.components.decoders import Decoder
     from snnrun.components.encoders import Encoder
     from snnrun.components.generators import Generator

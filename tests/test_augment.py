@@ -1,5 +1,5 @@
 """``data.augment_shift`` / ``augment_rotate`` / ``augment_scale``: random translation, rotation and
-scaling of training images (snnrun/augment.py)."""
+scaling of training images (snnrun/data/augment.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from snnrun.augment import RandomRotateScale, RandomShift, TrainingAugment
+from snnrun.data.augment import RandomRotateScale, RandomShift, TrainingAugment
 from snnrun.data import Dataset, Split
 from snnrun.errors import ConfigError
 from tests.conftest import cli_environ, run_cli

@@ -373,7 +373,7 @@ def test_bad_data_file(case, finished, inside):
 
 def test_idx_reader_catches_a_truncated_gzip_directly(tmp_path):
     """The reader itself (not only the CLI): a .gz cut in the middle of its deflate stream."""
-    from snnrun.data import read_idx
+    from snnrun.data.images import read_idx
     from snnrun.errors import ConfigError
 
     p = write_idx(tmp_path / "x", np.zeros((50, 28, 28)), gz=True)

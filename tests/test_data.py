@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnrun.data import DatasetSource, build_dataset, read_idx
+from snnrun.data import DatasetSource, build_dataset
+from snnrun.data.images import read_idx
 from snnrun.errors import ConfigError
 from snnrun.engine.loop import train
 

@@ -1,4 +1,4 @@
-"""data=mnist_variant (snnrun/data_variants.py): each variant's formula on known images, determinism
+"""data=mnist_variant (snnrun/data/variants.py): each variant's formula on known images, determinism
 by seed, bad options; and intensity: auto (snnrun/engine/input_rates.py)."""
 
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnrun.data_variants import VARIANTS, make_variant
+from snnrun.data.variants import VARIANTS, make_variant
 from snnrun.engine.input_rates import REFERENCE_RATE, auto_intensity, resolve_intensity
 from snnrun.errors import ConfigError
 
@@ -100,7 +100,7 @@ def test_auto_intensity_gives_every_dataset_mnists_total_input_rate():
 
 @needs_mnist
 def test_auto_intensity_is_128_hz_on_the_mnist_training_set():
-    from snnrun.data import MNISTSource
+    from snnrun.data.images import MNISTSource
 
     train, _, _ = MNISTSource(root=str(MNIST), download=False).load_splits()
     assert auto_intensity(train.x)[0] == pytest.approx(128.0, abs=1e-3)
@@ -108,7 +108,8 @@ def test_auto_intensity_is_128_hz_on_the_mnist_training_set():
 
 @needs_mnist
 def test_mnist_variant_dataset_loads_the_transformed_mnist(compose_cfg):
-    from snnrun.data import MNISTSource, build_dataset
+    from snnrun.data import build_dataset
+    from snnrun.data.images import MNISTSource
     from snnrun.engine.experiment import resolved
 
     cfg = compose_cfg("+model=diehl_cook", "data=mnist_variant", "data.variant=low_contrast", f"data.root={MNIST}",

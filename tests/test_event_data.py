@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import snnrun.event_data  # noqa: F401  (registers nmnist, dvs_gesture, shd, as the experiment does)
 from snnrun.components.encoders import Encoder
 from snnrun.data import build_dataset
 from snnrun.errors import ConfigError

@@ -107,7 +107,7 @@ def mnist_train(folder: str):
     """The MNIST training images and labels as uint8 arrays, read by snnrun's own IDX reader (the
     same files and layouts ``data=mnist`` accepts; a missing or damaged file is named)."""
     sys.path.insert(0, str(ROOT))
-    from snnrun.data import IDX_FILES, IDXSource, read_idx
+    from snnrun.data.images import IDX_FILES, IDXSource, read_idx
     from snnrun.errors import ConfigError
 
     source = IDXSource(root=folder, download=False)

@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snnrun import config as _config  # noqa: F401  (registers the resolvers)
-from snnrun import event_data as _event_data  # noqa: F401  (registers data=nmnist, dvs_gesture, shd)
 from snnrun.components.decoders import Decoder, LabelAssignment, Readout
 from snnrun.components.encoders import Encoder
 from snnrun.components.learning.base import Learner

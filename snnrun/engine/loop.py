@@ -29,7 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from snnrun.components.decoders import LabelAssignment, Readout
-from snnrun.augment import TrainingAugment
+from snnrun.data.augment import TrainingAugment
 from snnrun.engine import data_parallel
 from snnrun.engine.deferred import HostQueue
 from snnrun.engine.diagnostics import LearningDiagnostics

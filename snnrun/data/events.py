@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snnrun.data import DatasetSource, Split
+from snnrun.data.base import DatasetSource, Split
 from snnrun.errors import ConfigError
 
 
