@@ -149,7 +149,8 @@ DATA_PARAMS: dict[str, Range] = {
     "limit_test": Range("whole", low=1, what="samples, or null for all"),
     "augment_shift": Range("whole", low=0, what="pixels, 0 for off"),
     "augment_rotate": Range(low=0, high=180, what="degrees, 0 for off"),
-    "augment_scale": Range(low=0, high=1, high_open=True, what="relative size change, 0 for off"),
+    # a relative size change f in [0, 1), or [low, high] size factors (snnrun/data/augment.py checks which)
+    "augment_scale": Range("numbers", low=0, what="relative size change f, or [low, high] size factors; 0 for off"),
     "noise": Range(low=0), "test_fraction": Range(low=0, high=1, low_open=True, high_open=True),
 }
 

@@ -60,7 +60,7 @@ class DataConfig:
     limit_test: Optional[int] = None
     augment_shift: int = 0             # training images moved by up to N pixels each way (snnrun/data/augment.py)
     augment_rotate: float = 0.0        # ... turned by up to this many degrees either way
-    augment_scale: float = 0.0         # ... scaled by a factor from 1 - f to 1 + f
+    augment_scale: Any = 0.0           # ... scaled by a factor from 1 - f to 1 + f, or from [low, high]
 
 
 @dataclass

@@ -140,3 +140,37 @@ def test_rotation_refuses_what_it_cannot_do():
         RandomRotateScale(0, 1.0, (1, 8, 8), 0, cpu)
     with pytest.raises(ConfigError, match=r"data.augment_rotate.*square.*\[1, 8, 6\]"):
         RandomRotateScale(10, 0, (1, 8, 6), 0, cpu)
+
+
+def test_a_size_range_draws_factors_uniformly_between_its_ends():
+    """data.augment_scale=[low, high] (torchvision's RandomAffine scale form): factors ~ U(low, high);
+    a number f keeps its draws 1 + (2u - 1) f, the same as before the range form existed."""
+    cpu = torch.device("cpu")
+    _, s = RandomRotateScale(0, [0.85, 1.11], (1, 8, 8), 3, cpu).params(20000, 0)
+    assert 0.85 <= float(s.min()) < 0.851 and 1.109 < float(s.max()) <= 1.11
+    assert float(s.mean()) == pytest.approx(0.98, abs=0.003)  # (0.85 + 1.11) / 2
+    theta, f = RandomRotateScale(10, 0.1, (1, 8, 8), 3, cpu).params(1000, 5)
+    gen = torch.Generator().manual_seed((3 * 0x85EBCA77 + 5 + 0x5851F42D) % (2**63))
+    u = torch.rand((2, 1000), generator=gen)
+    assert torch.equal(f, 1 + (2 * u[1] - 1) * 0.1)
+    assert not RandomRotateScale(0, [1.0, 1.0], (1, 8, 8), 0, cpu)  # [1, 1]: no scaling, off
+    assert RandomRotateScale(0, [1.1, 1.2], (1, 8, 8), 0, cpu)  # always larger: on
+
+
+@pytest.mark.parametrize("bad", [[1.2, 0.9], [0.0, 1.1], [0.9], [0.9, 1.0, 1.1], ["a", 1.0]])
+def test_a_bad_size_range_names_the_key(bad):
+    with pytest.raises(ConfigError, match=r"data.augment_scale.*\[low, high\]"):
+        RandomRotateScale(0, bad, (1, 8, 8), 0, torch.device("cpu"))
+
+
+def test_a_size_range_from_the_command_line_trains(tmp_path):
+    rd = tmp_path / "run"
+    r = run_cli(["train", "+model=csnn", "data=digits", "data.limit_train=128", "data.limit_test=64",
+                 "data.augment_scale=[0.85,1.11]", "trainer.epochs=1", "trainer.batch_size=64", "device=cpu",
+                 "logger=plain", f"hydra.run.dir={rd}"], cli_environ(), tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "augment_scale:\n  - 0.85\n  - 1.11" in (rd / "resolved_config.yaml").read_text()
+    bad = run_cli(["train", "+model=csnn", "data=digits", "data.augment_scale=[1.2,0.9]", "device=cpu",
+                   f"hydra.run.dir={tmp_path / 'bad'}"], cli_environ(), tmp_path)
+    assert bad.returncode != 0 and "data.augment_scale" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr and not (tmp_path / "bad").exists()

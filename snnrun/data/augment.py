@@ -61,7 +61,9 @@ class RandomShift:
 
 class RandomRotateScale:
     """``rotate(x, samples_seen)``: each image turned by theta ~ U(-degrees, degrees) and
-    magnified by s ~ U(1 - scale, 1 + scale) about its centre.
+    magnified by s ~ U(1 - scale, 1 + scale) about its centre; ``scale`` may instead be a pair
+    ``[low, high]`` of size factors, s ~ U(low, high) (torchvision's ``RandomAffine(scale=...)``
+    form, e.g. Fang et al.'s [0.85, 1.11] for MNIST).
 
     The output pixel at p (coordinates from the image centre) reads the input at
     ``R(-theta) p / s``, so ink at q in the input lands at ``s R(theta) q``: in (x right, y down)
@@ -69,13 +71,12 @@ class RandomRotateScale:
     0 outside the image. ``params(b, samples_seen)`` gives the draws (radians, factors).
     """
 
-    def __init__(self, degrees: float, scale: float, shape: tuple[int, ...], seed: int, device: torch.device):
-        self.degrees, self.scale = float(degrees), float(scale)
+    def __init__(self, degrees: float, scale, shape: tuple[int, ...], seed: int, device: torch.device):
+        self.degrees = float(degrees)
         if not 0.0 <= self.degrees <= 180.0:
             raise ConfigError(f"a largest angle in degrees from 0 (off) to 180, got {degrees}", key="data.augment_rotate")
-        if not 0.0 <= self.scale < 1.0:
-            raise ConfigError(f"a largest relative change of size from 0 (off) up to, not including, 1 (0.1: "
-                              f"0.9x to 1.1x), got {scale}", key="data.augment_scale")
+        # s = centre + (2u - 1) half: a number f is centre 1, half f exactly (the draws of 1 +/- f)
+        self.centre, self.half = size_range(scale)
         if self and (len(shape) not in (2, 3) or shape[-1] != shape[-2]):
             key = "data.augment_rotate" if self.degrees else "data.augment_scale"
             raise ConfigError(f"turns and scales square images (C, H, H) or (H, H); these data are {list(shape)}", key=key)
@@ -83,7 +84,7 @@ class RandomRotateScale:
         self.gen = torch.Generator(device=device) if self else None
 
     def __bool__(self) -> bool:
-        return self.degrees > 0 or self.scale > 0
+        return self.degrees > 0 or self.half > 0 or self.centre != 1.0
 
     def params(self, b: int, samples_seen: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(theta, s) of the next ``b`` images: angles in radians and size factors."""
@@ -91,7 +92,7 @@ class RandomRotateScale:
         self.gen.manual_seed((self.seed * 0x85EBCA77 + samples_seen + 0x5851F42D) % (2**63))
         u = torch.rand((2, b), device=device or self.gen.device, generator=self.gen)
         theta = (2 * u[0] - 1) * math.radians(self.degrees)
-        return theta, 1 + (2 * u[1] - 1) * self.scale
+        return theta, self.centre + (2 * u[1] - 1) * self.half
 
     def __call__(self, x: torch.Tensor, samples_seen: int) -> torch.Tensor:
         if not self:
@@ -106,6 +107,23 @@ class RandomRotateScale:
         grid = F.affine_grid(inverse.to(torch.float32), list(img.shape), align_corners=False)
         out = F.grid_sample(img.to(torch.float32), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out.to(x.dtype).reshape(x.shape)
+
+
+def size_range(scale) -> tuple[float, float]:
+    """``data.augment_scale`` as (centre, half width) of the size factor's uniform range: a number
+    f is 1 +/- f (0 <= f < 1), a pair [low, high] is that range (0 < low <= high)."""
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        if not 0.0 <= scale < 1.0:
+            raise ConfigError(f"a largest relative change of size from 0 (off) up to, not including, 1 (0.1: "
+                              f"0.9x to 1.1x), or [low, high] size factors; got {scale}", key="data.augment_scale")
+        return 1.0, float(scale)
+    pair = list(scale) if isinstance(scale, (list, tuple)) else None
+    if (pair is None or len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+            or not 0.0 < pair[0] <= pair[1]):
+        raise ConfigError(f"[low, high] size factors with 0 < low <= high (e.g. [0.85, 1.11]), or one relative "
+                          f"change f for 1 - f to 1 + f; got {scale!r}", key="data.augment_scale")
+    low, high = float(pair[0]), float(pair[1])
+    return (low + high) / 2, (high - low) / 2
 
 
 class TrainingAugment:

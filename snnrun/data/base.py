@@ -36,7 +36,7 @@ class Dataset:
     name: str
     augment_shift: int = 0  # training images shifted by up to N pixels (snnrun/data/augment.py)
     augment_rotate: float = 0.0  # ... turned by up to this many degrees
-    augment_scale: float = 0.0   # ... and scaled by a factor in [1 - f, 1 + f]
+    augment_scale: float | tuple[float, float] = 0.0  # ... and scaled by a factor in [1 - f, 1 + f] or [low, high]
 
 
 class DatasetSource(Registered):
@@ -49,7 +49,7 @@ class DatasetSource(Registered):
     def __init__(self, *, shape=None, n_classes: int = 10, limit_train: int | None = None,
                  limit_test: int | None = None, n_inputs: int | None = None,
                  intensity: float | str | None = None, augment_shift: int = 0,
-                 augment_rotate: float = 0.0, augment_scale: float = 0.0):
+                 augment_rotate: float = 0.0, augment_scale: float | list[float] = 0.0):
         # shape / n_classes / n_inputs / intensity (the input rate, Hz of a white pixel, that
         # rate encoders should use on this dataset) are declared in the data config so that model
         # configs can interpolate them (${data.n_inputs}); the loader checks the shape.
@@ -60,7 +60,8 @@ class DatasetSource(Registered):
                 raise ConfigError(f"must be a positive number of samples or null, got {v}", key=k)
         self.limit_train, self.limit_test = limit_train, limit_test
         self.augment_shift = int(augment_shift)
-        self.augment_rotate, self.augment_scale = float(augment_rotate), float(augment_scale)
+        self.augment_rotate = float(augment_rotate)
+        self.augment_scale = tuple(augment_scale) if isinstance(augment_scale, (list, tuple)) else float(augment_scale)
 
     def load(self) -> Dataset:
         train, test, shape = self.load_splits()
