@@ -104,6 +104,7 @@ class PaperConfig:
     figure: float = MISSING            # the published value of `metric` (a fraction: 0.829)
     metric: str = "test_accuracy"      # the summary.json key it compares with
     note: Optional[str] = None         # how the paper reports it (e.g. selected on validation)
+    best_epoch_figure: Optional[float] = None  # its best test epoch, where it reports one (trainer.test_every_epoch)
 
 
 @dataclass

@@ -104,6 +104,23 @@ def test_reproduce_runs_seeds_and_reports_mean_std_against_the_paper(tmp_path, c
     assert "not compared" in r.stdout and "below the paper" not in r.stdout
 
 
+def test_reproduce_sets_the_best_test_epoch_beside_the_papers(tmp_path, cli_env):
+    """plif_mnist tests after every epoch: reproduce.json and the table also give the mean of each
+    seed's best test epoch beside the paper's best_epoch_figure (Fang et al.'s 99.72%)."""
+    sweep = tmp_path / "sweep"
+    tiny = ["data=synthetic", "data.shape=[1,12,12]", "data.n_classes=4", "data.n_train=60", "data.n_test=20",
+            "model.T=2", "model.channels=4", "model.hidden=16", "trainer.epochs=2", "logger=plain", "device=cpu"]
+    r = run_cli(["reproduce", "experiment=plif_mnist", "seeds=2", *tiny, f"hydra.sweep.dir={sweep}"], cli_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((sweep / "reproduce.json").read_text())
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in (0, 1)]
+    best = {str(s["seed"]): s["best_epoch_test_accuracy"] for s in summaries}
+    got = res["best_test_epoch"]
+    assert got["paper"] == pytest.approx(0.9972) and got["per_seed"] == pytest.approx(best)
+    assert got["mean"] == pytest.approx(sum(best.values()) / 2)
+    assert "0.9972" in r.stdout and "best test epoch" in r.stdout
+
+
 @pytest.mark.parametrize("args, key", [
     ([], "experiment"),
     (["experiment=dc_mnist_10"], "experiment"),

@@ -10,7 +10,6 @@ beside snnrun's mean ± std (ddof=1) over the seeds and the wall time, and write
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import datetime
@@ -126,7 +125,7 @@ def reaches(mean: float, figure: float) -> bool:
 def results(sweep_dir: Path, paper: dict[str, Any], seeds: list[int], wall_s: float) -> dict[str, Any]:
     """The figures of the finished runs in ``sweep_dir`` against the paper's."""
     metric = paper.get("metric", "test_accuracy")
-    per_seed, walls, unfinished = {}, [], []
+    per_seed, walls, unfinished, best_epoch = {}, [], [], {}
     for run in find_runs([sweep_dir], skipped=[]):
         r = read_run(run)
         seed = r["overrides"].get("seed", "-")
@@ -136,12 +135,20 @@ def results(sweep_dir: Path, paper: dict[str, Any], seeds: list[int], wall_s: fl
             continue
         per_seed[str(seed)] = float(s[metric])
         walls.append(float(s.get("wall_s") or 0.0))
+        if s.get("best_epoch_test_accuracy") is not None:  # trainer.test_every_epoch
+            best_epoch[str(seed)] = float(s["best_epoch_test_accuracy"])
     mean, std = mean_std(list(per_seed.values()))
-    return {"experiment": sweep_dir.name, "metric": metric, "paper": paper.get("figure"),
-            "source": paper.get("source"), "note": paper.get("note"), "mean": mean, "std": std,
-            "n_seeds": len(per_seed), "per_seed": per_seed, "run_wall_s_mean": mean_std(walls)[0],
-            "total_wall_s": wall_s, "reached": None if mean is None else reaches(mean, paper["figure"]),
-            "unfinished": unfinished, "seeds": seeds}
+    out = {"experiment": sweep_dir.name, "metric": metric, "paper": paper.get("figure"),
+           "source": paper.get("source"), "note": paper.get("note"), "mean": mean, "std": std,
+           "n_seeds": len(per_seed), "per_seed": per_seed, "run_wall_s_mean": mean_std(walls)[0],
+           "total_wall_s": wall_s, "reached": None if mean is None else reaches(mean, paper["figure"]),
+           "unfinished": unfinished, "seeds": seeds}
+    if best_epoch and len(best_epoch) == len(per_seed):
+        # the best test accuracy over the epochs, the figure some papers report (paper.best_epoch_figure)
+        b_mean, b_std = mean_std(list(best_epoch.values()))
+        out["best_test_epoch"] = {"paper": paper.get("best_epoch_figure"), "mean": b_mean, "std": b_std,
+                                  "per_seed": best_epoch}
+    return out
 
 
 def print_results(name: str, res: dict[str, Any]) -> None:
@@ -155,6 +162,12 @@ def print_results(name: str, res: dict[str, Any]) -> None:
               ", ".join(f"{k}: {v:.4f}" for k, v in res["per_seed"].items()),
               "-" if res["run_wall_s_mean"] is None else f"{res['run_wall_s_mean']:.1f} s",
               f"{res['total_wall_s']:.1f} s")
+    best = res.get("best_test_epoch")
+    if best is not None:
+        t.add_row("-" if best["paper"] is None else f"{float(best['paper']):.4f}",
+                  f"{best['mean']:.4f}" + (f" ± {best['std']:.4f}" if best["std"] is not None else ""),
+                  str(len(best["per_seed"])), ", ".join(f"{k}: {v:.4f}" for k, v in best["per_seed"].items())
+                  + " (best test epoch)", "", "")
     console.print(t)
     if res["unfinished"]:
         console.print(f"[yellow]warning:[/] {len(res['unfinished'])} run(s) did not finish: "
