@@ -151,23 +151,26 @@ def results(sweep_dir: Path, paper: dict[str, Any], seeds: list[int], wall_s: fl
     return out
 
 
+def figure_cells(paper, mean, std, per_seed: dict[str, float]) -> tuple[str, str, str, str]:
+    """A table row's paper, snnrun (mean ± std), seeds and per-seed cells."""
+    snn = "-" if mean is None else f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+    return ("-" if paper is None else f"{float(paper):.4f}", snn, str(len(per_seed)),
+            ", ".join(f"{k}: {v:.4f}" for k, v in per_seed.items()))
+
+
 def print_results(name: str, res: dict[str, Any]) -> None:
     t = Table(title=f"reproduce {name}", title_justify="left", caption_justify="left",
               caption=f"{res['metric']}: mean ± std (ddof=1) over seeds; paper: {escape(str(res['source']))}"
                       + (f" ({escape(res['note'])})" if res.get("note") else ""))
     for col in ("paper", "snnrun", "seeds", "per seed", "wall per run", "wall total"):
         t.add_column(col, justify="right" if col != "per seed" else "left", no_wrap=col != "per seed")
-    snn = "-" if res["mean"] is None else f"{res['mean']:.4f}" + (f" ± {res['std']:.4f}" if res["std"] is not None else "")
-    t.add_row(f"{float(res['paper']):.4f}", snn, str(res["n_seeds"]),
-              ", ".join(f"{k}: {v:.4f}" for k, v in res["per_seed"].items()),
+    t.add_row(*figure_cells(res["paper"], res["mean"], res["std"], res["per_seed"]),
               "-" if res["run_wall_s_mean"] is None else f"{res['run_wall_s_mean']:.1f} s",
               f"{res['total_wall_s']:.1f} s")
     best = res.get("best_test_epoch")
     if best is not None:
-        t.add_row("-" if best["paper"] is None else f"{float(best['paper']):.4f}",
-                  f"{best['mean']:.4f}" + (f" ± {best['std']:.4f}" if best["std"] is not None else ""),
-                  str(len(best["per_seed"])), ", ".join(f"{k}: {v:.4f}" for k, v in best["per_seed"].items())
-                  + " (best test epoch)", "", "")
+        paper, snn, n, seeds = figure_cells(best["paper"], best["mean"], best["std"], best["per_seed"])
+        t.add_row(paper, snn, n, seeds + " (best test epoch)", "", "")
     console.print(t)
     if res["unfinished"]:
         console.print(f"[yellow]warning:[/] {len(res['unfinished'])} run(s) did not finish: "

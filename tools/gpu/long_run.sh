@@ -6,7 +6,8 @@
 # e.g.  bash tools/gpu/long_run.sh plif_s0 540 experiment=plif_mnist seed=0 trainer.epochs=210 \
 #         data.root=.data/mnist device=cuda logger=plain
 # The run dir is /tmp/long/NAME; when the run has finished, its summary.json is copied to
-# $OUT/NAME_summary.json and its metrics.jsonl to $OUT/NAME_metrics.jsonl (where OUT is set) and the command prints the summary's accuracy figures.
+# $OUT/NAME_summary.json and its metrics.jsonl to $OUT/NAME_metrics.jsonl (where OUT is set), and
+# the command prints the summary's accuracy figures.
 source tools/gpu/setup.sh || exit 1
 name=$1; secs=$2; shift 2
 dir=/tmp/long/$name
