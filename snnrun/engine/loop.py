@@ -63,8 +63,6 @@ def improves(best: dict, val_acc: float, val_loss: float | None, ties: str) -> b
     return val_loss is not None and val_loss < best["val_loss"]
 
 
-
-
 # -- training ----------------------------------------------------------------------------------
 def diagnostics_for(exp: Experiment) -> LearningDiagnostics | None:
     """``trainer.diagnostics``: auto = on for models that learn by local rules and assign labels

@@ -125,7 +125,7 @@ def reaches(mean: float, figure: float) -> bool:
 def results(sweep_dir: Path, paper: dict[str, Any], seeds: list[int], wall_s: float) -> dict[str, Any]:
     """The figures of the finished runs in ``sweep_dir`` against the paper's."""
     metric = paper.get("metric", "test_accuracy")
-    per_seed, walls, unfinished, best_epoch = {}, [], [], {}
+    per_seed, walls, unfinished, best_test = {}, [], [], {}
     for run in find_runs([sweep_dir], skipped=[]):
         r = read_run(run)
         seed = r["overrides"].get("seed", "-")
@@ -136,18 +136,18 @@ def results(sweep_dir: Path, paper: dict[str, Any], seeds: list[int], wall_s: fl
         per_seed[str(seed)] = float(s[metric])
         walls.append(float(s.get("wall_s") or 0.0))
         if s.get("best_epoch_test_accuracy") is not None:  # trainer.test_every_epoch
-            best_epoch[str(seed)] = float(s["best_epoch_test_accuracy"])
+            best_test[str(seed)] = float(s["best_epoch_test_accuracy"])
     mean, std = mean_std(list(per_seed.values()))
     out = {"experiment": sweep_dir.name, "metric": metric, "paper": paper.get("figure"),
            "source": paper.get("source"), "note": paper.get("note"), "mean": mean, "std": std,
            "n_seeds": len(per_seed), "per_seed": per_seed, "run_wall_s_mean": mean_std(walls)[0],
            "total_wall_s": wall_s, "reached": None if mean is None else reaches(mean, paper["figure"]),
            "unfinished": unfinished, "seeds": seeds}
-    if best_epoch and len(best_epoch) == len(per_seed):
+    if best_test and len(best_test) == len(per_seed):
         # the best test accuracy over the epochs, the figure some papers report (paper.best_epoch_figure)
-        b_mean, b_std = mean_std(list(best_epoch.values()))
+        b_mean, b_std = mean_std(list(best_test.values()))
         out["best_test_epoch"] = {"paper": paper.get("best_epoch_figure"), "mean": b_mean, "std": b_std,
-                                  "per_seed": best_epoch}
+                                  "per_seed": best_test}
     return out
 
 
