@@ -82,7 +82,10 @@ def test_a_captured_lif_call_replays_the_eager_gradient():
 
     def call():
         s, _ = lif_multistep(x, tau=2.0)
-        outputs.append((s, torch.autograd.grad(s.sum(), [x])[0]))
+        # detached: a kept autograd graph would hold x's gradient accumulator from the warm-up's
+        # side stream into the capture's, which torch warns of (the storage is kept all the same)
+        g, = torch.autograd.grad(s.sum(), [x])
+        outputs.append((s.detach(), g))
 
     graph = capture(call)
     static_s, static_g = outputs[-1]  # the captured call's outputs, rewritten by every replay
